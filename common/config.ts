@@ -1,0 +1,197 @@
+/**
+ * Lia's configuration: environment variables `LIA__SECTION__KEY`, validated once at start.
+ *
+ * The schema below is the single source of truth: `.env.example` and the README table are
+ * checked against it by a test, so a variable can't be added here and forgotten there.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const num = (min: number, max: number) => z.coerce.number().min(min).max(max);
+const list = z.string().transform((v) =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+);
+const optionalString = z.string().min(1).optional();
+
+/** Each entry: the env key (after `LIA__SECTION__`), its schema, default, and a one-line description. */
+interface Var {
+  schema: z.ZodType;
+  default?: string;
+  secret?: boolean;
+  doc: string;
+}
+
+export const CONFIG_VARS = {
+  server: {
+    host: { schema: z.string().min(1), default: '127.0.0.1', doc: 'Address the API listens on' },
+    port: { schema: int(0, 65535), default: '3000', doc: 'Port of the API and web UI' },
+    public_url: {
+      schema: z.string().url().optional(),
+      doc: 'Base URL put in links given to users (default http://<host>:<port>)',
+    },
+  },
+  api: {
+    service_token: {
+      schema: z.string().min(16, 'must be at least 16 characters').optional(),
+      secret: true,
+      doc: 'Bearer token of trusted services (the bot); unset: generated per run by the start command',
+    },
+    link_secret: {
+      schema: z.string().min(16, 'must be at least 16 characters').optional(),
+      secret: true,
+      doc: 'HMAC key that signs browser links; unset: generated and kept in the state folder',
+    },
+    link_ttl_minutes: { schema: int(1, 60 * 24 * 90), default: '1440', doc: 'How long a signed link is valid' },
+    admin_users: { schema: list, default: '', doc: 'Comma-separated user ids that may act on every task' },
+  },
+  database: {
+    url: {
+      schema: z.string().url().optional(),
+      secret: true,
+      doc: 'PostgreSQL URL; unset: a private cluster in the state folder is started',
+    },
+  },
+  temporal: {
+    address: {
+      schema: z.string().min(3).optional(),
+      doc: 'Temporal frontend host:port; unset: a private dev server is started',
+    },
+    namespace: { schema: z.string().min(1), default: 'default', doc: 'Temporal namespace' },
+    cli: { schema: optionalString, doc: 'Path to a `temporal` CLI binary (else PATH, else a cached build)' },
+    port: { schema: int(1024, 65535), default: '7233', doc: 'Port of the private dev server' },
+    ui_port: { schema: int(1024, 65535), default: '8233', doc: 'Port of the private dev server\'s Temporal UI' },
+  },
+  state: {
+    dir: { schema: z.string().min(1), default: '.lia-state', doc: 'Project-local folder for databases, VMs, logs' },
+  },
+  host: {
+    id: {
+      schema: z.string().regex(/^[a-z0-9-]{1,40}$/, 'lower-case letters, digits and dashes, at most 40'),
+      default: 'local',
+      doc: 'This KVM host\'s id; its worker polls task queue lia-host-<id>',
+    },
+    max_vms: { schema: int(1, 1000), default: '4', doc: 'VMs (running or suspended) this host accepts' },
+    heartbeat_seconds: { schema: num(0.5, 300), default: '5', doc: 'How often the host worker refreshes its record' },
+  },
+  vm: {
+    driver: {
+      schema: z.enum(['auto', 'firecracker', 'qemu', 'local']),
+      default: 'auto',
+      doc: 'VM driver: auto picks firecracker > qemu > local',
+    },
+    idle_timeout_minutes: { schema: num(0.01, 60 * 24 * 30), default: '30', doc: 'Idle time before a task is suspended' },
+    vcpus: { schema: int(1, 32), default: '1', doc: 'vCPUs per VM' },
+    memory_mib: { schema: int(128, 65536), default: '512', doc: 'Memory per VM (MiB)' },
+    default_storage_gb: { schema: int(1, 2048), default: '50', doc: 'Disk per VM (GB, copy-on-write)' },
+  },
+  claude: {
+    api_key: {
+      schema: optionalString,
+      secret: true,
+      doc: 'Anthropic API key; added by the egress proxy on the host, never given to a guest',
+    },
+    base_url: { schema: z.string().url(), default: 'https://api.anthropic.com', doc: 'Model API the proxy forwards to' },
+  },
+  output: {
+    retention_bytes: {
+      schema: int(64 * 1024, 1024 * 1024 * 1024),
+      default: String(8 * 1024 * 1024),
+      doc: 'Output kept per task; oldest chunks are dropped beyond it',
+    },
+  },
+  quota: {
+    live_tasks_per_user: { schema: int(1, 1000), default: '5', doc: 'Tasks a user may have that are not ended' },
+  },
+  discord: {
+    token: { schema: optionalString, secret: true, doc: 'Discord bot token; unset: the bot is not started' },
+    application_id: { schema: optionalString, doc: 'Discord application id (for deploying commands)' },
+    guild_id: { schema: optionalString, doc: 'Deploy commands to this guild only (development)' },
+  },
+  log: {
+    level: { schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']), default: 'info', doc: 'Log level' },
+  },
+} satisfies Record<string, Record<string, Var>>;
+
+type Vars = typeof CONFIG_VARS;
+export type Config = {
+  [S in keyof Vars]: {
+    [K in keyof Vars[S]]: Vars[S][K] extends { schema: infer T extends z.ZodType }
+      ? Vars[S][K] extends { default: string }
+        ? Exclude<z.output<T>, undefined>
+        : z.output<T>
+      : never;
+  };
+};
+
+export function envName(section: string, key: string): string {
+  return `LIA__${section.toUpperCase()}__${key.toUpperCase()}`;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Reads and validates the whole configuration. Throws ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const problems: string[] = [];
+  const out: Record<string, Record<string, unknown>> = {};
+  const known = new Set<string>();
+  for (const [section, vars] of Object.entries(CONFIG_VARS)) {
+    out[section] = {};
+    for (const [key, v] of Object.entries(vars as Record<string, Var>)) {
+      const name = envName(section, key);
+      known.add(name);
+      const raw = env[name] === '' ? undefined : env[name];
+      const value = raw ?? v.default;
+      const parsed = v.schema.safeParse(value);
+      if (parsed.success) {
+        (out[section] as Record<string, unknown>)[key] = parsed.data;
+      } else {
+        const shown = v.secret ? '(hidden)' : JSON.stringify(value);
+        problems.push(`${name}=${shown}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+      }
+    }
+  }
+  for (const name of Object.keys(env)) {
+    if (name.startsWith('LIA__') && !known.has(name)) {
+      problems.push(`${name}: unknown variable (see .env.example for the list)`);
+    }
+  }
+  if (problems.length) throw new ConfigError(problems);
+  const config = out as Config;
+  config.state.dir = path.resolve(config.state.dir);
+  return config;
+}
+
+/** Loads the config or exits the process with a message naming each bad variable. */
+export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Config {
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
+
+export function publicUrl(config: Config): string {
+  return config.server.public_url ?? `http://${config.server.host}:${config.server.port}`;
+}
+
+export function hostQueue(hostId: string): string {
+  return `lia-host-${hostId}`;
+}
+
+export const CONTROL_QUEUE = 'lia-control';

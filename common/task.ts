@@ -1,0 +1,102 @@
+/**
+ * The task's shared vocabulary: ids, states, the workflow's input and the state it reports.
+ * Imported by workflows (types and pure helpers only), the API, the bot and the activities.
+ */
+import { z } from 'zod';
+
+export const TASK_STATUSES = ['pending', 'starting', 'running', 'suspended', 'terminated', 'failed'] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+export const ENDED_STATUSES: readonly TaskStatus[] = ['terminated', 'failed'];
+export const isEnded = (s: TaskStatus): boolean => ENDED_STATUSES.includes(s);
+
+export const RUNTIMES = ['shell', 'claude'] as const;
+export type Runtime = (typeof RUNTIMES)[number];
+
+/** `t_` + 10 lower-case base32 characters (RFC 4648 alphabet): short, URL-safe, unambiguous. */
+export const TASK_ID_RE = /^t_[a-z2-7]{10}$/;
+export const taskIdSchema = z
+  .string()
+  .regex(TASK_ID_RE, 'a task id looks like t_ followed by 10 characters from a-z and 2-7, e.g. t_abcdefg234');
+
+export const LIMITS = {
+  promptMaxChars: 100_000,
+  filesMax: 10,
+  fileMaxBytes: 10 * 1024 * 1024,
+  filesTotalMaxBytes: 25 * 1024 * 1024,
+  idleTimeoutSeconds: { min: 1, max: 30 * 24 * 3600 },
+  terminal: { minCols: 2, maxCols: 1000, minRows: 1, maxRows: 500 },
+  inputMaxBytes: 64 * 1024,
+} as const;
+
+/** Safe file names: no path separators, no leading dot, printable, at most 128 characters. */
+export const fileNameSchema = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(
+    /^[A-Za-z0-9_][A-Za-z0-9._ -]*$/,
+    'file names may use letters, digits, ".", "_", "-" and spaces, and must not start with "." or "-"',
+  );
+
+export const promptSchema = z
+  .string()
+  .max(LIMITS.promptMaxChars, `the prompt must be at most ${LIMITS.promptMaxChars} characters`)
+  .refine((s) => s.trim().length > 0, 'the prompt must not be empty');
+
+export interface TaskLimits {
+  idleTimeoutMs: number;
+  vcpus: number;
+  memoryMib: number;
+  storageGb: number;
+}
+
+/** The workflow's input. Files travel through PostgreSQL (`task_files`), never through history. */
+export interface TaskInput {
+  taskId: string;
+  owner: string;
+  runtime: Runtime;
+  /** The first line only, for the memo; the whole prompt is in `task_files` as `PROMPT.md`. */
+  promptFirstLine: string;
+  fileNames: string[];
+  limits: TaskLimits;
+  /** How often the host may report agent I/O to the workflow (idle timer resets). */
+  activityReportMs: number;
+  /** Continue-as-new after this many history events even if Temporal has not suggested it yet. */
+  maxHistoryEvents?: number;
+}
+
+export interface TaskState {
+  taskId: string;
+  owner: string;
+  runtime: Runtime;
+  status: TaskStatus;
+  hostId?: string;
+  driver?: string;
+  acceleration?: string;
+  /** Epoch ms of the last reported agent I/O (or of the last state change). */
+  lastActivityAt: number;
+  /** Epoch ms when the idle timer will suspend the task, while running. */
+  idleDeadline?: number;
+  suspendCount: number;
+  error?: string;
+  exitCode?: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** Carried across continue-as-new. */
+export interface CarriedState {
+  state: TaskState;
+}
+
+/** Search attributes on every task workflow (registered with the Temporal server by temporal-dev/). */
+export const SEARCH_ATTRIBUTES = {
+  owner: 'LiaOwner',
+  status: 'LiaStatus',
+  host: 'LiaHost',
+} as const;
+
+export function firstLine(text: string, max = 120): string {
+  const line = text.trim().split('\n', 1)[0] ?? '';
+  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
+}

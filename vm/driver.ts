@@ -1,0 +1,52 @@
+/**
+ * The one interface every VMM driver implements. A driver keeps all it needs on disk under its
+ * host's state folder, so a restarted worker (a new driver object) finds its VMs again.
+ */
+import type { Duplex } from 'node:stream';
+
+export type DriverName = 'firecracker' | 'qemu' | 'local';
+
+export interface VmSpec {
+  taskId: string;
+  vcpus: number;
+  memoryMib: number;
+  storageGb: number;
+}
+
+/** What a driver reports about a task's VM on this host. */
+export type VmPresence = 'absent' | 'running' | 'suspended';
+
+export type Progress = (message: string) => void;
+
+export interface VmDriver {
+  readonly name: DriverName;
+  /** 'kvm', 'tcg' (software emulation) or 'none' (local: no VM at all). */
+  readonly acceleration: string;
+  /**
+   * Creates the VM (copy-on-write disk, VMM process, sidecar) and resolves once the sidecar
+   * accepts connections. Idempotent: a VM that is already up is left as it is.
+   */
+  boot(spec: VmSpec, progress: Progress): Promise<void>;
+  /** A fresh byte stream to the task's sidecar (one at a time per task). */
+  connect(taskId: string): Promise<Duplex>;
+  /** Pauses the VM, writes its state, stops the VMM. Returns the snapshot's size on disk. */
+  suspend(taskId: string, progress: Progress): Promise<{ snapshotBytes: number }>;
+  /** Restores a suspended VM and resolves once the sidecar accepts connections again. */
+  restore(taskId: string, progress: Progress): Promise<void>;
+  /** Kills the VMM and every process of the task, deletes disk, snapshot, sockets. Idempotent. */
+  destroy(taskId: string): Promise<void>;
+  presence(taskId: string): Promise<VmPresence>;
+  /** Task ids that have anything (process, disk, snapshot) on this host: for reconciliation. */
+  list(): Promise<string[]>;
+}
+
+export class VmError extends Error {
+  constructor(
+    message: string,
+    /** False when retrying cannot help (missing binary, bad image): the task fails visibly. */
+    readonly retryable = true,
+  ) {
+    super(message);
+    this.name = 'VmError';
+  }
+}
