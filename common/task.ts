@@ -100,3 +100,8 @@ export function firstLine(text: string, max = 120): string {
   const line = text.trim().split('\n', 1)[0] ?? '';
   return line.length > max ? `${line.slice(0, max - 1)}…` : line;
 }
+
+/** How often the host reports agent I/O to the workflow: often enough for the idle timer, rarely enough for history. */
+export function activityReportInterval(idleTimeoutMs: number): number {
+  return Math.min(3000, Math.max(200, Math.floor(idleTimeoutMs / 4)));
+}

@@ -1,0 +1,45 @@
+import { CHANNELS, type Pool } from './pool.js';
+
+export type InputItem =
+  | { id: number; kind: 'stdin'; data: Buffer }
+  | { id: number; kind: 'resize'; cols: number; rows: number };
+
+/** Queues terminal input for the host that holds the task's VM, and wakes it. */
+export async function enqueueInput(
+  pool: Pool,
+  taskId: string,
+  item: { kind: 'stdin'; data: Buffer } | { kind: 'resize'; cols: number; rows: number },
+): Promise<void> {
+  await pool.query(
+    `WITH ins AS (INSERT INTO task_input (task_id, kind, data, cols, rows) VALUES ($1, $2, $3, $4, $5) RETURNING 1)
+     SELECT pg_notify($6, $1) FROM ins`,
+    [
+      taskId,
+      item.kind,
+      item.kind === 'stdin' ? item.data : null,
+      item.kind === 'resize' ? item.cols : null,
+      item.kind === 'resize' ? item.rows : null,
+      CHANNELS.input,
+    ],
+  );
+}
+
+/** Input queued after `afterId`, oldest first. */
+export async function pendingInput(pool: Pool, taskId: string, afterId = 0, limit = 500): Promise<InputItem[]> {
+  const { rows } = await pool.query<{ id: number; kind: 'stdin' | 'resize'; data: Buffer; cols: number; rows: number }>(
+    'SELECT id, kind, data, cols, rows FROM task_input WHERE task_id = $1 AND id > $2 ORDER BY id LIMIT $3',
+    [taskId, afterId, limit],
+  );
+  return rows.map((r) =>
+    r.kind === 'stdin' ? { id: r.id, kind: 'stdin', data: r.data } : { id: r.id, kind: 'resize', cols: r.cols, rows: r.rows },
+  );
+}
+
+/** Forgets input up to and including `uptoId` once it reached the sidecar. */
+export async function consumeInput(pool: Pool, taskId: string, uptoId: number): Promise<void> {
+  await pool.query('DELETE FROM task_input WHERE task_id = $1 AND id <= $2', [taskId, uptoId]);
+}
+
+export async function dropInput(pool: Pool, taskId: string): Promise<void> {
+  await pool.query('DELETE FROM task_input WHERE task_id = $1', [taskId]);
+}

@@ -1,0 +1,18 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runner } from 'node-pg-migrate';
+
+const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
+
+/** Brings the schema up to date. Safe to run from several processes at once (it takes a lock). */
+export async function migrate(databaseUrl: string, log: (msg: string) => void = () => {}): Promise<void> {
+  await runner({
+    databaseUrl,
+    dir,
+    direction: 'up',
+    migrationsTable: 'lia_migrations',
+    count: Number.POSITIVE_INFINITY,
+    log,
+    singleTransaction: true,
+  });
+}

@@ -1,0 +1,29 @@
+import pg from 'pg';
+
+// bigint columns (seq) come back as numbers: output seqs stay far below 2^53.
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+
+export type Pool = pg.Pool;
+export type PoolClient = pg.PoolClient;
+
+export function createPool(url: string, max = 10): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url, max, application_name: 'lia' });
+  // An idle client's error (e.g. the server restarting) must not crash the process.
+  pool.on('error', () => {});
+  return pool;
+}
+
+/** A dedicated connection for LISTEN, outside the pool. */
+export async function listenClient(url: string, channels: string[]): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url, application_name: 'lia-listen' });
+  await client.connect();
+  for (const ch of channels) await client.query(`LISTEN ${pg.escapeIdentifier(ch)}`);
+  return client;
+}
+
+export const CHANNELS = {
+  /** payload: `<taskId>:<last seq written>` */
+  output: 'lia_output',
+  /** payload: `<taskId>` — new rows in task_input */
+  input: 'lia_input',
+} as const;

@@ -1,0 +1,172 @@
+/**
+ * A private PostgreSQL cluster in the state folder, for when LIA__DATABASE__URL is unset:
+ * Debian's PostgreSQL server binaries (installed with apt-get where missing), loopback only,
+ * trust authentication, a port chosen once and remembered.
+ */
+import { execFile, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export interface PrivateCluster {
+  url: string;
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+function findBinDir(): string | undefined {
+  const base = '/usr/lib/postgresql';
+  if (!fs.existsSync(base)) return undefined;
+  const versions = fs
+    .readdirSync(base)
+    .filter((v) => fs.existsSync(path.join(base, v, 'bin', 'initdb')))
+    .sort((a, b) => Number(b) - Number(a));
+  return versions[0] ? path.join(base, versions[0], 'bin') : undefined;
+}
+
+async function installPostgres(progress: (m: string) => void): Promise<string> {
+  if (process.getuid?.() !== 0) {
+    throw new Error('PostgreSQL server is not installed: run `sudo apt-get install postgresql` or set LIA__DATABASE__URL');
+  }
+  progress('[postgres] installing Debian package postgresql (apt-get)…');
+  const r1 = spawnSync('apt-get', ['update', '-q'], { stdio: 'inherit' });
+  const r2 =
+    r1.status === 0
+      ? spawnSync('apt-get', ['install', '-y', '-q', 'postgresql'], {
+          stdio: 'inherit',
+          env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+        })
+      : r1;
+  const dir = findBinDir();
+  if (r2.status !== 0 || !dir) throw new Error('could not install PostgreSQL with apt-get; set LIA__DATABASE__URL');
+  return dir;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+/** PostgreSQL refuses to run as root: run its tools as the `postgres` system user then. */
+function asDbUser(cmd: string, args: string[]): [string, string[]] {
+  return process.getuid?.() === 0 ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args];
+}
+
+async function pg(bin: string, tool: string, args: string[]): Promise<string> {
+  const [cmd, a] = asDbUser(path.join(bin, tool), args);
+  const { stdout } = await run(cmd, a, { maxBuffer: 1 << 20 });
+  return stdout;
+}
+
+async function isReady(bin: string, port: number, socketDir: string): Promise<boolean> {
+  try {
+    await run(path.join(bin, 'pg_isready'), ['-q', '-h', socketDir, '-p', String(port)]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Starts (or reuses, when already running) the private cluster under `<stateDir>/postgres`.
+ * `stop()` stops it only if this call started it.
+ */
+export async function ensurePrivateCluster(
+  stateDir: string,
+  progress: (m: string) => void = () => {},
+): Promise<PrivateCluster> {
+  const root = path.join(stateDir, 'postgres');
+  const dataDir = path.join(root, 'data');
+  const socketDir = path.join(root, 'run');
+  const portFile = path.join(root, 'port');
+  const bin = findBinDir() ?? (await installPostgres(progress));
+  fs.mkdirSync(socketDir, { recursive: true });
+  if (process.getuid?.() === 0) {
+    // The postgres user must reach the folder; the state folder itself stays root's.
+    for (let d = root; d !== path.dirname(d) && d.startsWith(stateDir); d = path.dirname(d)) {
+      fs.chmodSync(d, fs.statSync(d).mode | 0o711);
+    }
+    fs.chmodSync(stateDir, fs.statSync(stateDir).mode | 0o711);
+    for (let d = path.dirname(stateDir); d !== '/'; d = path.dirname(d)) {
+      const m = fs.statSync(d).mode;
+      if ((m & 0o001) === 0) fs.chmodSync(d, m | 0o001);
+    }
+    spawnSync('chown', ['-R', 'postgres:postgres', root]);
+  }
+  let port = fs.existsSync(portFile) ? Number(fs.readFileSync(portFile, 'utf8')) : 0;
+  const url = () => `postgresql://postgres@127.0.0.1:${port}/lia`;
+  if (port && (await isReady(bin, port, socketDir))) {
+    return { url: url(), dataDir, stop: async () => {} };
+  }
+  if (!fs.existsSync(path.join(dataDir, 'PG_VERSION'))) {
+    progress(`[postgres] creating a private cluster in ${dataDir}…`);
+    await pg(bin, 'initdb', ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
+  }
+  if (!port) {
+    port = await freePort();
+    fs.writeFileSync(portFile, String(port));
+  }
+  progress(`[postgres] starting on 127.0.0.1:${port}…`);
+  const logFile = path.join(root, 'postgres.log');
+  if (process.getuid?.() === 0 && !fs.existsSync(logFile)) {
+    fs.writeFileSync(logFile, '');
+    spawnSync('chown', ['postgres:postgres', logFile]);
+  }
+  await pg(bin, 'pg_ctl', [
+    '-D',
+    dataDir,
+    '-l',
+    logFile,
+    '-w',
+    '-t',
+    '60',
+    '-o',
+    `-p ${port} -k ${socketDir} -c listen_addresses=127.0.0.1 -c max_connections=200`,
+    'start',
+  ]);
+  const exists = await pg(bin, 'psql', [
+    '-h',
+    socketDir,
+    '-p',
+    String(port),
+    '-U',
+    'postgres',
+    '-tAc',
+    "SELECT 1 FROM pg_database WHERE datname = 'lia'",
+  ]);
+  if (!exists.trim()) {
+    await pg(bin, 'createdb', ['-h', socketDir, '-p', String(port), '-U', 'postgres', 'lia']);
+  }
+  return {
+    url: url(),
+    dataDir,
+    stop: async () => {
+      await pg(bin, 'pg_ctl', ['-D', dataDir, '-m', 'fast', '-w', 'stop']).catch(() => {});
+    },
+  };
+}
+
+/** Creates a fresh database on the cluster behind `url` and returns its URL (for isolated tests). */
+export async function createDatabase(url: string, name: string): Promise<string> {
+  const { default: pgmod } = await import('pg');
+  const client = new pgmod.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(`DROP DATABASE IF EXISTS ${pgmod.escapeIdentifier(name)} WITH (FORCE)`);
+    await client.query(`CREATE DATABASE ${pgmod.escapeIdentifier(name)}`);
+  } finally {
+    await client.end();
+  }
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return u.toString();
+}

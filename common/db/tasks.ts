@@ -1,0 +1,110 @@
+import type { TaskRecordPatch } from '../activities.js';
+import type { Runtime, TaskStatus } from '../task.js';
+import type { Pool } from './pool.js';
+
+export interface TaskRow {
+  id: string;
+  owner: string;
+  runtime: Runtime;
+  status: TaskStatus;
+  promptFirstLine: string;
+  hostId: string | null;
+  driver: string | null;
+  acceleration: string | null;
+  error: string | null;
+  exitCode: number | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+const COLUMNS = `id, owner, runtime, status, prompt_first_line AS "promptFirstLine", host_id AS "hostId",
+  driver, acceleration, error, exit_code AS "exitCode", created_at AS "createdAt", updated_at AS "updatedAt"`;
+
+export class QuotaExceeded extends Error {
+  constructor(readonly limit: number) {
+    super(`you already have ${limit} live tasks (the limit); stop one with /stop or DELETE before starting another`);
+  }
+}
+
+/**
+ * Creates the task's row and files in one transaction, refusing when the owner is at the quota
+ * of live tasks. The per-owner advisory lock makes the count-then-insert safe under concurrency.
+ */
+export async function createTask(
+  pool: Pool,
+  t: { id: string; owner: string; runtime: Runtime; promptFirstLine: string; files: { name: string; data: Buffer }[] },
+  liveQuota: number,
+): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`owner:${t.owner}`]);
+    const { rows } = await client.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM tasks WHERE owner = $1 AND status NOT IN ('terminated', 'failed')`,
+      [t.owner],
+    );
+    if ((rows[0]?.n ?? 0) >= liveQuota) throw new QuotaExceeded(liveQuota);
+    await client.query(
+      `INSERT INTO tasks (id, owner, runtime, status, prompt_first_line) VALUES ($1, $2, $3, 'pending', $4)`,
+      [t.id, t.owner, t.runtime, t.promptFirstLine],
+    );
+    for (const f of t.files) {
+      await client.query('INSERT INTO task_files (task_id, name, data) VALUES ($1, $2, $3)', [t.id, f.name, f.data]);
+    }
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+export async function getTask(pool: Pool, id: string): Promise<TaskRow | undefined> {
+  const { rows } = await pool.query<TaskRow>(`SELECT ${COLUMNS} FROM tasks WHERE id = $1`, [id]);
+  return rows[0];
+}
+
+export async function listTasks(pool: Pool, owner: string | undefined, limit = 100): Promise<TaskRow[]> {
+  const { rows } = owner
+    ? await pool.query<TaskRow>(`SELECT ${COLUMNS} FROM tasks WHERE owner = $1 ORDER BY created_at DESC LIMIT $2`, [
+        owner,
+        limit,
+      ])
+    : await pool.query<TaskRow>(`SELECT ${COLUMNS} FROM tasks ORDER BY created_at DESC LIMIT $1`, [limit]);
+  return rows;
+}
+
+const PATCH_COLUMNS: Record<keyof TaskRecordPatch, string> = {
+  status: 'status',
+  hostId: 'host_id',
+  driver: 'driver',
+  acceleration: 'acceleration',
+  error: 'error',
+  exitCode: 'exit_code',
+};
+
+export async function updateTask(pool: Pool, id: string, patch: TaskRecordPatch): Promise<void> {
+  const sets: string[] = [];
+  const values: unknown[] = [id];
+  for (const [key, column] of Object.entries(PATCH_COLUMNS)) {
+    const v = patch[key as keyof TaskRecordPatch];
+    if (v === undefined) continue;
+    values.push(v);
+    sets.push(`${column} = $${values.length}`);
+  }
+  if (!sets.length) return;
+  await pool.query(`UPDATE tasks SET ${sets.join(', ')}, updated_at = now() WHERE id = $1`, values);
+}
+
+export async function deleteTask(pool: Pool, id: string): Promise<void> {
+  await pool.query('DELETE FROM tasks WHERE id = $1', [id]);
+}
+
+export async function readTaskFiles(pool: Pool, id: string): Promise<{ name: string; data: Buffer }[]> {
+  const { rows } = await pool.query<{ name: string; data: Buffer }>(
+    'SELECT name, data FROM task_files WHERE task_id = $1 ORDER BY name',
+    [id],
+  );
+  return rows;
+}

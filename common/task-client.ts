@@ -1,0 +1,252 @@
+/**
+ * What the API and the bot do to tasks: one implementation, so a slash command and a REST call
+ * behave the same. It starts workflows and sends signals, updates and queries; it never touches
+ * a VM. Errors are TaskErrors whose messages say what to fix.
+ */
+import {
+  type Client,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  WorkflowUpdateStage,
+} from '@temporalio/client';
+import type { agentTask } from '../workflows/agentTask.js';
+import { resumeUpdate, stateQuery, terminateSignal, WORKFLOW_TYPE } from '../workflows/definitions.js';
+import { type Config, CONTROL_QUEUE, publicUrl } from './config.js';
+import { enqueueInput } from './db/input.js';
+import type { Pool } from './db/pool.js';
+import { createTask, deleteTask, getTask, listTasks, QuotaExceeded, type TaskRow } from './db/tasks.js';
+import { newTaskId } from './ids.js';
+import { type LinkSigner, taskUrl } from './links.js';
+import { OWNER_KEY, STATUS_KEY } from './search-attributes.js';
+import {
+  activityReportInterval,
+  firstLine,
+  isEnded,
+  LIMITS,
+  type Runtime,
+  type TaskInput,
+  type TaskState,
+  type TaskStatus,
+} from './task.js';
+
+export type TaskErrorCode = 'invalid' | 'not_found' | 'forbidden' | 'conflict' | 'quota' | 'unavailable';
+
+export class TaskError extends Error {
+  constructor(
+    readonly code: TaskErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'TaskError';
+  }
+}
+
+/** Who is asking. Admins may act on every task. */
+export interface Actor {
+  userId: string;
+  admin: boolean;
+}
+
+export interface NewTask {
+  prompt: string;
+  runtime: Runtime;
+  files: { name: string; data: Buffer }[];
+  idleTimeoutSeconds?: number;
+}
+
+export interface TaskView {
+  id: string;
+  owner: string;
+  runtime: Runtime;
+  status: TaskStatus;
+  promptFirstLine: string;
+  hostId: string | null;
+  driver: string | null;
+  acceleration: string | null;
+  error: string | null;
+  exitCode: number | null;
+  createdAt: string;
+  updatedAt: string;
+  /** Epoch ms at which the idle timer suspends the task (running tasks, from the workflow). */
+  idleDeadline?: number;
+  lastActivityAt?: number;
+}
+
+export class TaskClient {
+  constructor(
+    private readonly temporal: Client,
+    private readonly pool: Pool,
+    private readonly config: Config,
+    private readonly links: LinkSigner,
+  ) {}
+
+  async create(actor: Actor, t: NewTask): Promise<{ taskId: string; url: string; status: TaskStatus }> {
+    let total = 0;
+    for (const f of t.files) total += f.data.length;
+    if (t.files.length > LIMITS.filesMax) throw new TaskError('invalid', `at most ${LIMITS.filesMax} files per task`);
+    if (total > LIMITS.filesTotalMaxBytes) {
+      throw new TaskError('invalid', `files may total at most ${LIMITS.filesTotalMaxBytes / 1024 / 1024} MiB`);
+    }
+    if (t.files.some((f) => f.name === 'PROMPT.md')) throw new TaskError('invalid', 'PROMPT.md is reserved for the prompt');
+    const taskId = newTaskId();
+    const idleTimeoutMs = (t.idleTimeoutSeconds ?? this.config.vm.idle_timeout_minutes * 60) * 1000;
+    const input: TaskInput = {
+      taskId,
+      owner: actor.userId,
+      runtime: t.runtime,
+      promptFirstLine: firstLine(t.prompt),
+      fileNames: t.files.map((f) => f.name),
+      limits: {
+        idleTimeoutMs,
+        vcpus: this.config.vm.vcpus,
+        memoryMib: this.config.vm.memory_mib,
+        storageGb: this.config.vm.default_storage_gb,
+      },
+      activityReportMs: activityReportInterval(idleTimeoutMs),
+    };
+    try {
+      await createTask(
+        this.pool,
+        {
+          id: taskId,
+          owner: actor.userId,
+          runtime: t.runtime,
+          promptFirstLine: input.promptFirstLine,
+          files: [{ name: 'PROMPT.md', data: Buffer.from(t.prompt, 'utf8') }, ...t.files],
+        },
+        this.config.quota.live_tasks_per_user,
+      );
+    } catch (err) {
+      if (err instanceof QuotaExceeded) throw new TaskError('quota', err.message);
+      throw err;
+    }
+    try {
+      await this.temporal.workflow.start<typeof agentTask>(WORKFLOW_TYPE, {
+        workflowId: taskId,
+        taskQueue: CONTROL_QUEUE,
+        args: [input],
+        typedSearchAttributes: [
+          { key: OWNER_KEY, value: actor.userId },
+          { key: STATUS_KEY, value: 'pending' },
+        ],
+        memo: { prompt: input.promptFirstLine, runtime: t.runtime },
+      });
+    } catch (err) {
+      // Nothing may be left behind: the row would count against the user's quota forever.
+      await deleteTask(this.pool, taskId).catch(() => {});
+      if (err instanceof WorkflowExecutionAlreadyStartedError) throw new TaskError('conflict', 'task id collision; try again');
+      throw new TaskError('unavailable', `could not start the task workflow: ${(err as Error).message}`);
+    }
+    return { taskId, url: await this.link(actor.userId, taskId), status: 'pending' };
+  }
+
+  /** The task's record, with live idle-timer details from the workflow when it is open. */
+  async get(actor: Actor, taskId: string): Promise<TaskView> {
+    const row = await this.authorized(actor, taskId);
+    const view = toView(row);
+    if (!isEnded(row.status)) {
+      const live = await this.query(taskId).catch(() => undefined);
+      if (live) {
+        view.status = live.status;
+        view.idleDeadline = live.status === 'running' ? live.idleDeadline : undefined;
+        view.lastActivityAt = live.lastActivityAt;
+        view.driver = live.driver ?? view.driver;
+        view.acceleration = live.acceleration ?? view.acceleration;
+      }
+    }
+    return view;
+  }
+
+  async list(actor: Actor, all = false): Promise<TaskView[]> {
+    const rows = await listTasks(this.pool, all && actor.admin ? undefined : actor.userId);
+    return rows.map(toView);
+  }
+
+  /** Resumes a suspended task and waits until it runs again (or fails). */
+  async resume(actor: Actor, taskId: string, wait: 'accepted' | 'completed' = 'completed'): Promise<TaskState | undefined> {
+    const row = await this.authorized(actor, taskId);
+    if (isEnded(row.status)) throw new TaskError('conflict', `task ${taskId} has ${row.status}; it cannot be resumed`);
+    const handle = this.temporal.workflow.getHandle(taskId);
+    try {
+      if (wait === 'accepted') {
+        await handle.startUpdate(resumeUpdate, { args: [{ by: actor.userId }], waitForStage: WorkflowUpdateStage.ACCEPTED });
+        return undefined;
+      }
+      return await handle.executeUpdate(resumeUpdate, { args: [{ by: actor.userId }] });
+    } catch (err) {
+      throw this.mapError(err, taskId);
+    }
+  }
+
+  async stop(actor: Actor, taskId: string, reason = 'stopped by its owner'): Promise<void> {
+    const row = await this.authorized(actor, taskId);
+    if (isEnded(row.status)) throw new TaskError('conflict', `task ${taskId} has already ${row.status}`);
+    try {
+      await this.temporal.workflow.getHandle(taskId).signal(terminateSignal, { reason, by: actor.userId });
+    } catch (err) {
+      throw this.mapError(err, taskId);
+    }
+  }
+
+  /**
+   * Queues terminal input. Input to a suspended task resumes it; the input waits in PostgreSQL
+   * and reaches the agent once the VM is back.
+   */
+  async input(actor: Actor, taskId: string, data: Buffer, knownStatus?: TaskStatus): Promise<void> {
+    const status = knownStatus ?? (await this.authorized(actor, taskId)).status;
+    if (isEnded(status)) throw new TaskError('conflict', `task ${taskId} has ${status}; it takes no more input`);
+    await enqueueInput(this.pool, taskId, { kind: 'stdin', data });
+    if (status === 'suspended') await this.resume(actor, taskId, 'accepted').catch(() => {});
+  }
+
+  async resize(taskId: string, cols: number, rows: number): Promise<void> {
+    await enqueueInput(this.pool, taskId, { kind: 'resize', cols, rows });
+  }
+
+  async query(taskId: string): Promise<TaskState> {
+    return this.temporal.workflow.getHandle(taskId).query(stateQuery);
+  }
+
+  async link(userId: string, taskId: string, expiresAt?: number): Promise<string> {
+    return taskUrl(publicUrl(this.config), taskId, await this.links.sign(userId, taskId, expiresAt));
+  }
+
+  /** Loads the task and checks the actor may act on it. Unknown and foreign tasks are told apart. */
+  async authorized(actor: Actor, taskId: string): Promise<TaskRow> {
+    const row = await getTask(this.pool, taskId);
+    if (!row) throw new TaskError('not_found', `no task ${taskId}`);
+    if (row.owner !== actor.userId && !actor.admin) {
+      throw new TaskError('forbidden', `task ${taskId} belongs to another user`);
+    }
+    return row;
+  }
+
+  private mapError(err: unknown, taskId: string): TaskError {
+    if (err instanceof WorkflowNotFoundError) return new TaskError('conflict', `task ${taskId} is no longer running`);
+    if (err instanceof WorkflowUpdateFailedError) {
+      return new TaskError('conflict', (err.cause as Error | undefined)?.message ?? err.message);
+    }
+    const msg = (err as Error).message ?? String(err);
+    if (/validat|rejected/i.test(msg)) return new TaskError('conflict', msg);
+    if (/completed|closed/i.test(msg)) return new TaskError('conflict', `task ${taskId} is no longer running`);
+    return new TaskError('unavailable', msg);
+  }
+}
+
+export function toView(row: TaskRow): TaskView {
+  return {
+    id: row.id,
+    owner: row.owner,
+    runtime: row.runtime,
+    status: row.status,
+    promptFirstLine: row.promptFirstLine,
+    hostId: row.hostId,
+    driver: row.driver,
+    acceleration: row.acceleration,
+    error: row.error,
+    exitCode: row.exitCode,
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+  };
+}
