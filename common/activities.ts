@@ -48,7 +48,7 @@ export interface HostActivities {
    * Pumps PTY output into PostgreSQL and input back, until the agent exits (returns its exit)
    * or the activity is cancelled. Signals agent I/O to the workflow at most every `reportMs`.
    */
-  pumpOutput(args: { taskId: string; reportMs: number }): Promise<AgentExit>;
+  pumpOutput(args: { taskId: string; runtime: Runtime; reportMs: number }): Promise<AgentExit>;
   /** Pauses the VM and writes its state; afterwards it holds no CPU or RAM. */
   suspendVm(args: { taskId: string }): Promise<{ snapshotBytes: number; ms: number }>;
   /** Brings a suspended VM back from its snapshot and waits for the sidecar. */

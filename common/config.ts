@@ -41,7 +41,7 @@ export const CONFIG_VARS = {
     service_token: {
       schema: z.string().min(16, 'must be at least 16 characters').optional(),
       secret: true,
-      doc: 'Bearer token of trusted services (the bot); unset: generated per run by the start command',
+      doc: 'Bearer token of trusted services (the bot); unset: generated and kept in the state folder',
     },
     link_secret: {
       schema: z.string().min(16, 'must be at least 16 characters').optional(),

@@ -214,7 +214,7 @@ export async function agentTask(input: TaskInput, carried?: CarriedState): Promi
     const scope = new CancellationScope();
     let pumpResult: { exit: AgentExit } | { error: unknown } | undefined;
     const pump = scope
-      .run(() => h.pump.pumpOutput({ taskId: state.taskId, reportMs: input.activityReportMs }))
+      .run(() => h.pump.pumpOutput({ taskId: state.taskId, runtime: state.runtime, reportMs: input.activityReportMs }))
       .then(
         (exit) => {
           pumpResult = { exit };

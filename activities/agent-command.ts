@@ -1,0 +1,43 @@
+/** What the sidecar runs for each runtime. The environment is built here, from nothing. */
+import type { Config } from '../common/config.js';
+import type { Runtime } from '../common/task.js';
+
+export interface AgentCommand {
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+}
+
+const BASE_ENV = {
+  TERM: 'xterm-256color',
+  LANG: 'C.UTF-8',
+  PATH: '/usr/local/bin:/usr/bin:/bin',
+};
+
+export function agentCommand(runtime: Runtime, config: Config, taskId: string): AgentCommand {
+  const env: Record<string, string> = { ...BASE_ENV, LIA_TASK_ID: taskId };
+  if (runtime === 'shell') {
+    return { command: 'bash', args: ['--noprofile', '--norc', '-i'], env: { ...env, PS1: '\\w $ ' } };
+  }
+  if (!config.claude.api_key) {
+    const message =
+      'Lia: this host has no model API key (LIA__CLAUDE__API_KEY is unset), so Claude Code cannot run. ' +
+      'Ask the operator to configure it, then start a new task.';
+    // The message goes to the terminal and, through the exit, to the task's status.
+    return { command: '/bin/sh', args: ['-c', 'printf "%s\\r\\n" "$0" >&2; exit 3', message], env };
+  }
+  // Claude Code reads the prompt from PROMPT.md in its working directory.
+  return {
+    command: 'claude',
+    args: ['Read PROMPT.md in the current directory and do what it asks.'],
+    env,
+  };
+}
+
+/** Exit code 3 from the no-key command above: the status line says why. */
+export function describeAgentExit(runtime: Runtime, config: Config, code: number | null): string | undefined {
+  if (runtime === 'claude' && !config.claude.api_key && code === 3) {
+    return 'Claude Code cannot run: the host has no model API key (LIA__CLAUDE__API_KEY)';
+  }
+  return undefined;
+}

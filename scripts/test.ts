@@ -1,0 +1,74 @@
+/**
+ * `./lia test`: the whole test suite against real parts. Brings up a real Temporal dev server
+ * (through @temporalio/testing, pointed at the cached Temporal CLI) and a private PostgreSQL,
+ * builds what the tests run (workflow bundle, sidecar), then runs node's test runner over
+ * tests/*.test.ts (or the files given as arguments) with their addresses in the environment.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { createDatabase, ensurePrivateCluster } from '../common/db/private-cluster.js';
+import { LIA_SEARCH_ATTRIBUTE_KEYS } from '../common/search-attributes.js';
+import { ensureTemporalCli } from '../temporal-dev/cli.js';
+import { ensureSidecarBuilt } from '../vm/sidecar/build.js';
+import { ensureWorkflowBundle } from '../workers/bundle.js';
+
+const say = (m: string) => process.stderr.write(`${m}\n`);
+const root = path.resolve(import.meta.dirname, '..');
+const stateDir = path.resolve(process.env.LIA_TEST_STATE_DIR ?? path.join(root, '.lia-state', 'test'));
+fs.mkdirSync(stateDir, { recursive: true });
+
+const started = Date.now();
+const cli = await ensureTemporalCli(process.env.LIA__TEMPORAL__CLI, say);
+say('[test] starting a Temporal dev server through @temporalio/testing…');
+const env = await TestWorkflowEnvironment.createLocal({
+  server: {
+    executable: { type: 'existing-path', path: cli },
+    searchAttributes: LIA_SEARCH_ATTRIBUTE_KEYS,
+    ip: '127.0.0.1',
+    ui: false,
+  },
+});
+const temporalAddress = env.address;
+let databaseUrl = process.env.LIA__DATABASE__URL;
+let stopDb = async () => {};
+if (!databaseUrl) {
+  const cluster = await ensurePrivateCluster(stateDir, say);
+  databaseUrl = cluster.url;
+  stopDb = cluster.stop;
+}
+// Each test file makes its own database from this one's cluster.
+await createDatabase(databaseUrl, 'lia_test_probe');
+const bundle = await ensureWorkflowBundle(stateDir, say);
+await ensureSidecarBuilt();
+say(`[test] ready in ${Date.now() - started} ms; Temporal ${temporalAddress}`);
+
+const args = process.argv.slice(2);
+const files = args.length
+  ? args
+  : fs
+      .readdirSync(path.join(root, 'tests'))
+      .filter((f) => f.endsWith('.test.ts'))
+      .sort()
+      .map((f) => path.join('tests', f));
+const child = spawn(
+  process.execPath,
+  ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files],
+  {
+    cwd: root,
+    stdio: 'inherit',
+    env: {
+      ...process.env,
+      LIA_TEST_TEMPORAL_ADDRESS: temporalAddress,
+      LIA_TEST_DATABASE_URL: databaseUrl,
+      LIA_TEST_STATE_DIR: stateDir,
+      LIA_TEST_WORKFLOW_BUNDLE: bundle,
+      LIA_TEST_TEMPORAL_CLI: cli,
+    },
+  },
+);
+const code: number = await new Promise((resolve) => child.on('exit', (c, s) => resolve(c ?? (s ? 1 : 0))));
+await env.teardown().catch(() => {});
+await stopDb().catch(() => {});
+process.exit(code);

@@ -1,0 +1,84 @@
+/**
+ * `./lia start`: everything on one machine — Temporal, PostgreSQL (private ones when none is
+ * configured), the control worker, a host worker, the API and web UI, and the bot when a
+ * Discord token is set. Ctrl-C stops all of it. Task VMs outlive it on purpose, like they
+ * outlive a worker restart: the next start picks them up again.
+ */
+import { loadConfigOrExit, publicUrl } from '../common/config.js';
+import { createPool } from '../common/db/pool.js';
+import { LinkSigner } from '../common/links.js';
+import { createLogger } from '../common/logger.js';
+import { TaskClient } from '../common/task-client.js';
+import { connectTemporal } from '../common/temporal.js';
+import { selectDriver } from '../vm/select.js';
+import { createControlWorker } from '../workers/control.js';
+import { createHostWorker } from '../workers/host.js';
+import { bringUpStack } from './stack.js';
+
+const config = loadConfigOrExit();
+const logger = createLogger('lia', config.log.level);
+const stack = await bringUpStack(config);
+const pool = createPool(stack.databaseUrl);
+config.api.service_token = stack.serviceToken;
+
+const control = await createControlWorker({
+  temporalAddress: stack.temporalAddress,
+  namespace: config.temporal.namespace,
+  pool,
+  workflowBundlePath: stack.workflowBundlePath,
+  hostStaleSeconds: config.host.heartbeat_seconds * 4,
+});
+const driver = await selectDriver(config, logger);
+const host = await createHostWorker({
+  config,
+  pool,
+  databaseUrl: stack.databaseUrl,
+  temporalAddress: stack.temporalAddress,
+  driver,
+  logger,
+});
+const temporal = await connectTemporal(stack.temporalAddress, config.temporal.namespace);
+const links = new LinkSigner(stack.linkSecret, config.api.link_ttl_minutes);
+const tasks = new TaskClient(temporal, pool, config, links);
+const { startApi } = await import('../api/server.js');
+const api = await startApi({ config, tasks, pool, links, logger, databaseUrl: stack.databaseUrl });
+
+let bot: { stop(): Promise<void> } | undefined;
+if (config.discord.token) {
+  const { startBot } = await import('../bot/client.js');
+  bot = await startBot({ config, tasks, logger });
+}
+
+const running = [control.run(), host.run()];
+const lines = [
+  '',
+  'Lia is up.',
+  `  API and web UI:  ${publicUrl(config)}   (REST under /api/v1)`,
+  `  Temporal:        ${stack.temporalAddress}${stack.temporalUiUrl ? `   UI: ${stack.temporalUiUrl}` : ''}`,
+  `  PostgreSQL:      ${stack.databaseUrl.replace(/\/\/[^@/]*@/, '//')}`,
+  `  VM driver:       ${driver.name} (${driver.acceleration}), host ${config.host.id}`,
+  `  Service token:   ${stack.serviceTokenFile ? `in ${stack.serviceTokenFile}` : 'LIA__API__SERVICE_TOKEN'}`,
+  `  Discord bot:     ${bot ? 'connected' : 'off (set LIA__DISCORD__TOKEN)'}`,
+  'Press Ctrl-C to stop.',
+  '',
+];
+process.stderr.write(lines.join('\n'));
+
+let stopping = false;
+async function shutdown(signal: string) {
+  if (stopping) return;
+  stopping = true;
+  process.stderr.write(`\n${signal}: stopping…\n`);
+  await bot?.stop().catch(() => {});
+  await api.close().catch(() => {});
+  control.shutdown();
+  await host.shutdown();
+  await Promise.allSettled(running);
+  await temporal.connection.close().catch(() => {});
+  await pool.end().catch(() => {});
+  await stack.stop();
+  process.stderr.write('stopped.\n');
+  process.exit(0);
+}
+process.on('SIGINT', () => void shutdown('SIGINT'));
+process.on('SIGTERM', () => void shutdown('SIGTERM'));

@@ -1,0 +1,206 @@
+/**
+ * One agent task end to end with the local driver, on the real Temporal dev server and the real
+ * PostgreSQL: lifecycle, terminal round trip, idle suspend and resume, terminate from each state,
+ * a host worker killed with -9, and the stream's exactly-once reconnect.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { isAlive, sessionPids } from '../vm/procs.js';
+import { waitFor } from './helpers/env.js';
+import { StreamClient, startTestStack, type TestStack } from './helpers/stack.js';
+
+let s: TestStack;
+const OWNER = 'u-alice';
+
+before(async () => {
+  s = await startTestStack('e2e_local');
+});
+after(async () => {
+  await s?.close();
+});
+
+async function spawnShell(idleTimeoutSeconds = 600, owner = OWNER): Promise<{ taskId: string; token: string }> {
+  const res = await s.api('POST', '/api/v1/tasks', owner, { prompt: 'a shell for tests', runtime: 'shell', idleTimeoutSeconds });
+  assert.equal(res.status, 201, JSON.stringify(res.json));
+  const token = new URL(res.json.url).hash.replace('#token=', '');
+  return { taskId: res.json.taskId, token: decodeURIComponent(token) };
+}
+
+async function statusOf(taskId: string, owner = OWNER): Promise<string> {
+  const res = await s.api('GET', `/api/v1/tasks/${taskId}`, owner);
+  assert.equal(res.status, 200, JSON.stringify(res.json));
+  return res.json.status;
+}
+
+const waitStatus = (taskId: string, status: string, timeoutMs = 30_000) =>
+  waitFor(`task ${taskId} to be ${status}`, async () => (await statusOf(taskId)) === status, timeoutMs, 100);
+
+function vmDir(taskId: string): string {
+  return path.join(s.stateDir, 'hosts', s.config.host.id, 'vms', taskId);
+}
+
+function agentPid(taskId: string): number {
+  return Number(fs.readFileSync(path.join(vmDir(taskId), 'agent.pid'), 'utf8'));
+}
+
+/** After terminate: no process of the agent's session, no VM folder, a terminal row, no queued input. */
+async function assertNothingLeft(taskId: string, pid: number) {
+  await waitStatus(taskId, 'terminated');
+  await waitFor('the agent session to be gone', () => sessionPids(pid).length === 0 && !isAlive(pid), 10_000);
+  assert.equal(fs.existsSync(vmDir(taskId)), false, 'the VM folder is removed');
+  const { rows } = await s.pool.query('SELECT status FROM tasks WHERE id = $1', [taskId]);
+  assert.equal(rows[0].status, 'terminated');
+  const input = await s.pool.query('SELECT count(*)::int AS n FROM task_input WHERE task_id = $1', [taskId]);
+  assert.equal(input.rows[0].n, 0);
+}
+
+describe('a shell task, end to end', () => {
+  test('goes pending → starting → running, streams output, and echoes typed input', async () => {
+    const { taskId, token } = await spawnShell();
+    const seen = new Set<string>([await statusOf(taskId)]);
+    await waitFor('running', async () => {
+      const st = await statusOf(taskId);
+      seen.add(st);
+      return st === 'running';
+    });
+    assert.ok(seen.has('running'));
+    const { rows } = await s.pool.query('SELECT status, host_id FROM tasks WHERE id = $1', [taskId]);
+    assert.equal(rows[0].host_id, s.config.host.id);
+    const stream = await StreamClient.open(s.apiUrl, taskId, token);
+    await stream.waitForText('$ ');
+    stream.type('echo "sum=$((40 + 2))"\r');
+    await stream.waitForText('sum=42');
+    assert.equal(stream.duplicates, 0);
+    await stream.close();
+    const pid = agentPid(taskId);
+    assert.equal((await s.api('DELETE', `/api/v1/tasks/${taskId}`, OWNER)).status, 202);
+    await assertNothingLeft(taskId, pid);
+  });
+
+  test('an idle timeout suspends it; resume brings back the same shell', async () => {
+    const { taskId, token } = await spawnShell(2);
+    await waitStatus(taskId, 'running');
+    const stream = await StreamClient.open(s.apiUrl, taskId, token);
+    stream.type('export LIA_MARK=kept-$((6 * 7))\r');
+    await waitFor('the export to run', () => stream.text().includes('export LIA_MARK'));
+    await waitStatus(taskId, 'suspended', 20_000);
+    const pid = agentPid(taskId);
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    assert.match(stat.slice(stat.lastIndexOf(')') + 2), /^T/, 'the agent is stopped while suspended');
+    const resumed = await s.api('POST', `/api/v1/tasks/${taskId}/resume`, OWNER);
+    assert.equal(resumed.status, 200, JSON.stringify(resumed.json));
+    assert.equal(resumed.json.status, 'running');
+    stream.type('echo "mark=$LIA_MARK"\r');
+    await stream.waitForText('mark=kept-42');
+    await stream.close();
+    // Suspended again by the timer, then terminated from there.
+    await waitStatus(taskId, 'suspended', 20_000);
+    assert.equal((await s.api('DELETE', `/api/v1/tasks/${taskId}`, OWNER)).status, 202);
+    await assertNothingLeft(taskId, pid);
+  });
+
+  test('terminate while starting leaves nothing behind', async () => {
+    const { taskId } = await spawnShell();
+    // Straight away: the workflow is pending or starting.
+    assert.equal((await s.api('DELETE', `/api/v1/tasks/${taskId}`, OWNER)).status, 202);
+    await waitStatus(taskId, 'terminated');
+    assert.equal(fs.existsSync(vmDir(taskId)), false);
+  });
+
+  test('terminate while running leaves nothing behind, background jobs included', async () => {
+    const { taskId, token } = await spawnShell();
+    await waitStatus(taskId, 'running');
+    const stream = await StreamClient.open(s.apiUrl, taskId, token);
+    stream.type('sleep 1000 & echo started-bg\r');
+    await stream.waitForText('started-bg');
+    await stream.close();
+    const pid = agentPid(taskId);
+    assert.ok(sessionPids(pid).length >= 2, 'the shell and its background job');
+    assert.equal((await s.api('DELETE', `/api/v1/tasks/${taskId}`, OWNER)).status, 202);
+    await assertNothingLeft(taskId, pid);
+  });
+
+  test('kill -9 of the host worker: the task goes on, no output byte lost or doubled', async () => {
+    const { taskId, token } = await spawnShell();
+    await waitStatus(taskId, 'running');
+    const stream = await StreamClient.open(s.apiUrl, taskId, token);
+    stream.type('for i in $(seq 1 400); do echo "line-$i"; sleep 0.01; done; echo "count-done"\r');
+    await stream.waitForText('line-50\r\n');
+    await s.killHostWorker('SIGKILL');
+    await new Promise((r) => setTimeout(r, 1000));
+    await s.startHostWorker();
+    await stream.waitForText('count-done\r\n', 60_000);
+    const raw = await fetch(`${s.apiUrl}/api/v1/tasks/${taskId}/output?format=raw`, {
+      headers: { authorization: `Bearer ${s.serviceToken}`, 'x-lia-user': OWNER },
+    });
+    const text = Buffer.from(await raw.arrayBuffer()).toString('utf8');
+    const lines = text.split('\r\n').filter((l) => /^line-\d+$/.test(l));
+    assert.deepEqual(
+      lines,
+      Array.from({ length: 400 }, (_, i) => `line-${i + 1}`),
+      'every line exactly once, in order',
+    );
+    assert.equal(stream.duplicates, 0);
+    assert.equal(stream.text(), text, 'the stream saw exactly the stored bytes');
+    const { rows } = await s.pool.query(
+      'SELECT count(*)::int AS n, max(seq)::int AS m, min(seq)::int AS lo FROM output_chunks WHERE task_id = $1',
+      [taskId],
+    );
+    assert.equal(rows[0].n, rows[0].m - rows[0].lo + 1, 'seqs are contiguous');
+    // And the task still takes input through the new worker.
+    stream.type('echo after-restart-$((1+1))\r');
+    await stream.waitForText('after-restart-2');
+    await stream.close();
+    await s.api('DELETE', `/api/v1/tasks/${taskId}`, OWNER);
+    await waitStatus(taskId, 'terminated');
+  });
+
+  test('a WebSocket that drops and reconnects from its last seq sees every byte exactly once', async () => {
+    const { taskId, token } = await spawnShell();
+    await waitStatus(taskId, 'running');
+    const stream = await StreamClient.open(s.apiUrl, taskId, token);
+    stream.type('for i in $(seq 1 300); do echo "tick-$i"; sleep 0.005; done; echo ticks-done\r');
+    await stream.waitForText('tick-40\r\n');
+    stream.cut();
+    await new Promise((r) => setTimeout(r, 300));
+    await stream.connect(s.apiUrl, taskId, token);
+    await stream.waitForText('ticks-done\r\n');
+    assert.equal(stream.duplicates, 0, 'no chunk twice');
+    assert.equal(stream.gaps, 0, 'no chunk missing');
+    const ticks = stream
+      .text()
+      .split('\r\n')
+      .filter((l) => /^tick-\d+$/.test(l));
+    assert.deepEqual(
+      ticks,
+      Array.from({ length: 300 }, (_, i) => `tick-${i + 1}`),
+    );
+    await stream.close();
+    await s.api('DELETE', `/api/v1/tasks/${taskId}`, OWNER);
+    await waitStatus(taskId, 'terminated');
+  });
+
+  test("the owner's tasks are found in Temporal by LiaOwner", async () => {
+    const owner = `u-find-${Date.now()}`;
+    const { taskId } = await spawnShell(600, owner);
+    const cli = process.env.LIA_TEST_TEMPORAL_CLI ?? s.config.temporal.cli ?? 'temporal';
+    const out = await waitFor('the visibility record', () => {
+      const o = execFileSync(
+        cli,
+        ['workflow', 'list', '--address', s.temporal.address, '--query', `LiaOwner="${owner}"`, '-o', 'json'],
+        { encoding: 'utf8' },
+      );
+      return o.includes(taskId) ? o : undefined;
+    });
+    const listed = JSON.parse(out) as { execution: { workflowId: string } }[];
+    assert.deepEqual(
+      listed.map((w) => w.execution.workflowId),
+      [taskId],
+    );
+    await s.api('DELETE', `/api/v1/tasks/${taskId}`, owner);
+    await waitFor('terminated', async () => (await statusOf(taskId, owner)) === 'terminated', 30_000, 100);
+  });
+});

@@ -1,0 +1,215 @@
+/**
+ * A whole Lia for end-to-end tests: control worker and API in this process, the host worker as
+ * a child process (so a test can kill -9 it), all against the real Temporal and PostgreSQL.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Worker } from '@temporalio/worker';
+import WebSocket from 'ws';
+import { startApi } from '../../api/server.js';
+import type { Config } from '../../common/config.js';
+import { createPool, type Pool } from '../../common/db/pool.js';
+import { LinkSigner } from '../../common/links.js';
+import { createLogger } from '../../common/logger.js';
+import { TaskClient } from '../../common/task-client.js';
+import { createControlWorker } from '../../workers/control.js';
+import { repoRoot, type TestTemporal, testConfig, testDatabase, testTemporal, waitFor, workflowBundle } from './env.js';
+
+export interface TestStack {
+  config: Config;
+  vars: Record<string, string>;
+  pool: Pool;
+  temporal: TestTemporal;
+  tasks: TaskClient;
+  links: LinkSigner;
+  apiUrl: string;
+  serviceToken: string;
+  stateDir: string;
+  hostWorker(): ChildProcess;
+  startHostWorker(): Promise<void>;
+  killHostWorker(signal?: NodeJS.Signals): Promise<void>;
+  /** fetch against the API as a service acting for `user`. */
+  api(method: string, route: string, user: string, body?: unknown): Promise<{ status: number; json: any }>;
+  close(): Promise<void>;
+}
+
+export async function startTestStack(name: string, extra: Record<string, string> = {}): Promise<TestStack> {
+  const dbUrl = await testDatabase(`lia_test_${name}`);
+  const temporal = await testTemporal();
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), `lia-${name}-`));
+  const serviceToken = randomBytes(24).toString('hex');
+  const hostId = `${name.replace(/[^a-z0-9-]/g, '-')}-${randomBytes(3).toString('hex')}`;
+  const vars: Record<string, string> = {
+    LIA__DATABASE__URL: dbUrl,
+    LIA__TEMPORAL__ADDRESS: temporal.address,
+    LIA__STATE__DIR: stateDir,
+    LIA__HOST__ID: hostId,
+    LIA__HOST__HEARTBEAT_SECONDS: '1',
+    LIA__VM__DRIVER: 'local',
+    LIA__API__SERVICE_TOKEN: serviceToken,
+    LIA__API__LINK_SECRET: randomBytes(24).toString('hex'),
+    LIA__SERVER__PORT: '0',
+    LIA__LOG__LEVEL: 'warn',
+    ...extra,
+  };
+  const config = testConfig(vars);
+  const pool = createPool(dbUrl);
+  const logger = createLogger(`test-${name}`, 'warn');
+  const control: Worker = await createControlWorker({
+    temporalAddress: temporal.address,
+    namespace: config.temporal.namespace,
+    pool,
+    workflowBundlePath: await workflowBundle(),
+    hostStaleSeconds: 4,
+  });
+  const controlRun = control.run();
+  const links = new LinkSigner(config.api.link_secret!, config.api.link_ttl_minutes);
+  const tasks = new TaskClient(temporal.client, pool, config, links);
+  const api = await startApi({ config, tasks, pool, links, logger, databaseUrl: dbUrl });
+  config.server.public_url = api.url;
+
+  let host: ChildProcess | undefined;
+  const startHostWorker = async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'workers', 'main.ts'), 'host'], {
+      cwd: repoRoot,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...vars },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    host = child;
+    await waitFor(
+      'the host worker to register',
+      async () => {
+        if (child.exitCode !== null) throw new Error(`host worker exited with ${child.exitCode}`);
+        const { rows } = await pool.query(`SELECT 1 FROM hosts WHERE id = $1 AND heartbeat_at > now() - interval '3 seconds'`, [
+          hostId,
+        ]);
+        return rows.length > 0;
+      },
+      60_000,
+      100,
+    );
+  };
+  const killHostWorker = async (signal: NodeJS.Signals = 'SIGKILL') => {
+    const h = host;
+    if (!h || h.exitCode !== null || h.signalCode !== null) return;
+    const exited = new Promise((r) => h.once('exit', r));
+    h.kill(signal);
+    await exited;
+  };
+  await startHostWorker();
+
+  return {
+    config,
+    vars,
+    pool,
+    temporal,
+    tasks,
+    links,
+    apiUrl: api.url,
+    serviceToken,
+    stateDir,
+    hostWorker: () => host!,
+    startHostWorker,
+    killHostWorker,
+    async api(method, route, user, body) {
+      const res = await fetch(`${api.url}${route}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${serviceToken}`,
+          'x-lia-user': user,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.text();
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch {
+        json = text;
+      }
+      return { status: res.status, json };
+    },
+    async close() {
+      await killHostWorker('SIGTERM');
+      control.shutdown();
+      await controlRun.catch(() => {});
+      await api.close();
+      await pool.end();
+      await temporal.teardown();
+    },
+  };
+}
+
+/** A WebSocket on a task's stream that collects output by seq and exposes it as text. */
+export class StreamClient {
+  readonly chunks = new Map<number, Buffer>();
+  readonly states: string[] = [];
+  lastSeq = 0;
+  duplicates = 0;
+  gaps = 0;
+  private ws!: WebSocket;
+
+  static async open(apiUrl: string, taskId: string, token: string, from = 0): Promise<StreamClient> {
+    const c = new StreamClient();
+    await c.connect(apiUrl, taskId, token, from);
+    return c;
+  }
+
+  async connect(apiUrl: string, taskId: string, token: string, from = this.lastSeq + 1): Promise<void> {
+    const url = `${apiUrl.replace(/^http/, 'ws')}/api/v1/tasks/${taskId}/stream?from=${from}&token=${encodeURIComponent(token)}`;
+    this.ws = new WebSocket(url);
+    this.ws.on('message', (data, isBinary) => {
+      const buf = data as Buffer;
+      if (!isBinary) {
+        const msg = JSON.parse(buf.toString('utf8'));
+        if (msg.type === 'state') this.states.push(msg.status);
+        return;
+      }
+      const seq = Number(buf.readBigUInt64BE(0));
+      if (this.chunks.has(seq)) this.duplicates++;
+      if (this.lastSeq && seq !== this.lastSeq + 1 && !this.chunks.has(seq)) this.gaps++;
+      this.chunks.set(seq, buf.subarray(8));
+      this.lastSeq = Math.max(this.lastSeq, seq);
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.ws.once('open', () => resolve());
+      this.ws.once('error', reject);
+    });
+  }
+
+  text(): string {
+    return Buffer.concat([...this.chunks.entries()].sort((a, b) => a[0] - b[0]).map(([, b]) => b)).toString('utf8');
+  }
+
+  type(data: string): void {
+    this.ws.send(JSON.stringify({ type: 'input', data }));
+  }
+
+  async close(): Promise<void> {
+    if (this.ws.readyState === WebSocket.CLOSED) return;
+    const closed = new Promise((r) => this.ws.once('close', r));
+    this.ws.close();
+    await closed;
+  }
+
+  /** Drops the connection abruptly, as a network cut would. */
+  cut(): void {
+    this.ws.terminate();
+  }
+
+  async waitForText(re: RegExp | string, timeoutMs = 20_000): Promise<string> {
+    return waitFor(
+      `terminal output matching ${re}`,
+      () => {
+        const t = this.text();
+        return (typeof re === 'string' ? t.includes(re) : re.test(t)) ? t : undefined;
+      },
+      timeoutMs,
+      20,
+    );
+  }
+}

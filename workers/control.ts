@@ -1,0 +1,27 @@
+/**
+ * The control worker: runs task workflows and, as local activities, placement and records.
+ * Stateless: run as many as you like.
+ */
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createControlActivities } from '../activities/control.js';
+import { CONTROL_QUEUE } from '../common/config.js';
+import type { Pool } from '../common/db/pool.js';
+
+export interface ControlWorkerOptions {
+  temporalAddress: string;
+  namespace: string;
+  pool: Pool;
+  workflowBundlePath: string;
+  hostStaleSeconds: number;
+}
+
+export async function createControlWorker(o: ControlWorkerOptions): Promise<Worker> {
+  const connection = await NativeConnection.connect({ address: o.temporalAddress });
+  return Worker.create({
+    connection,
+    namespace: o.namespace,
+    taskQueue: CONTROL_QUEUE,
+    workflowBundle: { codePath: o.workflowBundlePath },
+    activities: createControlActivities(o.pool, { hostStaleSeconds: o.hostStaleSeconds }),
+  });
+}

@@ -1,0 +1,103 @@
+/**
+ * A host worker: runs the VM activities of the tasks placed on this KVM host, on its own task
+ * queue `lia-host-<id>`. It keeps its record in PostgreSQL fresh (placement sees live hosts by
+ * their heartbeat) and reconciles: any VM whose workflow is closed is removed.
+ */
+import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createHostActivities } from '../activities/host.js';
+import { type Config, hostQueue } from '../common/config.js';
+import { heartbeatHost } from '../common/db/hosts.js';
+import type { Pool } from '../common/db/pool.js';
+import type { Logger } from '../common/logger.js';
+import type { VmDriver } from '../vm/driver.js';
+import { InputBus } from './input-bus.js';
+
+export interface HostWorkerOptions {
+  config: Config;
+  pool: Pool;
+  databaseUrl: string;
+  temporalAddress: string;
+  driver: VmDriver;
+  logger: Logger;
+  reconcileEveryMs?: number;
+}
+
+export interface HostWorker {
+  worker: Worker;
+  run(): Promise<void>;
+  /** One reconciliation pass; returns the task ids whose leftovers were removed. */
+  reconcile(): Promise<string[]>;
+  shutdown(): Promise<void>;
+}
+
+export async function createHostWorker(o: HostWorkerOptions): Promise<HostWorker> {
+  const { config, pool, driver, logger } = o;
+  const hostId = config.host.id;
+  const info = {
+    id: hostId,
+    taskQueue: hostQueue(hostId),
+    driver: driver.name,
+    acceleration: driver.acceleration,
+    maxVms: config.host.max_vms,
+    vcpus: config.vm.vcpus,
+    memoryMib: config.vm.memory_mib,
+  };
+  await heartbeatHost(pool, info);
+  const beat = setInterval(() => {
+    heartbeatHost(pool, info).catch((err) => logger.warn({ err: err.message }, 'host heartbeat failed'));
+  }, config.host.heartbeat_seconds * 1000);
+
+  const clientConnection = await Connection.connect({ address: o.temporalAddress });
+  const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
+  const inputBus = await InputBus.start(o.databaseUrl, logger);
+  const connection = await NativeConnection.connect({ address: o.temporalAddress });
+  const worker = await Worker.create({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue: info.taskQueue,
+    activities: createHostActivities({ driver, pool, config, logger, client, inputBus }),
+    // Heartbeats carry cancellation back: keep them frequent so a suspend starts promptly.
+    maxHeartbeatThrottleInterval: '1 second',
+    defaultHeartbeatThrottleInterval: '1 second',
+    maxConcurrentActivityTaskExecutions: 1000,
+  });
+
+  async function reconcile(): Promise<string[]> {
+    const removed: string[] = [];
+    for (const taskId of await driver.list()) {
+      let closed = false;
+      try {
+        const d = await client.workflow.getHandle(taskId).describe();
+        closed = d.status.name !== 'RUNNING';
+      } catch (err) {
+        closed = err instanceof WorkflowNotFoundError;
+      }
+      if (closed) {
+        logger.warn({ taskId }, 'reconcile: removing the VM of a closed workflow');
+        await driver.destroy(taskId);
+        removed.push(taskId);
+      }
+    }
+    return removed;
+  }
+  const reconcileTimer = setInterval(() => {
+    reconcile().catch((err) => logger.warn({ err: err.message }, 'reconcile failed'));
+  }, o.reconcileEveryMs ?? 60_000);
+
+  let stopped = false;
+  return {
+    worker,
+    run: () => worker.run(),
+    reconcile,
+    async shutdown() {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(beat);
+      clearInterval(reconcileTimer);
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await inputBus.close();
+      await clientConnection.close();
+    },
+  };
+}

@@ -1,0 +1,55 @@
+/**
+ * Worker process entrypoint: `node --import tsx workers/main.ts host|control`.
+ * For a deployment with several hosts: one `host` process per KVM host (LIA__HOST__ID),
+ * any number of `control` processes. Both need LIA__DATABASE__URL and LIA__TEMPORAL__ADDRESS.
+ */
+import { parseArgs } from 'node:util';
+import { loadConfigOrExit } from '../common/config.js';
+import { migrate } from '../common/db/migrate.js';
+import { createPool } from '../common/db/pool.js';
+import { createLogger } from '../common/logger.js';
+import { selectDriver } from '../vm/select.js';
+import { ensureWorkflowBundle } from './bundle.js';
+import { createControlWorker } from './control.js';
+import { createHostWorker } from './host.js';
+
+const { positionals } = parseArgs({ allowPositionals: true });
+const role = positionals[0];
+if (role !== 'host' && role !== 'control') {
+  process.stderr.write('usage: workers/main.ts host|control\n');
+  process.exit(2);
+}
+const config = loadConfigOrExit();
+const logger = createLogger(`lia-${role}`, config.log.level);
+const databaseUrl = config.database.url;
+const temporalAddress = config.temporal.address;
+if (!databaseUrl || !temporalAddress) {
+  logger.fatal('a standalone worker needs LIA__DATABASE__URL and LIA__TEMPORAL__ADDRESS (./lia start sets up both itself)');
+  process.exit(2);
+}
+const pool = createPool(databaseUrl);
+await migrate(databaseUrl);
+
+let stop: () => Promise<void>;
+let run: Promise<void>;
+if (role === 'host') {
+  const driver = await selectDriver(config, logger);
+  const host = await createHostWorker({ config, pool, databaseUrl, temporalAddress, driver, logger });
+  run = host.run();
+  stop = host.shutdown;
+  logger.info({ hostId: config.host.id, driver: driver.name, accel: driver.acceleration }, 'host worker running');
+} else {
+  const worker = await createControlWorker({
+    temporalAddress,
+    namespace: config.temporal.namespace,
+    pool,
+    workflowBundlePath: await ensureWorkflowBundle(config.state.dir),
+    hostStaleSeconds: config.host.heartbeat_seconds * 4,
+  });
+  run = worker.run();
+  stop = async () => worker.shutdown();
+  logger.info('control worker running');
+}
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void stop());
+await run;
+await pool.end();
