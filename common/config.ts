@@ -113,6 +113,13 @@ export const CONFIG_VARS = {
     token: { schema: optionalString, secret: true, doc: 'Discord bot token; unset: the bot is not started' },
     application_id: { schema: optionalString, doc: 'Discord application id (for deploying commands)' },
     guild_id: { schema: optionalString, doc: 'Deploy commands to this guild only (development)' },
+    api_url: {
+      schema: z.string().url().optional(),
+      doc: "Discord REST base URL, e.g. http://127.0.0.1:8900/api (unset: Discord's own; tests use a stand-in)",
+    },
+    admin_roles: { schema: list, default: '', doc: 'Comma-separated Discord role ids whose members may act on every task' },
+    spawn_guilds: { schema: list, default: '', doc: 'Guild ids where /spawn is allowed (empty: any)' },
+    spawn_roles: { schema: list, default: '', doc: 'Role ids allowed to /spawn (empty: anyone)' },
   },
   log: {
     level: { schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']), default: 'info', doc: 'Log level' },

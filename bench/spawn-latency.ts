@@ -1,0 +1,79 @@
+/**
+ * POST /api/v1/tasks → first output byte on the task's WebSocket, with the local driver, on the
+ * real Temporal dev server and PostgreSQL. Prints p50/p95 of the whole path and of its parts:
+ *   api       POST handled (row + files inserted, workflow started)
+ *   temporal  POST answered → VM boot scheduled (workflow task, placement, records: Temporal's part)
+ *   boot      sidecar up, agent started
+ *   output    agent started → first byte in the browser (pump → PostgreSQL → NOTIFY → WebSocket)
+ * Run: node --import tsx bench/spawn-latency.ts [count]   (default 20)
+ */
+import { startTestStack } from '../tests/helpers/stack.js';
+import WebSocket from 'ws';
+
+const count = Number(process.argv[2] ?? 20);
+const s = await startTestStack('bench_spawn', { LIA__HOST__MAX_VMS: '1000', LIA__QUOTA__LIVE_TASKS_PER_USER: '1000' });
+
+interface Sample {
+  total: number;
+  api: number;
+  temporal: number;
+  boot: number;
+  output: number;
+}
+
+async function once(i: number): Promise<Sample> {
+  const t0 = Date.now();
+  const res = await s.api('POST', '/api/v1/tasks', 'bench-user', { prompt: `bench ${i}`, runtime: 'shell' });
+  const tApi = Date.now();
+  if (res.status !== 201) throw new Error(JSON.stringify(res.json));
+  const taskId = res.json.taskId as string;
+  const token = decodeURIComponent(new URL(res.json.url).hash.slice('#token='.length));
+  const ws = new WebSocket(`${s.apiUrl.replace(/^http/, 'ws')}/api/v1/tasks/${taskId}/stream?from=1&token=${token}`);
+  const tFirst = await new Promise<number>((resolve, reject) => {
+    ws.on('message', (_d, isBinary) => {
+      if (isBinary) resolve(Date.now());
+    });
+    ws.on('error', reject);
+  });
+  ws.close();
+  // The parts, from the workflow's history (server clock, same machine).
+  const history = await s.temporal.client.workflow.getHandle(taskId).fetchHistory();
+  const at = (e: { eventTime?: { seconds?: unknown; nanos?: number | null } | null }) =>
+    Number(e.eventTime?.seconds ?? 0) * 1000 + (e.eventTime?.nanos ?? 0) / 1e6;
+  const events = history.events ?? [];
+  const bootScheduled = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'bootVm');
+  const startAgentId = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'startAgent')
+    ?.eventId;
+  const agentStarted = events.find(
+    (e) => e.activityTaskCompletedEventAttributes && String(e.activityTaskCompletedEventAttributes.scheduledEventId) === String(startAgentId),
+  );
+  await s.api('DELETE', `/api/v1/tasks/${taskId}`, 'bench-user');
+  if (!bootScheduled || !agentStarted) throw new Error(`task ${taskId}: no bootVm/startAgent in its history`);
+  return {
+    total: tFirst - t0,
+    api: tApi - t0,
+    temporal: at(bootScheduled) - tApi,
+    boot: at(agentStarted) - at(bootScheduled),
+    output: tFirst - at(agentStarted),
+  };
+}
+
+const pct = (xs: number[], p: number) => {
+  const s2 = [...xs].sort((a, b) => a - b);
+  return s2[Math.min(s2.length - 1, Math.floor((p / 100) * s2.length))]!;
+};
+
+await once(-1); // warm-up: first connections, JIT
+const samples: Sample[] = [];
+for (let i = 0; i < count; i++) samples.push(await once(i));
+const row = (name: keyof Sample) =>
+  `${name.padEnd(9)} p50 ${pct(samples.map((x) => x[name]), 50).toFixed(1).padStart(7)} ms   p95 ${pct(
+    samples.map((x) => x[name]),
+    95,
+  )
+    .toFixed(1)
+    .padStart(7)} ms`;
+console.log(`spawn → first output byte, local driver, ${count} tasks`);
+for (const k of ['total', 'api', 'temporal', 'boot', 'output'] as const) console.log(row(k));
+await s.close();
+process.exit(0);
