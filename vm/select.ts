@@ -28,9 +28,27 @@ export async function selectDriver(config: Config, logger: Logger): Promise<VmDr
 
   const { probeKvm } = await import('./kvm-probe.js');
   const kvm = await probeKvm();
-  if (wanted === 'firecracker' || (wanted === 'auto' && kvm.usable && hasBinary('firecracker'))) {
+  if (wanted === 'firecracker' || (wanted === 'auto' && kvm.usable && hasBinary('firecracker') && hasBinary('jailer'))) {
     if (!kvm.usable) throw new Error(`LIA__VM__DRIVER=firecracker needs working KVM: ${kvm.reason}`);
-    throw new Error('the firecracker driver is not available in this build; use LIA__VM__DRIVER=qemu');
+    const which = (name: string) => spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).stdout.trim();
+    if (!which('firecracker') || !which('jailer')) throw new Error('firecracker and jailer must be on PATH (see vm/setup.sh)');
+    const { ensureGuestImage } = await import('./image/ensure.js');
+    const image = await ensureGuestImage((m: string) => logger.info(m));
+    const user = spawnSync('id', ['-u', 'lia-vm'], { encoding: 'utf8' });
+    if (user.status !== 0) throw new Error('the user lia-vm is missing (vm/setup.sh creates it)');
+    const uid = Number(user.stdout.trim());
+    const { FirecrackerDriver } = await import('./drivers/firecracker/driver.js');
+    logger.info({ driver: 'firecracker', accel: 'kvm' }, 'VM driver selected');
+    return new FirecrackerDriver({
+      firecrackerBin: which('firecracker'),
+      jailerBin: which('jailer'),
+      chrootBase: '/srv/lia/jailer',
+      kernelPath: image.vmlinux ?? image.kernel,
+      rootfsPath: image.rootfs,
+      uid,
+      gid: uid,
+      logger,
+    });
   }
   if (wanted === 'qemu' || wanted === 'auto') {
     if (!hasBinary('qemu-system-x86_64')) {
