@@ -17,7 +17,7 @@ const BASE_ENV = {
 export function agentCommand(runtime: Runtime, config: Config, taskId: string): AgentCommand {
   const env: Record<string, string> = { ...BASE_ENV, LIA_TASK_ID: taskId };
   if (runtime === 'shell') {
-    return { command: 'bash', args: ['--noprofile', '--norc', '-i'], env: { ...env, PS1: '\\w $ ' } };
+    return { command: 'bash', args: ['--noprofile', '--norc', '-i'], env: { ...env, PS1: '\\W $ ' } };
   }
   if (!config.claude.api_key) {
     const message =

@@ -15,7 +15,11 @@ export function createControlActivities(pool: Pool, opts: { hostStaleSeconds: nu
         return { hostId: host.id, taskQueue: hostQueue(host.id) };
       } catch (err) {
         if (err instanceof NoCapacity) {
-          throw ApplicationFailure.create({ type: 'NoCapacity', message: `no room for the task: ${err.message}`, nonRetryable: true });
+          throw ApplicationFailure.create({
+            type: 'NoCapacity',
+            message: `no room for the task: ${err.message}`,
+            nonRetryable: true,
+          });
         }
         throw err;
       }

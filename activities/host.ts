@@ -12,11 +12,11 @@ import type { Pool } from '../common/db/pool.js';
 import { readTaskFiles } from '../common/db/tasks.js';
 import type { Logger } from '../common/logger.js';
 import type { Runtime } from '../common/task.js';
-import { agentActivitySignal } from '../workflows/definitions.js';
 import { type VmDriver, VmError } from '../vm/driver.js';
 import type { SidecarMessage } from '../vm/protocol.js';
 import { SidecarConnection } from '../vm/sidecar/client.js';
 import type { InputBus } from '../workers/input-bus.js';
+import { agentActivitySignal } from '../workflows/definitions.js';
 import { agentCommand, describeAgentExit } from './agent-command.js';
 
 export interface HostActivityDeps {
@@ -114,7 +114,12 @@ export function createHostActivities(d: HostActivityDeps): HostActivities {
  * (queued input). It resumes where the database left off, so a worker that died mid-way
  * neither loses nor doubles a byte: the sidecar keeps every chunk until we acknowledge it.
  */
-async function pump(d: HostActivityDeps, taskId: string, runtime: Runtime, reportMs: number): Promise<AgentExit> {
+async function pump(
+  d: HostActivityDeps,
+  taskId: string,
+  runtime: Runtime,
+  reportMs: number,
+): Promise<AgentExit> {
   const { pool, config, logger, client, inputBus } = d;
   const ctx = Context.current();
   const conn = await SidecarConnection.open(await d.driver.connect(taskId), HELLO_TIMEOUT_MS);
@@ -195,7 +200,11 @@ async function pump(d: HostActivityDeps, taskId: string, runtime: Runtime, repor
         ioSinceReport = true;
         kick();
       } else if (m.type === 'exit') {
-        exit = { exitCode: m.code, signal: m.signal, message: m.message ?? describeAgentExit(runtime, config, m.code) };
+        exit = {
+          exitCode: m.code,
+          signal: m.signal,
+          message: m.message ?? describeAgentExit(runtime, config, m.code),
+        };
         resolve();
       } else if (m.type === 'error') {
         logger.warn({ taskId, message: m.message }, 'sidecar reported an error');

@@ -7,11 +7,15 @@
  *   output    agent started → first byte in the browser (pump → PostgreSQL → NOTIFY → WebSocket)
  * Run: node --import tsx bench/spawn-latency.ts [count]   (default 20)
  */
-import { startTestStack } from '../tests/helpers/stack.js';
+
 import WebSocket from 'ws';
+import { startTestStack } from '../tests/helpers/stack.js';
 
 const count = Number(process.argv[2] ?? 20);
-const s = await startTestStack('bench_spawn', { LIA__HOST__MAX_VMS: '1000', LIA__QUOTA__LIVE_TASKS_PER_USER: '1000' });
+const s = await startTestStack('bench_spawn', {
+  LIA__HOST__MAX_VMS: '1000',
+  LIA__QUOTA__LIVE_TASKS_PER_USER: '1000',
+});
 
 interface Sample {
   total: number;
@@ -28,7 +32,9 @@ async function once(i: number): Promise<Sample> {
   if (res.status !== 201) throw new Error(JSON.stringify(res.json));
   const taskId = res.json.taskId as string;
   const token = decodeURIComponent(new URL(res.json.url).hash.slice('#token='.length));
-  const ws = new WebSocket(`${s.apiUrl.replace(/^http/, 'ws')}/api/v1/tasks/${taskId}/stream?from=1&token=${token}`);
+  const ws = new WebSocket(
+    `${s.apiUrl.replace(/^http/, 'ws')}/api/v1/tasks/${taskId}/stream?from=1&token=${token}`,
+  );
   const tFirst = await new Promise<number>((resolve, reject) => {
     ws.on('message', (_d, isBinary) => {
       if (isBinary) resolve(Date.now());
@@ -41,11 +47,16 @@ async function once(i: number): Promise<Sample> {
   const at = (e: { eventTime?: { seconds?: unknown; nanos?: number | null } | null }) =>
     Number(e.eventTime?.seconds ?? 0) * 1000 + (e.eventTime?.nanos ?? 0) / 1e6;
   const events = history.events ?? [];
-  const bootScheduled = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'bootVm');
-  const startAgentId = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'startAgent')
-    ?.eventId;
+  const bootScheduled = events.find(
+    (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'bootVm',
+  );
+  const startAgentId = events.find(
+    (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'startAgent',
+  )?.eventId;
   const agentStarted = events.find(
-    (e) => e.activityTaskCompletedEventAttributes && String(e.activityTaskCompletedEventAttributes.scheduledEventId) === String(startAgentId),
+    (e) =>
+      e.activityTaskCompletedEventAttributes &&
+      String(e.activityTaskCompletedEventAttributes.scheduledEventId) === String(startAgentId),
   );
   await s.api('DELETE', `/api/v1/tasks/${taskId}`, 'bench-user');
   if (!bootScheduled || !agentStarted) throw new Error(`task ${taskId}: no bootVm/startAgent in its history`);
@@ -67,7 +78,12 @@ await once(-1); // warm-up: first connections, JIT
 const samples: Sample[] = [];
 for (let i = 0; i < count; i++) samples.push(await once(i));
 const row = (name: keyof Sample) =>
-  `${name.padEnd(9)} p50 ${pct(samples.map((x) => x[name]), 50).toFixed(1).padStart(7)} ms   p95 ${pct(
+  `${name.padEnd(9)} p50 ${pct(
+    samples.map((x) => x[name]),
+    50,
+  )
+    .toFixed(1)
+    .padStart(7)} ms   p95 ${pct(
     samples.map((x) => x[name]),
     95,
   )

@@ -48,7 +48,11 @@ export const CONFIG_VARS = {
       secret: true,
       doc: 'HMAC key that signs browser links; unset: generated and kept in the state folder',
     },
-    link_ttl_minutes: { schema: int(1, 60 * 24 * 90), default: '1440', doc: 'How long a signed link is valid' },
+    link_ttl_minutes: {
+      schema: int(1, 60 * 24 * 90),
+      default: '1440',
+      doc: 'How long a signed link is valid',
+    },
     admin_users: { schema: list, default: '', doc: 'Comma-separated user ids that may act on every task' },
   },
   database: {
@@ -66,19 +70,31 @@ export const CONFIG_VARS = {
     namespace: { schema: z.string().min(1), default: 'default', doc: 'Temporal namespace' },
     cli: { schema: optionalString, doc: 'Path to a `temporal` CLI binary (else PATH, else a cached build)' },
     port: { schema: int(1024, 65535), default: '7233', doc: 'Port of the private dev server' },
-    ui_port: { schema: int(1024, 65535), default: '8233', doc: 'Port of the private dev server\'s Temporal UI' },
+    ui_port: {
+      schema: int(1024, 65535),
+      default: '8233',
+      doc: "Port of the private dev server's Temporal UI",
+    },
   },
   state: {
-    dir: { schema: z.string().min(1), default: '.lia-state', doc: 'Project-local folder for databases, VMs, logs' },
+    dir: {
+      schema: z.string().min(1),
+      default: '.lia-state',
+      doc: 'Project-local folder for databases, VMs, logs',
+    },
   },
   host: {
     id: {
       schema: z.string().regex(/^[a-z0-9-]{1,40}$/, 'lower-case letters, digits and dashes, at most 40'),
       default: 'local',
-      doc: 'This KVM host\'s id; its worker polls task queue lia-host-<id>',
+      doc: "This KVM host's id; its worker polls task queue lia-host-<id>",
     },
     max_vms: { schema: int(1, 1000), default: '4', doc: 'VMs (running or suspended) this host accepts' },
-    heartbeat_seconds: { schema: num(0.5, 300), default: '5', doc: 'How often the host worker refreshes its record' },
+    heartbeat_seconds: {
+      schema: num(0.5, 300),
+      default: '5',
+      doc: 'How often the host worker refreshes its record',
+    },
   },
   vm: {
     driver: {
@@ -86,7 +102,11 @@ export const CONFIG_VARS = {
       default: 'auto',
       doc: 'VM driver: auto picks firecracker > qemu > local',
     },
-    idle_timeout_minutes: { schema: num(0.01, 60 * 24 * 30), default: '30', doc: 'Idle time before a task is suspended' },
+    idle_timeout_minutes: {
+      schema: num(0.01, 60 * 24 * 30),
+      default: '30',
+      doc: 'Idle time before a task is suspended',
+    },
     vcpus: { schema: int(1, 32), default: '1', doc: 'vCPUs per VM' },
     memory_mib: { schema: int(128, 65536), default: '512', doc: 'Memory per VM (MiB)' },
     default_storage_gb: { schema: int(1, 2048), default: '50', doc: 'Disk per VM (GB, copy-on-write)' },
@@ -97,7 +117,11 @@ export const CONFIG_VARS = {
       secret: true,
       doc: 'Anthropic API key; added by the egress proxy on the host, never given to a guest',
     },
-    base_url: { schema: z.string().url(), default: 'https://api.anthropic.com', doc: 'Model API the proxy forwards to' },
+    base_url: {
+      schema: z.string().url(),
+      default: 'https://api.anthropic.com',
+      doc: 'Model API the proxy forwards to',
+    },
   },
   output: {
     retention_bytes: {
@@ -107,7 +131,11 @@ export const CONFIG_VARS = {
     },
   },
   quota: {
-    live_tasks_per_user: { schema: int(1, 1000), default: '5', doc: 'Tasks a user may have that are not ended' },
+    live_tasks_per_user: {
+      schema: int(1, 1000),
+      default: '5',
+      doc: 'Tasks a user may have that are not ended',
+    },
   },
   discord: {
     token: { schema: optionalString, secret: true, doc: 'Discord bot token; unset: the bot is not started' },
@@ -117,12 +145,20 @@ export const CONFIG_VARS = {
       schema: z.string().url().optional(),
       doc: "Discord REST base URL, e.g. http://127.0.0.1:8900/api (unset: Discord's own; tests use a stand-in)",
     },
-    admin_roles: { schema: list, default: '', doc: 'Comma-separated Discord role ids whose members may act on every task' },
+    admin_roles: {
+      schema: list,
+      default: '',
+      doc: 'Comma-separated Discord role ids whose members may act on every task',
+    },
     spawn_guilds: { schema: list, default: '', doc: 'Guild ids where /spawn is allowed (empty: any)' },
     spawn_roles: { schema: list, default: '', doc: 'Role ids allowed to /spawn (empty: anyone)' },
   },
   log: {
-    level: { schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']), default: 'info', doc: 'Log level' },
+    level: {
+      schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']),
+      default: 'info',
+      doc: 'Log level',
+    },
   },
 } satisfies Record<string, Record<string, Var>>;
 

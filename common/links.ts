@@ -34,12 +34,17 @@ export class LinkSigner {
   async verify(token: string): Promise<LinkClaims | { error: string }> {
     try {
       const { payload } = await jwtVerify(token, this.key, { audience: 'lia-web', algorithms: ['HS256'] });
-      if (typeof payload.sub !== 'string' || typeof payload.tid !== 'string' || typeof payload.exp !== 'number') {
+      if (
+        typeof payload.sub !== 'string' ||
+        typeof payload.tid !== 'string' ||
+        typeof payload.exp !== 'number'
+      ) {
         return { error: 'the link token is malformed' };
       }
       return { userId: payload.sub, taskId: payload.tid, expiresAt: payload.exp * 1000 };
     } catch (err) {
-      if (err instanceof errors.JWTExpired) return { error: 'the link has expired; ask the bot for a new one (/status)' };
+      if (err instanceof errors.JWTExpired)
+        return { error: 'the link has expired; ask the bot for a new one (/status)' };
       return { error: 'the link token is not valid (forged or damaged)' };
     }
   }

@@ -9,7 +9,16 @@ export function createLogger(name: string, level = process.env.LIA__LOG__LEVEL ?
     name,
     level,
     redact: {
-      paths: ['*.token', '*.apiKey', '*.api_key', '*.secret', '*.password', '*.authorization', 'token', 'apiKey'],
+      paths: [
+        '*.token',
+        '*.apiKey',
+        '*.api_key',
+        '*.secret',
+        '*.password',
+        '*.authorization',
+        'token',
+        'apiKey',
+      ],
       censor: '[redacted]',
     },
     base: { pid: process.pid },

@@ -12,7 +12,7 @@ import {
 } from '@temporalio/client';
 import type { agentTask } from '../workflows/agentTask.js';
 import { resumeUpdate, stateQuery, terminateSignal, WORKFLOW_TYPE } from '../workflows/definitions.js';
-import { type Config, CONTROL_QUEUE, publicUrl } from './config.js';
+import { CONTROL_QUEUE, type Config, publicUrl } from './config.js';
 import { enqueueInput } from './db/input.js';
 import type { Pool } from './db/pool.js';
 import { createTask, deleteTask, getTask, listTasks, QuotaExceeded, type TaskRow } from './db/tasks.js';
@@ -84,11 +84,16 @@ export class TaskClient {
   async create(actor: Actor, t: NewTask): Promise<{ taskId: string; url: string; status: TaskStatus }> {
     let total = 0;
     for (const f of t.files) total += f.data.length;
-    if (t.files.length > LIMITS.filesMax) throw new TaskError('invalid', `at most ${LIMITS.filesMax} files per task`);
+    if (t.files.length > LIMITS.filesMax)
+      throw new TaskError('invalid', `at most ${LIMITS.filesMax} files per task`);
     if (total > LIMITS.filesTotalMaxBytes) {
-      throw new TaskError('invalid', `files may total at most ${LIMITS.filesTotalMaxBytes / 1024 / 1024} MiB`);
+      throw new TaskError(
+        'invalid',
+        `files may total at most ${LIMITS.filesTotalMaxBytes / 1024 / 1024} MiB`,
+      );
     }
-    if (t.files.some((f) => f.name === 'PROMPT.md')) throw new TaskError('invalid', 'PROMPT.md is reserved for the prompt');
+    if (t.files.some((f) => f.name === 'PROMPT.md'))
+      throw new TaskError('invalid', 'PROMPT.md is reserved for the prompt');
     const taskId = newTaskId();
     const idleTimeoutMs = (t.idleTimeoutSeconds ?? this.config.vm.idle_timeout_minutes * 60) * 1000;
     const input: TaskInput = {
@@ -135,7 +140,8 @@ export class TaskClient {
     } catch (err) {
       // Nothing may be left behind: the row would count against the user's quota forever.
       await deleteTask(this.pool, taskId).catch(() => {});
-      if (err instanceof WorkflowExecutionAlreadyStartedError) throw new TaskError('conflict', 'task id collision; try again');
+      if (err instanceof WorkflowExecutionAlreadyStartedError)
+        throw new TaskError('conflict', 'task id collision; try again');
       throw new TaskError('unavailable', `could not start the task workflow: ${(err as Error).message}`);
     }
     return { taskId, url: await this.link(actor.userId, taskId), status: 'pending' };
@@ -164,13 +170,21 @@ export class TaskClient {
   }
 
   /** Resumes a suspended task and waits until it runs again (or fails). */
-  async resume(actor: Actor, taskId: string, wait: 'accepted' | 'completed' = 'completed'): Promise<TaskState | undefined> {
+  async resume(
+    actor: Actor,
+    taskId: string,
+    wait: 'accepted' | 'completed' = 'completed',
+  ): Promise<TaskState | undefined> {
     const row = await this.authorized(actor, taskId);
-    if (isEnded(row.status)) throw new TaskError('conflict', `task ${taskId} has ${row.status}; it cannot be resumed`);
+    if (isEnded(row.status))
+      throw new TaskError('conflict', `task ${taskId} has ${row.status}; it cannot be resumed`);
     const handle = this.temporal.workflow.getHandle(taskId);
     try {
       if (wait === 'accepted') {
-        await handle.startUpdate(resumeUpdate, { args: [{ by: actor.userId }], waitForStage: WorkflowUpdateStage.ACCEPTED });
+        await handle.startUpdate(resumeUpdate, {
+          args: [{ by: actor.userId }],
+          waitForStage: WorkflowUpdateStage.ACCEPTED,
+        });
         return undefined;
       }
       return await handle.executeUpdate(resumeUpdate, { args: [{ by: actor.userId }] });
@@ -195,7 +209,8 @@ export class TaskClient {
    */
   async input(actor: Actor, taskId: string, data: Buffer, knownStatus?: TaskStatus): Promise<void> {
     const status = knownStatus ?? (await this.authorized(actor, taskId)).status;
-    if (isEnded(status)) throw new TaskError('conflict', `task ${taskId} has ${status}; it takes no more input`);
+    if (isEnded(status))
+      throw new TaskError('conflict', `task ${taskId} has ${status}; it takes no more input`);
     await enqueueInput(this.pool, taskId, { kind: 'stdin', data });
     if (status === 'suspended') await this.resume(actor, taskId, 'accepted').catch(() => {});
   }
@@ -223,13 +238,15 @@ export class TaskClient {
   }
 
   private mapError(err: unknown, taskId: string): TaskError {
-    if (err instanceof WorkflowNotFoundError) return new TaskError('conflict', `task ${taskId} is no longer running`);
+    if (err instanceof WorkflowNotFoundError)
+      return new TaskError('conflict', `task ${taskId} is no longer running`);
     if (err instanceof WorkflowUpdateFailedError) {
       return new TaskError('conflict', (err.cause as Error | undefined)?.message ?? err.message);
     }
     const msg = (err as Error).message ?? String(err);
     if (/validat|rejected/i.test(msg)) return new TaskError('conflict', msg);
-    if (/completed|closed/i.test(msg)) return new TaskError('conflict', `task ${taskId} is no longer running`);
+    if (/completed|closed/i.test(msg))
+      return new TaskError('conflict', `task ${taskId} is no longer running`);
     return new TaskError('unavailable', msg);
   }
 }

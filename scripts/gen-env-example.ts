@@ -11,7 +11,9 @@ export function renderEnvExample(): string {
   ];
   for (const [section, vars] of Object.entries(CONFIG_VARS)) {
     lines.push(`# --- ${section} ---`);
-    for (const [key, v] of Object.entries(vars as Record<string, { default?: string; doc: string; secret?: boolean }>)) {
+    for (const [key, v] of Object.entries(
+      vars as Record<string, { default?: string; doc: string; secret?: boolean }>,
+    )) {
       lines.push(`# ${v.doc}${v.secret ? ' (secret)' : ''}`);
       lines.push(`${v.default === undefined ? '# ' : ''}${envName(section, key)}=${v.default ?? ''}`);
     }

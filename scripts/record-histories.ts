@@ -24,7 +24,8 @@ async function spawn(idleTimeoutSeconds: number, runtime = 'shell') {
   };
 }
 const status = async (id: string) => (await s.api('GET', `/api/v1/tasks/${id}`, user)).json.status as string;
-const until = (id: string, st: string) => waitFor(`${id} ${st}`, async () => (await status(id)) === st, 60_000, 100);
+const until = (id: string, st: string) =>
+  waitFor(`${id} ${st}`, async () => (await status(id)) === st, 60_000, 100);
 async function save(name: string, taskId: string) {
   await until(taskId, (await status(taskId)) === 'failed' ? 'failed' : 'terminated').catch(() => {});
   const history = await s.temporal.client.workflow.getHandle(taskId).fetchHistory();

@@ -27,7 +27,11 @@ export interface Stack {
 const say = (m: string) => process.stderr.write(`${m}\n`);
 
 /** A secret from the config, else one kept (mode 0600) in the state folder across runs. */
-function keptSecret(stateDir: string, name: string, configured: string | undefined): { value: string; file?: string } {
+function keptSecret(
+  stateDir: string,
+  name: string,
+  configured: string | undefined,
+): { value: string; file?: string } {
   if (configured) return { value: configured };
   const dir = path.join(stateDir, 'secrets');
   const file = path.join(dir, name);

@@ -43,11 +43,14 @@ export async function ensureTemporalCli(
   if (!go) {
     throw new Error(
       'No Temporal CLI found: set LIA__TEMPORAL__CLI to a `temporal` binary, put one on PATH, ' +
-        'or install Go so Lia can build it (go install ' + `${MODULE}@${TEMPORAL_CLI_VERSION}).`,
+        'or install Go so Lia can build it (go install ' +
+        `${MODULE}@${TEMPORAL_CLI_VERSION}).`,
     );
   }
   fs.mkdirSync(dir, { recursive: true });
-  progress(`[temporal] building the Temporal CLI ${TEMPORAL_CLI_VERSION} from the Go module proxy (first run only, a few minutes)…`);
+  progress(
+    `[temporal] building the Temporal CLI ${TEMPORAL_CLI_VERSION} from the Go module proxy (first run only, a few minutes)…`,
+  );
   const started = Date.now();
   const tmpBin = `${dir}.partial`;
   fs.rmSync(tmpBin, { recursive: true, force: true });
@@ -59,7 +62,10 @@ export async function ensureTemporalCli(
     let downloads = 0;
     let tail = '';
     const tick = setInterval(
-      () => progress(`[temporal] still building… ${Math.round((Date.now() - started) / 1000)} s, ${downloads} modules fetched`),
+      () =>
+        progress(
+          `[temporal] still building… ${Math.round((Date.now() - started) / 1000)} s, ${downloads} modules fetched`,
+        ),
       15_000,
     );
     child.stderr.on('data', (d: Buffer) => {

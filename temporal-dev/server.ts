@@ -66,7 +66,9 @@ export async function startDevServer(o: DevServerOptions): Promise<DevServer> {
     } catch {
       if (Date.now() > deadline) {
         child.kill('SIGKILL');
-        throw new Error(`the Temporal dev server did not answer on ${address} within ${o.timeoutMs ?? 60_000} ms`);
+        throw new Error(
+          `the Temporal dev server did not answer on ${address} within ${o.timeoutMs ?? 60_000} ms`,
+        );
       }
     }
   }

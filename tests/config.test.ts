@@ -34,7 +34,10 @@ test('an unknown LIA__ variable is refused (typos do not pass silently)', () => 
 test('a secret with a bad value is not echoed', () => {
   assert.throws(
     () => loadConfig({ LIA__API__SERVICE_TOKEN: 'short' }),
-    (err: unknown) => err instanceof Error && !err.message.includes('short') && /LIA__API__SERVICE_TOKEN=\(hidden\)/.test(err.message),
+    (err: unknown) =>
+      err instanceof Error &&
+      !err.message.includes('short') &&
+      /LIA__API__SERVICE_TOKEN=\(hidden\)/.test(err.message),
   );
 });
 
@@ -56,7 +59,8 @@ test('.env.example and the README list every variable with its default', () => {
       const name = envName(section, key);
       const row = readme.split('\n').find((l) => l.startsWith(`| \`${name}\``));
       assert.ok(row, `README has a row for ${name}`);
-      if (v.default) assert.ok(row.includes(`\`${v.default}\``), `README row of ${name} shows its default ${v.default}`);
+      if (v.default)
+        assert.ok(row.includes(`\`${v.default}\``), `README row of ${name} shows its default ${v.default}`);
     }
   }
 });

@@ -16,7 +16,11 @@ let release: (() => void) | undefined;
 
 before(async () => {
   model = http.createServer((req, res) => {
-    seen.push({ path: req.url ?? '', key: req.headers['x-api-key'] as string, auth: req.headers.authorization });
+    seen.push({
+      path: req.url ?? '',
+      key: req.headers['x-api-key'] as string,
+      auth: req.headers.authorization,
+    });
     if (req.headers['x-api-key'] !== KEY) {
       res.writeHead(401, { 'content-type': 'application/json' });
       res.end('{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}');
@@ -40,9 +44,16 @@ async function viaProxy(port: number, path: string, headers: Record<string, stri
 }
 
 test('model requests get the host key; whatever key the guest sends is dropped', async () => {
-  const proxy = new EgressProxy({ modelBaseUrl: `http://127.0.0.1:${modelPort}`, apiKey: KEY, allowHosts: [] });
+  const proxy = new EgressProxy({
+    modelBaseUrl: `http://127.0.0.1:${modelPort}`,
+    apiKey: KEY,
+    allowHosts: [],
+  });
   const port = await proxy.open('t_aaaaaaaaaa');
-  const r = await viaProxy(port, '/v1/messages', { 'x-api-key': 'guest-fake', authorization: 'Bearer guest' });
+  const r = await viaProxy(port, '/v1/messages', {
+    'x-api-key': 'guest-fake',
+    authorization: 'Bearer guest',
+  });
   assert.equal(r.status, 200, r.body);
   const last = seen.at(-1)!;
   assert.equal(last.path, '/v1/messages');
@@ -52,7 +63,11 @@ test('model requests get the host key; whatever key the guest sends is dropped',
 });
 
 test('without a key on the host the guest gets a clear 401', async () => {
-  const proxy = new EgressProxy({ modelBaseUrl: `http://127.0.0.1:${modelPort}`, apiKey: undefined, allowHosts: [] });
+  const proxy = new EgressProxy({
+    modelBaseUrl: `http://127.0.0.1:${modelPort}`,
+    apiKey: undefined,
+    allowHosts: [],
+  });
   const port = await proxy.open('t_bbbbbbbbbb');
   const r = await viaProxy(port, '/v1/messages');
   assert.equal(r.status, 401);
@@ -69,7 +84,9 @@ test('hosts off the allowlist are refused, by CONNECT and by absolute URL; allow
   const port = await proxy.open('t_cccccccccc');
   const connect = (target: string) =>
     new Promise<string>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => s.write(`CONNECT ${target} HTTP/1.1\r\nhost: ${target}\r\n\r\n`));
+      const s = net.connect(port, '127.0.0.1', () =>
+        s.write(`CONNECT ${target} HTTP/1.1\r\nhost: ${target}\r\n\r\n`),
+      );
       s.once('data', (d) => {
         resolve(d.toString().split('\r\n')[0]!);
         s.destroy();
@@ -85,7 +102,11 @@ test('hosts off the allowlist are refused, by CONNECT and by absolute URL; allow
 });
 
 test('a model request in flight counts as activity', async () => {
-  const proxy = new EgressProxy({ modelBaseUrl: `http://127.0.0.1:${modelPort}`, apiKey: KEY, allowHosts: [] });
+  const proxy = new EgressProxy({
+    modelBaseUrl: `http://127.0.0.1:${modelPort}`,
+    apiKey: KEY,
+    allowHosts: [],
+  });
   const port = await proxy.open('t_dddddddddd');
   assert.equal(proxy.busy('t_dddddddddd'), false);
   const pending = viaProxy(port, '/v1/messages?slow=1');

@@ -19,7 +19,10 @@ test('recorded histories replay against the current workflow code', async () => 
     workflowId: f.replace(/\.json$/, ''),
     history: JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')),
   }));
-  const results = Worker.runReplayHistories({ workflowBundle: { codePath: await workflowBundle() } }, histories);
+  const results = Worker.runReplayHistories(
+    { workflowBundle: { codePath: await workflowBundle() } },
+    histories,
+  );
   let n = 0;
   for await (const r of results) {
     assert.equal(r.error, undefined, `${r.workflowId}: ${r.error?.message}`);

@@ -19,7 +19,7 @@ import { connectVsock } from '../vm/drivers/firecracker/vsock.js';
 import { probeKvm } from '../vm/kvm-probe.js';
 import { repoRoot } from './helpers/env.js';
 
-const specFile = path.resolve(repoRoot, '..', 'shared', 'reference', 'firecracker-api-v1.16.1.yaml');
+const specFile = path.join(repoRoot, 'tests', 'fixtures', 'firecracker-api-v1.16.1.yaml');
 
 interface Route {
   re: RegExp;
@@ -34,9 +34,9 @@ function loadRoutes(): { routes: Route[]; ajv: Ajv } {
   const ajv = new Ajv({ strict: false, allErrors: true });
   ajv.addSchema({ definitions: spec.definitions }, 'fc');
   const routes: Route[] = [];
-  for (const [p, ops] of Object.entries<Record<string, { parameters?: { in: string; schema?: { $ref?: string } }[] }>>(
-    spec.paths,
-  )) {
+  for (const [p, ops] of Object.entries<
+    Record<string, { parameters?: { in: string; schema?: { $ref?: string } }[] }>
+  >(spec.paths)) {
     const params: string[] = [];
     const re = new RegExp(
       `^${p.replace(/\{(\w+)\}/g, (_m, name) => {
@@ -83,7 +83,8 @@ class FirecrackerStandIn {
           // Firecracker requires a path id to equal the body's id.
           const m = route.re.exec(url)!;
           for (const [i, name] of route.params.entries()) {
-            if (body[name] !== decodeURIComponent(m[i + 1]!)) return fail(400, `${name} in the path and body differ`);
+            if ((body as Record<string, unknown>)[name] !== decodeURIComponent(m[i + 1]!))
+              return fail(400, `${name} in the path and body differ`);
           }
         }
         this.calls.push({ method: req.method!, path: url, body });
@@ -111,7 +112,12 @@ describe('the Firecracker API client against Firecracker’s own schema', () => 
     const api = new FirecrackerApi(standIn.socketPath);
     await api.putMachineConfig({ vcpu_count: 2, mem_size_mib: 512, smt: false });
     await api.putBootSource({ kernel_image_path: 'vmlinux', boot_args: 'console=ttyS0' });
-    await api.putDrive({ drive_id: 'rootfs', path_on_host: 'rootfs.ext4', is_root_device: true, is_read_only: false });
+    await api.putDrive({
+      drive_id: 'rootfs',
+      path_on_host: 'rootfs.ext4',
+      is_root_device: true,
+      is_read_only: false,
+    });
     await api.putNetworkInterface({ iface_id: 'eth0', host_dev_name: 'tap0' });
     await api.putVsock({ guest_cid: 3, uds_path: 'v.sock' });
     await api.instanceStart();
@@ -134,14 +140,18 @@ describe('the Firecracker API client against Firecracker’s own schema', () => 
         'PATCH /vm',
       ],
     );
-    assert.deepEqual(standIn.calls[8]!.body.mem_backend, { backend_type: 'File', backend_path: 'snapshot.mem' });
+    assert.deepEqual(standIn.calls[8]!.body.mem_backend, {
+      backend_type: 'File',
+      backend_path: 'snapshot.mem',
+    });
   });
 
   test('the stand-in really checks: a request off the schema is refused with Firecracker’s error shape', async () => {
     const api = new FirecrackerApi(standIn.socketPath);
     await assert.rejects(
       api.putMachineConfig({ vcpu_count: 'two' as unknown as number, mem_size_mib: 512 }),
-      (err: unknown) => err instanceof FirecrackerApiError && err.status === 400 && /vcpu_count/.test(err.faultMessage),
+      (err: unknown) =>
+        err instanceof FirecrackerApiError && err.status === 400 && /vcpu_count/.test(err.faultMessage),
     );
     await assert.rejects(
       api.putDrive({ drive_id: 'a/b', path_on_host: 'x', is_root_device: true, is_read_only: false }),
@@ -191,7 +201,12 @@ test('the jailer runs firecracker chrooted, as an unprivileged user, in cgroups'
     uid: 1234,
     gid: 1234,
   };
-  const args = jailerArgs(o, 't_abcdefg234', { taskId: 't_abcdefg234', vcpus: 2, memoryMib: 512, storageGb: 1 });
+  const args = jailerArgs(o, 't_abcdefg234', {
+    taskId: 't_abcdefg234',
+    vcpus: 2,
+    memoryMib: 512,
+    storageGb: 1,
+  });
   const at = (flag: string) => args[args.indexOf(flag) + 1];
   assert.equal(at('--id'), 't-abcdefg234');
   assert.equal(at('--uid'), '1234');

@@ -5,6 +5,10 @@
  * Frame: u32 BE header length | u32 BE body length | header (JSON, UTF-8) | body (raw bytes).
  * The body carries terminal bytes (stdin, output) and file contents without base64.
  *
+ * A connection starts with SYNC from each side. Over a virtio-serial port the guest cannot see a
+ * host disconnect, so a frame cut in half by a dying worker may still sit in the pipe; the
+ * reader drops everything up to the latest SYNC and starts decoding afresh there.
+ *
  * Output is numbered by the sidecar (`seq`, from 1, never reused). The sidecar keeps what the
  * host has not acknowledged, and a host that (re)attaches says which seq it wants next: that is
  * what makes a worker restart lose and double nothing.
@@ -13,6 +17,9 @@
 export const PROTOCOL_VERSION = 1;
 export const MAX_HEADER_BYTES = 64 * 1024;
 export const MAX_BODY_BYTES = 16 * 1024 * 1024;
+
+/** 16 random bytes, written as hex so that this source file never contains them verbatim. */
+export const SYNC = Buffer.from('9f3ac1d07be24e5583a61c0fd2b7e948', 'hex');
 
 /** Sidecar → host. */
 export type SidecarMessage =
@@ -78,10 +85,36 @@ export interface Frame<M> {
  */
 export class FrameDecoder<M = AnyMessage> {
   private buf: Buffer = Buffer.alloc(0);
+  private synced = false;
+
+  /**
+   * @param onSync called when a SYNC starts a new session (frames before it are discarded).
+   */
+  constructor(private readonly onSync?: () => void) {}
 
   push(chunk: Buffer): Frame<M>[] {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    const carried = this.buf.length;
+    this.buf = carried ? Buffer.concat([this.buf, chunk]) : chunk;
+    // The latest SYNC wins; look only where a new one can be (the new bytes and a SYNC-sized overlap).
+    let at = -1;
+    for (
+      let i = this.buf.indexOf(SYNC, Math.max(0, carried - SYNC.length + 1));
+      i >= 0;
+      i = this.buf.indexOf(SYNC, i + 1)
+    ) {
+      at = i;
+    }
+    if (at >= 0) {
+      this.buf = this.buf.subarray(at + SYNC.length);
+      this.synced = true;
+      this.onSync?.();
+    }
     const frames: Frame<M>[] = [];
+    if (!this.synced) {
+      // Nothing counts before the first SYNC; keep only a possible SYNC prefix.
+      this.buf = this.buf.subarray(Math.max(0, this.buf.length - SYNC.length + 1));
+      return frames;
+    }
     while (this.buf.length >= 8) {
       const hl = this.buf.readUInt32BE(0);
       const bl = this.buf.readUInt32BE(4);
@@ -90,7 +123,11 @@ export class FrameDecoder<M = AnyMessage> {
       }
       if (this.buf.length < 8 + hl + bl) break;
       const header = JSON.parse(this.buf.subarray(8, 8 + hl).toString('utf8')) as M;
-      if (typeof header !== 'object' || header === null || typeof (header as { type?: unknown }).type !== 'string') {
+      if (
+        typeof header !== 'object' ||
+        header === null ||
+        typeof (header as { type?: unknown }).type !== 'string'
+      ) {
         throw new Error('bad frame: header has no type');
       }
       const body = Buffer.from(this.buf.subarray(8 + hl, 8 + hl + bl));

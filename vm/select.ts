@@ -28,10 +28,15 @@ export async function selectDriver(config: Config, logger: Logger): Promise<VmDr
 
   const { probeKvm } = await import('./kvm-probe.js');
   const kvm = await probeKvm();
-  if (wanted === 'firecracker' || (wanted === 'auto' && kvm.usable && hasBinary('firecracker') && hasBinary('jailer'))) {
+  if (
+    wanted === 'firecracker' ||
+    (wanted === 'auto' && kvm.usable && hasBinary('firecracker') && hasBinary('jailer'))
+  ) {
     if (!kvm.usable) throw new Error(`LIA__VM__DRIVER=firecracker needs working KVM: ${kvm.reason}`);
-    const which = (name: string) => spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).stdout.trim();
-    if (!which('firecracker') || !which('jailer')) throw new Error('firecracker and jailer must be on PATH (see vm/setup.sh)');
+    const which = (name: string) =>
+      spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).stdout.trim();
+    if (!which('firecracker') || !which('jailer'))
+      throw new Error('firecracker and jailer must be on PATH (see vm/setup.sh)');
     const { ensureGuestImage } = await import('./image/ensure.js');
     const image = await ensureGuestImage((m: string) => logger.info(m));
     const user = spawnSync('id', ['-u', 'lia-vm'], { encoding: 'utf8' });
@@ -52,12 +57,16 @@ export async function selectDriver(config: Config, logger: Logger): Promise<VmDr
   }
   if (wanted === 'qemu' || wanted === 'auto') {
     if (!hasBinary('qemu-system-x86_64')) {
-      if (wanted === 'qemu') throw new Error('LIA__VM__DRIVER=qemu but qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)');
+      if (wanted === 'qemu')
+        throw new Error(
+          'LIA__VM__DRIVER=qemu but qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)',
+        );
       logger.warn('qemu-system-x86_64 not found; falling back to the local driver');
       return local();
     }
     const accel = kvm.usable ? 'kvm' : 'tcg';
-    if (!kvm.usable) logger.warn({ reason: kvm.reason }, 'KVM does not run a vCPU here: QEMU uses software emulation (TCG)');
+    if (!kvm.usable)
+      logger.warn({ reason: kvm.reason }, 'KVM does not run a vCPU here: QEMU uses software emulation (TCG)');
     const { ensureGuestImage } = await import('./image/ensure.js');
     const image = await ensureGuestImage((m: string) => logger.info(m));
     const { QemuDriver } = await import('./drivers/qemu.js');

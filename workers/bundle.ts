@@ -27,7 +27,10 @@ function hashSources(): string {
   return h.digest('hex').slice(0, 16);
 }
 
-export async function ensureWorkflowBundle(stateDir: string, progress: (m: string) => void = () => {}): Promise<string> {
+export async function ensureWorkflowBundle(
+  stateDir: string,
+  progress: (m: string) => void = () => {},
+): Promise<string> {
   const dir = path.join(stateDir, 'workflow-bundle');
   const file = path.join(dir, `agentTask-${hashSources()}.js`);
   if (fs.existsSync(file)) return file;
@@ -35,7 +38,14 @@ export async function ensureWorkflowBundle(stateDir: string, progress: (m: strin
   const started = Date.now();
   const { code } = await bundleWorkflowCode({
     workflowsPath: path.join(root, 'workflows', 'index.ts'),
-    logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error: (m: string) => progress(m) } as never,
+    logger: {
+      log() {},
+      trace() {},
+      debug() {},
+      info() {},
+      warn() {},
+      error: (m: string) => progress(m),
+    } as never,
   });
   fs.mkdirSync(dir, { recursive: true });
   for (const old of fs.readdirSync(dir)) fs.rmSync(path.join(dir, old), { force: true });

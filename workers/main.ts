@@ -24,7 +24,9 @@ const logger = createLogger(`lia-${role}`, config.log.level);
 const databaseUrl = config.database.url;
 const temporalAddress = config.temporal.address;
 if (!databaseUrl || !temporalAddress) {
-  logger.fatal('a standalone worker needs LIA__DATABASE__URL and LIA__TEMPORAL__ADDRESS (./lia start sets up both itself)');
+  logger.fatal(
+    'a standalone worker needs LIA__DATABASE__URL and LIA__TEMPORAL__ADDRESS (./lia start sets up both itself)',
+  );
   process.exit(2);
 }
 const pool = createPool(databaseUrl);
@@ -37,7 +39,10 @@ if (role === 'host') {
   const host = await createHostWorker({ config, pool, databaseUrl, temporalAddress, driver, logger });
   run = host.run();
   stop = host.shutdown;
-  logger.info({ hostId: config.host.id, driver: driver.name, accel: driver.acceleration }, 'host worker running');
+  logger.info(
+    { hostId: config.host.id, driver: driver.name, accel: driver.acceleration },
+    'host worker running',
+  );
 } else {
   const worker = await createControlWorker({
     temporalAddress,

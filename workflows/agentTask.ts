@@ -61,7 +61,11 @@ function hostActivities(hostId: string) {
   };
 }
 
-type RunOutcome = { kind: 'idle' } | { kind: 'terminate' } | { kind: 'exited'; exit: AgentExit } | { kind: 'continue' };
+type RunOutcome =
+  | { kind: 'idle' }
+  | { kind: 'terminate' }
+  | { kind: 'exited'; exit: AgentExit }
+  | { kind: 'continue' };
 
 export async function agentTask(input: TaskInput, carried?: CarriedState): Promise<TaskState> {
   const state: TaskState = carried?.state ?? {
@@ -118,12 +122,18 @@ export async function agentTask(input: TaskInput, carried?: CarriedState): Promi
     await control.recordTask({ taskId: state.taskId, patch: { ...patch, status } });
   }
 
-  let host: ReturnType<typeof hostActivities> | undefined = state.hostId ? hostActivities(state.hostId) : undefined;
+  let host: ReturnType<typeof hostActivities> | undefined = state.hostId
+    ? hostActivities(state.hostId)
+    : undefined;
   let finalStatus: TaskStatus = 'terminated';
 
   try {
     if (state.status === 'pending') {
-      const placement = await control.placeTask({ taskId: state.taskId, owner: state.owner, limits: input.limits });
+      const placement = await control.placeTask({
+        taskId: state.taskId,
+        owner: state.owner,
+        limits: input.limits,
+      });
       state.hostId = placement.hostId;
       host = hostActivities(placement.hostId);
       upsertSearchAttributes([{ key: HOST_KEY, value: placement.hostId }]);
@@ -152,7 +162,9 @@ export async function agentTask(input: TaskInput, carried?: CarriedState): Promi
             finalStatus = 'failed';
             state.error =
               exit.message ??
-              (exit.signal ? `the agent was killed by ${exit.signal}` : `the agent exited with code ${exit.exitCode}`);
+              (exit.signal
+                ? `the agent was killed by ${exit.signal}`
+                : `the agent exited with code ${exit.exitCode}`);
           }
           break;
         }
@@ -201,7 +213,9 @@ export async function agentTask(input: TaskInput, carried?: CarriedState): Promi
         await host.cleanup.destroyVm({ taskId: state.taskId });
       } catch (err) {
         // The host's reconciler removes what is left once this workflow is closed.
-        log.error('destroyVm failed; the host reconciler will remove the VM', { error: describeFailure(err) });
+        log.error('destroyVm failed; the host reconciler will remove the VM', {
+          error: describeFailure(err),
+        });
         if (finalStatus !== 'failed') state.error = `cleanup incomplete: ${describeFailure(err)}`;
       }
     }
@@ -214,7 +228,9 @@ export async function agentTask(input: TaskInput, carried?: CarriedState): Promi
     const scope = new CancellationScope();
     let pumpResult: { exit: AgentExit } | { error: unknown } | undefined;
     const pump = scope
-      .run(() => h.pump.pumpOutput({ taskId: state.taskId, runtime: state.runtime, reportMs: input.activityReportMs }))
+      .run(() =>
+        h.pump.pumpOutput({ taskId: state.taskId, runtime: state.runtime, reportMs: input.activityReportMs }),
+      )
       .then(
         (exit) => {
           pumpResult = { exit };

@@ -55,10 +55,10 @@ export async function placeOnHost(pool: Pool, taskId: string, staleAfterSeconds:
           : 'no host worker is running (none has sent a heartbeat recently)',
       );
     }
-    await client.query(`UPDATE tasks SET host_id = $2, status = 'starting', updated_at = now() WHERE id = $1`, [
-      taskId,
-      host.id,
-    ]);
+    await client.query(
+      `UPDATE tasks SET host_id = $2, status = 'starting', updated_at = now() WHERE id = $1`,
+      [taskId, host.id],
+    );
     await client.query('COMMIT');
     const { used: _used, ...info } = host;
     return info;

@@ -25,13 +25,26 @@ export async function enqueueInput(
 }
 
 /** Input queued after `afterId`, oldest first. */
-export async function pendingInput(pool: Pool, taskId: string, afterId = 0, limit = 500): Promise<InputItem[]> {
-  const { rows } = await pool.query<{ id: number; kind: 'stdin' | 'resize'; data: Buffer; cols: number; rows: number }>(
+export async function pendingInput(
+  pool: Pool,
+  taskId: string,
+  afterId = 0,
+  limit = 500,
+): Promise<InputItem[]> {
+  const { rows } = await pool.query<{
+    id: number;
+    kind: 'stdin' | 'resize';
+    data: Buffer;
+    cols: number;
+    rows: number;
+  }>(
     'SELECT id, kind, data, cols, rows FROM task_input WHERE task_id = $1 AND id > $2 ORDER BY id LIMIT $3',
     [taskId, afterId, limit],
   );
   return rows.map((r) =>
-    r.kind === 'stdin' ? { id: r.id, kind: 'stdin', data: r.data } : { id: r.id, kind: 'resize', cols: r.cols, rows: r.rows },
+    r.kind === 'stdin'
+      ? { id: r.id, kind: 'stdin', data: r.data }
+      : { id: r.id, kind: 'resize', cols: r.cols, rows: r.rows },
   );
 }
 

@@ -22,7 +22,12 @@ export async function appendChunks(pool: Pool, taskId: string, chunks: Chunk[]):
   );
 }
 
-export async function readChunks(pool: Pool, taskId: string, afterSeq: number, limit = 256): Promise<Chunk[]> {
+export async function readChunks(
+  pool: Pool,
+  taskId: string,
+  afterSeq: number,
+  limit = 256,
+): Promise<Chunk[]> {
   const { rows } = await pool.query<Chunk>(
     'SELECT seq, data FROM output_chunks WHERE task_id = $1 AND seq > $2 ORDER BY seq LIMIT $3',
     [taskId, afterSeq, limit],

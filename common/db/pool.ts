@@ -26,4 +26,6 @@ export const CHANNELS = {
   output: 'lia_output',
   /** payload: `<taskId>` — new rows in task_input */
   input: 'lia_input',
+  /** payload: `<taskId>` — the task's row changed (status, error, usage) */
+  task: 'lia_task',
 } as const;

@@ -29,7 +29,9 @@ function findBinDir(): string | undefined {
 
 async function installPostgres(progress: (m: string) => void): Promise<string> {
   if (process.getuid?.() !== 0) {
-    throw new Error('PostgreSQL server is not installed: run `sudo apt-get install postgresql` or set LIA__DATABASE__URL');
+    throw new Error(
+      'PostgreSQL server is not installed: run `sudo apt-get install postgresql` or set LIA__DATABASE__URL',
+    );
   }
   progress('[postgres] installing Debian package postgresql (apt-get)…');
   const r1 = spawnSync('apt-get', ['update', '-q'], { stdio: 'inherit' });
@@ -41,7 +43,8 @@ async function installPostgres(progress: (m: string) => void): Promise<string> {
         })
       : r1;
   const dir = findBinDir();
-  if (r2.status !== 0 || !dir) throw new Error('could not install PostgreSQL with apt-get; set LIA__DATABASE__URL');
+  if (r2.status !== 0 || !dir)
+    throw new Error('could not install PostgreSQL with apt-get; set LIA__DATABASE__URL');
   return dir;
 }
 

@@ -1,6 +1,6 @@
 import type { TaskRecordPatch } from '../activities.js';
 import type { Runtime, TaskStatus } from '../task.js';
-import type { Pool } from './pool.js';
+import { CHANNELS, type Pool } from './pool.js';
 
 export interface TaskRow {
   id: string;
@@ -22,7 +22,9 @@ const COLUMNS = `id, owner, runtime, status, prompt_first_line AS "promptFirstLi
 
 export class QuotaExceeded extends Error {
   constructor(readonly limit: number) {
-    super(`you already have ${limit} live tasks (the limit); stop one with /stop or DELETE before starting another`);
+    super(
+      `you already have ${limit} live tasks (the limit); stop one with /stop or DELETE before starting another`,
+    );
   }
 }
 
@@ -32,7 +34,13 @@ export class QuotaExceeded extends Error {
  */
 export async function createTask(
   pool: Pool,
-  t: { id: string; owner: string; runtime: Runtime; promptFirstLine: string; files: { name: string; data: Buffer }[] },
+  t: {
+    id: string;
+    owner: string;
+    runtime: Runtime;
+    promptFirstLine: string;
+    files: { name: string; data: Buffer }[];
+  },
   liveQuota: number,
 ): Promise<void> {
   const client = await pool.connect();
@@ -49,7 +57,11 @@ export async function createTask(
       [t.id, t.owner, t.runtime, t.promptFirstLine],
     );
     for (const f of t.files) {
-      await client.query('INSERT INTO task_files (task_id, name, data) VALUES ($1, $2, $3)', [t.id, f.name, f.data]);
+      await client.query('INSERT INTO task_files (task_id, name, data) VALUES ($1, $2, $3)', [
+        t.id,
+        f.name,
+        f.data,
+      ]);
     }
     await client.query('COMMIT');
   } catch (err) {
@@ -67,10 +79,10 @@ export async function getTask(pool: Pool, id: string): Promise<TaskRow | undefin
 
 export async function listTasks(pool: Pool, owner: string | undefined, limit = 100): Promise<TaskRow[]> {
   const { rows } = owner
-    ? await pool.query<TaskRow>(`SELECT ${COLUMNS} FROM tasks WHERE owner = $1 ORDER BY created_at DESC LIMIT $2`, [
-        owner,
-        limit,
-      ])
+    ? await pool.query<TaskRow>(
+        `SELECT ${COLUMNS} FROM tasks WHERE owner = $1 ORDER BY created_at DESC LIMIT $2`,
+        [owner, limit],
+      )
     : await pool.query<TaskRow>(`SELECT ${COLUMNS} FROM tasks ORDER BY created_at DESC LIMIT $1`, [limit]);
   return rows;
 }
@@ -94,7 +106,12 @@ export async function updateTask(pool: Pool, id: string, patch: TaskRecordPatch)
     sets.push(`${column} = $${values.length}`);
   }
   if (!sets.length) return;
-  await pool.query(`UPDATE tasks SET ${sets.join(', ')}, updated_at = now() WHERE id = $1`, values);
+  // Watchers (the API's streams, the bot's threads) learn of the change in the same statement.
+  await pool.query(
+    `WITH u AS (UPDATE tasks SET ${sets.join(', ')}, updated_at = now() WHERE id = $1 RETURNING id)
+     SELECT pg_notify('${CHANNELS.task}', id) FROM u`,
+    values,
+  );
 }
 
 export async function deleteTask(pool: Pool, id: string): Promise<void> {

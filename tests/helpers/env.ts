@@ -13,7 +13,9 @@ import { ensureTemporalCli } from '../../temporal-dev/cli.js';
 import { ensureWorkflowBundle } from '../../workers/bundle.js';
 
 export const repoRoot = path.resolve(import.meta.dirname, '..', '..');
-export const testStateDir = path.resolve(process.env.LIA_TEST_STATE_DIR ?? path.join(repoRoot, '.lia-state', 'test'));
+export const testStateDir = path.resolve(
+  process.env.LIA_TEST_STATE_DIR ?? path.join(repoRoot, '.lia-state', 'test'),
+);
 
 export async function testDatabase(name: string): Promise<string> {
   const admin = process.env.LIA_TEST_DATABASE_URL ?? (await ensurePrivateCluster(testStateDir)).url;
@@ -72,7 +74,9 @@ export async function waitFor<T>(
       last = err;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`,
+      );
     }
     await new Promise((r) => setTimeout(r, everyMs));
   }

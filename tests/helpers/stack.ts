@@ -16,7 +16,15 @@ import { LinkSigner } from '../../common/links.js';
 import { createLogger } from '../../common/logger.js';
 import { TaskClient } from '../../common/task-client.js';
 import { createControlWorker } from '../../workers/control.js';
-import { repoRoot, type TestTemporal, testConfig, testDatabase, testTemporal, waitFor, workflowBundle } from './env.js';
+import {
+  repoRoot,
+  type TestTemporal,
+  testConfig,
+  testDatabase,
+  testTemporal,
+  waitFor,
+  workflowBundle,
+} from './env.js';
 
 export interface TestStack {
   config: Config;
@@ -73,19 +81,24 @@ export async function startTestStack(name: string, extra: Record<string, string>
 
   let host: ChildProcess | undefined;
   const startHostWorker = async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'workers', 'main.ts'), 'host'], {
-      cwd: repoRoot,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...vars },
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(repoRoot, 'workers', 'main.ts'), 'host'],
+      {
+        cwd: repoRoot,
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, ...vars },
+        stdio: ['ignore', 'inherit', 'inherit'],
+      },
+    );
     host = child;
     await waitFor(
       'the host worker to register',
       async () => {
         if (child.exitCode !== null) throw new Error(`host worker exited with ${child.exitCode}`);
-        const { rows } = await pool.query(`SELECT 1 FROM hosts WHERE id = $1 AND heartbeat_at > now() - interval '3 seconds'`, [
-          hostId,
-        ]);
+        const { rows } = await pool.query(
+          `SELECT 1 FROM hosts WHERE id = $1 AND heartbeat_at > now() - interval '3 seconds'`,
+          [hostId],
+        );
         return rows.length > 0;
       },
       60_000,
@@ -182,7 +195,9 @@ export class StreamClient {
   }
 
   text(): string {
-    return Buffer.concat([...this.chunks.entries()].sort((a, b) => a[0] - b[0]).map(([, b]) => b)).toString('utf8');
+    return Buffer.concat([...this.chunks.entries()].sort((a, b) => a[0] - b[0]).map(([, b]) => b)).toString(
+      'utf8',
+    );
   }
 
   type(data: string): void {

@@ -31,11 +31,19 @@ interface Listener {
   lastActivity: number;
 }
 
-const HOP_HEADERS = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'upgrade'];
+const HOP_HEADERS = [
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'upgrade',
+];
 const SECRET_HEADERS = ['x-api-key', 'authorization'];
 
 export class EgressProxy extends EventEmitter {
-  private readonly listeners = new Map<string, Listener>();
+  private readonly byTask = new Map<string, Listener>();
   private readonly model: URL;
 
   constructor(private readonly o: EgressOptions) {
@@ -45,7 +53,7 @@ export class EgressProxy extends EventEmitter {
 
   /** Opens (or returns) the task's listener on 127.0.0.1; the VM's network forwards to it. */
   async open(taskId: string, port = 0): Promise<number> {
-    const existing = this.listeners.get(taskId);
+    const existing = this.byTask.get(taskId);
     if (existing) return existing.port;
     const l: Listener = { server: http.createServer(), port: 0, inFlight: 0, lastActivity: 0 };
     l.server.on('request', (req, res) => this.onRequest(taskId, l, req, res));
@@ -55,29 +63,29 @@ export class EgressProxy extends EventEmitter {
       l.server.listen(port, '127.0.0.1', () => resolve());
     });
     l.port = (l.server.address() as net.AddressInfo).port;
-    this.listeners.set(taskId, l);
+    this.byTask.set(taskId, l);
     return l.port;
   }
 
   async close(taskId: string): Promise<void> {
-    const l = this.listeners.get(taskId);
+    const l = this.byTask.get(taskId);
     if (!l) return;
-    this.listeners.delete(taskId);
+    this.byTask.delete(taskId);
     l.server.closeAllConnections();
     await new Promise<void>((r) => l.server.close(() => r()));
   }
 
   async closeAll(): Promise<void> {
-    await Promise.all([...this.listeners.keys()].map((id) => this.close(id)));
+    await Promise.all([...this.byTask.keys()].map((id) => this.close(id)));
   }
 
   /** True while a model request of this task is in flight. */
   busy(taskId: string): boolean {
-    return (this.listeners.get(taskId)?.inFlight ?? 0) > 0;
+    return (this.byTask.get(taskId)?.inFlight ?? 0) > 0;
   }
 
   port(taskId: string): number | undefined {
-    return this.listeners.get(taskId)?.port;
+    return this.byTask.get(taskId)?.port;
   }
 
   private allowed(host: string, port: number): boolean {
@@ -149,7 +157,9 @@ export class EgressProxy extends EventEmitter {
     const [host, portText] = (req.url ?? '').split(':');
     const port = Number(portText || 443);
     if (!host || !this.allowed(host, port)) {
-      socket.end(`HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\n\r\nLia: ${req.url} is not on this host's egress allowlist\n`);
+      socket.end(
+        `HTTP/1.1 403 Forbidden\r\ncontent-type: text/plain\r\n\r\nLia: ${req.url} is not on this host's egress allowlist\n`,
+      );
       return;
     }
     const up = net.connect(port, host, () => {

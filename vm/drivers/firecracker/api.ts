@@ -85,7 +85,9 @@ export class FirecrackerApi {
           });
         },
       );
-      req.on('timeout', () => req.destroy(new Error(`Firecracker ${method} ${path}: no answer in ${this.timeoutMs} ms`)));
+      req.on('timeout', () =>
+        req.destroy(new Error(`Firecracker ${method} ${path}: no answer in ${this.timeoutMs} ms`)),
+      );
       req.on('error', reject);
       if (payload) req.write(payload);
       req.end();

@@ -36,7 +36,12 @@ export const jailId = (taskId: string): string => taskId.replace(/_/g, '-');
 
 export function jailerArgs(o: FirecrackerOptions, taskId: string, spec?: VmSpec): string[] {
   const cgroups = spec
-    ? ['--cgroup', `cpu.max=${spec.vcpus * 100000} 100000`, '--cgroup', `memory.max=${(spec.memoryMib + 64) * 1024 * 1024}`]
+    ? [
+        '--cgroup',
+        `cpu.max=${spec.vcpus * 100000} 100000`,
+        '--cgroup',
+        `memory.max=${(spec.memoryMib + 64) * 1024 * 1024}`,
+      ]
     : [];
   return [
     '--id',
@@ -80,13 +85,17 @@ export class FirecrackerDriver implements VmDriver {
 
   private async launch(taskId: string, spec: VmSpec | undefined, progress: Progress): Promise<void> {
     progress('booting: starting firecracker under the jailer');
-    const child = spawn(this.o.jailerBin, jailerArgs(this.o, taskId, spec), { detached: true, stdio: 'ignore' });
+    const child = spawn(this.o.jailerBin, jailerArgs(this.o, taskId, spec), {
+      detached: true,
+      stdio: 'ignore',
+    });
     child.unref();
     fs.writeFileSync(this.pidFile(taskId), String(child.pid));
     const sock = path.join(this.root(taskId), 'run', 'api.sock');
     const deadline = Date.now() + 5000;
     while (!fs.existsSync(sock)) {
-      if (Date.now() > deadline) throw new VmError(`firecracker did not open its API socket ${sock} within 5 s`);
+      if (Date.now() > deadline)
+        throw new VmError(`firecracker did not open its API socket ${sock} within 5 s`);
       await new Promise((r) => setTimeout(r, 20));
     }
   }
@@ -101,7 +110,8 @@ export class FirecrackerDriver implements VmDriver {
     await run('cp', ['--reflink=auto', '--sparse=always', this.o.rootfsPath, path.join(root, 'rootfs.ext4')]);
     fs.truncateSync(path.join(root, 'rootfs.ext4'), spec.storageGb * 1024 ** 3);
     await run('resize2fs', ['-f', path.join(root, 'rootfs.ext4')]).catch(() => {});
-    for (const f of ['vmlinux', 'rootfs.ext4', 'run']) fs.chownSync(path.join(root, f), this.o.uid, this.o.gid);
+    for (const f of ['vmlinux', 'rootfs.ext4', 'run'])
+      fs.chownSync(path.join(root, f), this.o.uid, this.o.gid);
     await this.launch(spec.taskId, spec, progress);
     const api = this.api(spec.taskId);
     await api.putMachineConfig({ vcpu_count: spec.vcpus, mem_size_mib: spec.memoryMib, smt: false });
@@ -109,7 +119,12 @@ export class FirecrackerDriver implements VmDriver {
       kernel_image_path: 'vmlinux',
       boot_args: 'console=ttyS0 reboot=k panic=1 pci=off quiet lia.channel=vsock',
     });
-    await api.putDrive({ drive_id: 'rootfs', path_on_host: 'rootfs.ext4', is_root_device: true, is_read_only: false });
+    await api.putDrive({
+      drive_id: 'rootfs',
+      path_on_host: 'rootfs.ext4',
+      is_root_device: true,
+      is_read_only: false,
+    });
     await api.putVsock({ guest_cid: GUEST_CID, uds_path: 'v.sock' });
     await api.instanceStart();
     progress('booting: waiting for sidecar hello');
@@ -123,7 +138,8 @@ export class FirecrackerDriver implements VmDriver {
         (await this.connect(taskId)).destroy();
         return;
       } catch (err) {
-        if (Date.now() > deadline) throw new VmError(`the sidecar did not answer on vsock within ${timeoutMs} ms: ${err}`);
+        if (Date.now() > deadline)
+          throw new VmError(`the sidecar did not answer on vsock within ${timeoutMs} ms: ${err}`);
         await new Promise((r) => setTimeout(r, 50));
       }
     }
@@ -142,7 +158,9 @@ export class FirecrackerDriver implements VmDriver {
     this.kill(taskId);
     const root = this.root(taskId);
     return {
-      snapshotBytes: fs.statSync(path.join(root, 'snapshot.state')).size + fs.statSync(path.join(root, 'snapshot.mem')).size,
+      snapshotBytes:
+        fs.statSync(path.join(root, 'snapshot.state')).size +
+        fs.statSync(path.join(root, 'snapshot.mem')).size,
     };
   }
 
@@ -169,7 +187,9 @@ export class FirecrackerDriver implements VmDriver {
   async presence(taskId: string): Promise<VmPresence> {
     if (!fs.existsSync(this.jailDir(taskId))) return 'absent';
     if (fs.existsSync(path.join(this.root(taskId), 'snapshot.state'))) {
-      const pid = fs.existsSync(this.pidFile(taskId)) ? Number(fs.readFileSync(this.pidFile(taskId), 'utf8')) : 0;
+      const pid = fs.existsSync(this.pidFile(taskId))
+        ? Number(fs.readFileSync(this.pidFile(taskId), 'utf8'))
+        : 0;
       return pid && isAlive(pid) ? 'running' : 'suspended';
     }
     return 'running';

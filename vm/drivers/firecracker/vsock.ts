@@ -9,7 +9,10 @@ export async function connectVsock(udsPath: string, port: number, timeoutMs = 50
   return new Promise((resolve, reject) => {
     const sock = net.createConnection(udsPath);
     let buf = Buffer.alloc(0);
-    const timer = setTimeout(() => fail(new Error(`vsock: no answer to CONNECT ${port} within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => fail(new Error(`vsock: no answer to CONNECT ${port} within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     const fail = (err: Error) => {
       clearTimeout(timer);
       sock.destroy();
@@ -23,7 +26,8 @@ export async function connectVsock(udsPath: string, port: number, timeoutMs = 50
         return;
       }
       const line = buf.subarray(0, nl).toString('ascii');
-      if (!/^OK \d+$/.test(line)) return fail(new Error(`vsock: CONNECT ${port} refused (${JSON.stringify(line)})`));
+      if (!/^OK \d+$/.test(line))
+        return fail(new Error(`vsock: CONNECT ${port} refused (${JSON.stringify(line)})`));
       clearTimeout(timer);
       sock.off('data', onData);
       sock.off('error', fail);

@@ -1,0 +1,85 @@
+/** The Hono app: /api/v1 (authenticated REST + stream), /healthz, and the built web UI. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { serveStatic } from '@hono/node-server/serve-static';
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import type { UpgradeWebSocket } from 'hono/ws';
+import type { WebSocket } from 'ws';
+import type { Config } from '../common/config.js';
+import type { Pool } from '../common/db/pool.js';
+import type { LinkSigner } from '../common/links.js';
+import type { Logger } from '../common/logger.js';
+import { LIMITS } from '../common/task.js';
+import type { TaskClient } from '../common/task-client.js';
+import { type AuthEnv, authenticate } from './auth.js';
+import { errorBody, HttpError, sendError, toHttpError } from './errors.js';
+import type { OutputBus } from './output-bus.js';
+import { streamRoutes } from './routes/stream.js';
+import { taskRoutes } from './routes/tasks.js';
+
+export interface AppDeps {
+  config: Config;
+  tasks: TaskClient;
+  pool: Pool;
+  links: LinkSigner;
+  logger: Logger;
+  bus: OutputBus;
+  upgradeWebSocket: UpgradeWebSocket<WebSocket>;
+  /** The built web UI (vite build output); served when it exists. */
+  webDist?: string;
+}
+
+/** Base64 grows files by 4/3; leave room for the prompt and JSON around them. */
+const MAX_BODY_BYTES = Math.ceil((LIMITS.filesTotalMaxBytes * 4) / 3) + LIMITS.promptMaxChars * 4 + 64 * 1024;
+
+export function createApp(d: AppDeps): Hono<AuthEnv> {
+  const app = new Hono<AuthEnv>();
+
+  app.onError((err, c) => {
+    const http = toHttpError(err);
+    if (http) return sendError(c, http);
+    d.logger.error({ err: err.message, stack: err.stack, path: c.req.path }, 'unhandled API error');
+    return c.json(errorBody('internal', 'internal error; the operator can find details in the API log'), 500);
+  });
+  app.notFound((c) =>
+    c.req.path.startsWith('/api/')
+      ? sendError(c, new HttpError(404, 'not_found', `no route ${c.req.method} ${c.req.path}`))
+      : c.text('not found', 404),
+  );
+
+  app.get('/healthz', (c) => c.json({ ok: true }));
+
+  const api = new Hono<AuthEnv>();
+  api.use(
+    '*',
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: (c) =>
+        sendError(
+          c,
+          new HttpError(
+            413,
+            'too_large',
+            `the request body is larger than ${Math.floor(MAX_BODY_BYTES / 1024 / 1024)} MiB`,
+          ),
+        ),
+    }),
+  );
+  api.use('*', authenticate(d.config, d.links));
+  api.route('/tasks', streamRoutes(d));
+  api.route('/tasks', taskRoutes(d.tasks, d.pool));
+  app.route('/api/v1', api);
+
+  const dist = d.webDist;
+  if (dist && fs.existsSync(path.join(dist, 'index.html'))) {
+    const root = path.relative(process.cwd(), dist) || '.';
+    app.use('/assets/*', serveStatic({ root }));
+    // The single-page app answers every other page route (e.g. /tasks/<id>).
+    const index = fs.readFileSync(path.join(dist, 'index.html'), 'utf8');
+    app.get('*', (c) => c.html(index));
+  } else {
+    app.get('/', (c) => c.text('Lia API. The web UI is not built (npm run build:web).'));
+  }
+  return app;
+}

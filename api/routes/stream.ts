@@ -1,0 +1,213 @@
+/**
+ * GET /api/v1/tasks/{id}/stream?from=<seq> — the bidirectional terminal stream.
+ *
+ * Server → client: binary frames `u64 BE seq | bytes` (output, each seq exactly once and in
+ * order from `from`), and JSON text frames: `hello`, `state` (on every change), `truncated`,
+ * `error`. Client → server: JSON text frames `{type:"input",data}`, `{type:"resize",cols,rows}`,
+ * or binary frames of raw input bytes.
+ */
+
+import { Hono } from 'hono';
+import type { UpgradeWebSocket, WSContext } from 'hono/ws';
+import type { WebSocket } from 'ws';
+import { z } from 'zod';
+import { firstSeq, readChunks } from '../../common/db/output.js';
+import type { Pool } from '../../common/db/pool.js';
+import type { Logger } from '../../common/logger.js';
+import { isEnded, LIMITS, type TaskStatus } from '../../common/task.js';
+import { type TaskClient, TaskError, type TaskView } from '../../common/task-client.js';
+import { type AuthEnv, checkLinkScope } from '../auth.js';
+import { describeZodError, invalid } from '../errors.js';
+import type { OutputBus } from '../output-bus.js';
+import { parseTaskId } from './tasks.js';
+
+const clientMessage = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('input'), data: z.string().max(LIMITS.inputMaxBytes) }),
+  z.object({
+    type: z.literal('resize'),
+    cols: z.number().int().min(LIMITS.terminal.minCols).max(LIMITS.terminal.maxCols),
+    rows: z.number().int().min(LIMITS.terminal.minRows).max(LIMITS.terminal.maxRows),
+  }),
+  z.object({ type: z.literal('ping') }),
+]);
+
+/** Above this many queued bytes on a socket, stop reading the log until the client catches up. */
+const HIGH_WATER = 4 * 1024 * 1024;
+const STATE_REFRESH_MS = 5000;
+
+export interface StreamDeps {
+  tasks: TaskClient;
+  pool: Pool;
+  bus: OutputBus;
+  logger: Logger;
+  upgradeWebSocket: UpgradeWebSocket<WebSocket>;
+}
+
+function stateMessage(v: TaskView) {
+  return {
+    type: 'state',
+    status: v.status,
+    idleDeadline: v.idleDeadline ?? null,
+    error: v.error,
+    exitCode: v.exitCode,
+    driver: v.driver,
+    acceleration: v.acceleration,
+  };
+}
+
+export function streamRoutes(d: StreamDeps): Hono<AuthEnv> {
+  const app = new Hono<AuthEnv>();
+  app.get(
+    '/:id/stream',
+    async (c, next) => {
+      const caller = c.get('caller');
+      const id = parseTaskId(c.req.param('id'));
+      checkLinkScope(caller, id);
+      const from = c.req.query('from') ?? '1';
+      if (!/^\d{1,15}$/.test(from))
+        throw invalid('from must be the first seq wanted (a whole number; 0 or 1 = from the start)');
+      await d.tasks.authorized(caller, id);
+      await next();
+    },
+    d.upgradeWebSocket((c) => {
+      const caller = c.get('caller');
+      const id = c.req.param('id')!;
+      const from = Math.max(1, Number(c.req.query('from') ?? '1'));
+      let ws: WSContext<WebSocket>;
+      let cursor = from - 1;
+      let status: TaskStatus = 'pending';
+      let closed = false;
+      let lastState = '';
+      let unwatch = () => {};
+      let refresh: NodeJS.Timeout | undefined;
+      let inputChain: Promise<void> = Promise.resolve();
+
+      const sendJson = (m: unknown) => {
+        if (!closed) ws.send(JSON.stringify(m));
+      };
+      const fail = (err: unknown) => {
+        const message = err instanceof TaskError ? err.message : `internal error: ${(err as Error).message}`;
+        if (!(err instanceof TaskError))
+          d.logger.warn({ taskId: id, err: (err as Error).message }, 'stream error');
+        sendJson({ type: 'error', message });
+      };
+
+      // Output: one reader per socket, from its own cursor; notifies only say "look again".
+      let draining = false;
+      let again = false;
+      const drain = async () => {
+        if (draining) {
+          again = true;
+          return;
+        }
+        draining = true;
+        try {
+          do {
+            again = false;
+            for (;;) {
+              if (closed) return;
+              const batch = await readChunks(d.pool, id, cursor, 256);
+              if (!batch.length || closed) break;
+              for (const ch of batch) {
+                const frame = Buffer.allocUnsafe(8 + ch.data.length);
+                frame.writeBigUInt64BE(BigInt(ch.seq), 0);
+                ch.data.copy(frame, 8);
+                ws.raw!.send(frame);
+                cursor = ch.seq;
+              }
+              while (!closed && ws.raw!.bufferedAmount > HIGH_WATER)
+                await new Promise((r) => setTimeout(r, 5));
+            }
+          } while (again);
+        } catch (err) {
+          fail(err);
+        } finally {
+          draining = false;
+        }
+      };
+
+      const pushState = async () => {
+        try {
+          const view = await d.tasks.get(caller, id);
+          status = view.status;
+          const m = stateMessage(view);
+          const key = JSON.stringify(m);
+          if (key !== lastState) {
+            lastState = key;
+            sendJson(m);
+          }
+          if (isEnded(status) && refresh) {
+            clearInterval(refresh);
+            refresh = undefined;
+          }
+        } catch (err) {
+          fail(err);
+        }
+      };
+
+      const onInput = (data: Buffer) => {
+        inputChain = inputChain
+          .then(() => d.tasks.input(caller, id, data, status))
+          .then(() => {
+            if (status === 'suspended') status = 'starting'; // resuming: don't ask to resume per keystroke
+          })
+          .catch(fail);
+      };
+
+      return {
+        async onOpen(_evt, socket) {
+          ws = socket;
+          const first = await firstSeq(d.pool, id);
+          if (first !== undefined && from < first) {
+            sendJson({
+              type: 'truncated',
+              firstAvailableSeq: first,
+              message: `output before seq ${first} was dropped (retention limit)`,
+            });
+            cursor = first - 1;
+          }
+          sendJson({ type: 'hello', taskId: id, fromSeq: cursor + 1 });
+          unwatch = d.bus.watch(id, {
+            output: (seq) => {
+              if (seq > cursor) void drain();
+            },
+            task: () => void pushState(),
+          });
+          refresh = setInterval(() => void pushState(), STATE_REFRESH_MS);
+          await pushState();
+          await drain();
+        },
+        onMessage(evt) {
+          const data = evt.data;
+          if (typeof data !== 'string') {
+            const buf = Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer);
+            if (buf.length > LIMITS.inputMaxBytes)
+              return sendJson({ type: 'error', message: 'input frame too large' });
+            return onInput(buf);
+          }
+          let parsed: z.infer<typeof clientMessage>;
+          try {
+            const r = clientMessage.safeParse(JSON.parse(data));
+            if (!r.success) return sendJson({ type: 'error', message: describeZodError(r.error) });
+            parsed = r.data;
+          } catch {
+            return sendJson({
+              type: 'error',
+              message: 'a text frame must be JSON: {"type":"input","data":"…"}',
+            });
+          }
+          if (parsed.type === 'input') onInput(Buffer.from(parsed.data, 'utf8'));
+          else if (parsed.type === 'resize') {
+            inputChain = inputChain.then(() => d.tasks.resize(id, parsed.cols, parsed.rows)).catch(fail);
+          } else sendJson({ type: 'pong' });
+        },
+        onClose() {
+          closed = true;
+          unwatch();
+          if (refresh) clearInterval(refresh);
+        },
+      };
+    }),
+  );
+  return app;
+}

@@ -1,0 +1,58 @@
+/** Starts the API: HTTP + WebSocket on LIA__SERVER__PORT, one LISTEN connection for streams. */
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { serve } from '@hono/node-server';
+import { createNodeWebSocket } from '@hono/node-ws';
+import { Hono } from 'hono';
+import type { Config } from '../common/config.js';
+import type { Pool } from '../common/db/pool.js';
+import type { LinkSigner } from '../common/links.js';
+import type { Logger } from '../common/logger.js';
+import type { TaskClient } from '../common/task-client.js';
+import { createApp } from './app.js';
+import { OutputBus } from './output-bus.js';
+
+export interface ApiOptions {
+  config: Config;
+  tasks: TaskClient;
+  pool: Pool;
+  links: LinkSigner;
+  logger: Logger;
+  databaseUrl: string;
+  webDist?: string;
+}
+
+export interface RunningApi {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_WEB_DIST = path.resolve(import.meta.dirname, '..', 'web', 'dist');
+
+export async function startApi(o: ApiOptions): Promise<RunningApi> {
+  const bus = await OutputBus.start(o.databaseUrl, o.logger);
+  const root = new Hono();
+  const { injectWebSocket, upgradeWebSocket, wss } = createNodeWebSocket({ app: root });
+  root.route('/', createApp({ ...o, bus, upgradeWebSocket, webDist: o.webDist ?? DEFAULT_WEB_DIST }));
+  const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+    const s = serve({ fetch: root.fetch, port: o.config.server.port, hostname: o.config.server.host }, () =>
+      resolve(s),
+    );
+  });
+  injectWebSocket(server);
+  const port = (server.address() as AddressInfo).port;
+  const host =
+    o.config.server.host === '0.0.0.0' || o.config.server.host === '::' ? '127.0.0.1' : o.config.server.host;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  o.logger.info({ url }, 'API listening');
+  return {
+    url,
+    port,
+    async close() {
+      for (const c of wss.clients) c.terminate();
+      await new Promise<void>((r) => server.close(() => r()));
+      await bus.close();
+    },
+  };
+}

@@ -1,0 +1,185 @@
+/**
+ * The `local` driver: no VM at all. The sidecar runs as a detached host process (its own
+ * session, a clean environment), so a worker restart leaves the agent alone. Suspend stops the
+ * sidecar and every process of the agent's PTY session with SIGSTOP; resume continues them
+ * with SIGCONT. Nothing is written to disk for that, and nothing is isolated: development only.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import type { Duplex } from 'node:stream';
+import type { Logger } from '../../common/logger.js';
+import type { Progress, VmDriver, VmPresence, VmSpec } from '../driver.js';
+import { VmError } from '../driver.js';
+import { isAlive, isStopped, readPidFile, sessionPids, signalPids } from '../procs.js';
+import { ensureSidecarBuilt } from '../sidecar/build.js';
+
+const READY_TIMEOUT_MS = 15_000;
+/** sun_path holds 108 bytes including the terminating NUL. */
+const MAX_SOCKET_PATH = 107;
+
+export interface LocalDriverOptions {
+  stateDir: string;
+  hostId: string;
+  logger: Logger;
+}
+
+export class LocalDriver implements VmDriver {
+  readonly name = 'local' as const;
+  readonly acceleration = 'none';
+  private readonly root: string;
+
+  constructor(private readonly o: LocalDriverOptions) {
+    this.root = path.resolve(o.stateDir, 'hosts', o.hostId, 'vms');
+  }
+
+  private files(taskId: string) {
+    const dir = path.join(this.root, taskId);
+    return {
+      dir,
+      work: path.join(dir, 'work'),
+      socket: path.join(dir, 'sidecar.sock'),
+      sidecarPid: path.join(dir, 'sidecar.pid'),
+      agentPid: path.join(dir, 'agent.pid'),
+      suspended: path.join(dir, 'suspended'),
+      log: path.join(dir, 'sidecar.log'),
+    };
+  }
+
+  /** The sidecar and every process of the agent's session. */
+  private pids(taskId: string): number[] {
+    const f = this.files(taskId);
+    const sidecar = readPidFile(f.sidecarPid);
+    const agent = readPidFile(f.agentPid);
+    const pids = new Set<number>();
+    if (sidecar && isAlive(sidecar)) pids.add(sidecar);
+    if (agent) for (const p of sessionPids(agent)) pids.add(p);
+    return [...pids];
+  }
+
+  async boot(spec: VmSpec, progress: Progress): Promise<void> {
+    const f = this.files(spec.taskId);
+    const running = readPidFile(f.sidecarPid);
+    if (running && isAlive(running)) {
+      await waitForSocket(f.socket, READY_TIMEOUT_MS);
+      return;
+    }
+    if (f.socket.length > MAX_SOCKET_PATH) {
+      throw new VmError(
+        `the state folder path is too long for a Unix socket (${f.socket}); use a shorter LIA__STATE__DIR`,
+        false,
+      );
+    }
+    fs.mkdirSync(f.work, { recursive: true });
+    const bundle = await ensureSidecarBuilt();
+    progress('local: starting the sidecar');
+    const log = fs.openSync(f.log, 'a');
+    const child = spawn(
+      process.execPath,
+      [bundle, '--listen', `unix:${f.socket}`, '--workdir', f.work, '--pidfile', f.agentPid],
+      {
+        cwd: f.work,
+        detached: true,
+        stdio: ['ignore', log, log],
+        // Nothing of the worker's environment (database URL, keys) reaches the sidecar.
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8', HOME: f.work },
+      },
+    );
+    fs.closeSync(log);
+    if (!child.pid) throw new VmError('could not start the sidecar process');
+    fs.writeFileSync(f.sidecarPid, String(child.pid));
+    child.unref();
+    await waitForSocket(f.socket, READY_TIMEOUT_MS, () => {
+      if (!isAlive(child.pid!)) {
+        const tail = fs.existsSync(f.log) ? fs.readFileSync(f.log, 'utf8').slice(-400) : '';
+        throw new VmError(`the sidecar exited at start: ${tail}`);
+      }
+    });
+  }
+
+  async connect(taskId: string): Promise<Duplex> {
+    const { socket } = this.files(taskId);
+    return new Promise((resolve, reject) => {
+      const s = net.createConnection(socket);
+      s.once('connect', () => {
+        s.off('error', reject);
+        resolve(s);
+      });
+      s.once('error', reject);
+    });
+  }
+
+  async suspend(taskId: string, progress: Progress): Promise<{ snapshotBytes: number }> {
+    const f = this.files(taskId);
+    progress('local: stopping the agent (SIGSTOP)');
+    fs.writeFileSync(f.suspended, new Date().toISOString());
+    const pids = this.pids(taskId);
+    signalPids(pids, 'SIGSTOP');
+    const deadline = Date.now() + 5000;
+    while (pids.some((p) => isAlive(p) && !isStopped(p))) {
+      if (Date.now() > deadline) throw new VmError('the agent did not stop within 5 s');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return { snapshotBytes: 0 };
+  }
+
+  async restore(taskId: string, progress: Progress): Promise<void> {
+    const f = this.files(taskId);
+    const sidecar = readPidFile(f.sidecarPid);
+    if (!sidecar || !isAlive(sidecar))
+      throw new VmError(`task ${taskId}: the suspended agent is gone from this host`, false);
+    progress('local: continuing the agent (SIGCONT)');
+    signalPids(this.pids(taskId), 'SIGCONT');
+    fs.rmSync(f.suspended, { force: true });
+    await waitForSocket(f.socket, READY_TIMEOUT_MS);
+  }
+
+  async destroy(taskId: string): Promise<void> {
+    const f = this.files(taskId);
+    // Kill until nothing is left: a process may fork while we look.
+    for (let i = 0; i < 50; i++) {
+      const pids = this.pids(taskId);
+      if (!pids.length) break;
+      signalPids(pids, 'SIGKILL');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const left = this.pids(taskId);
+    if (left.length) throw new VmError(`task ${taskId}: processes ${left.join(', ')} survive SIGKILL`);
+    fs.rmSync(f.dir, { recursive: true, force: true });
+    this.o.logger.debug({ taskId }, 'local: destroyed');
+  }
+
+  async presence(taskId: string): Promise<VmPresence> {
+    const f = this.files(taskId);
+    if (!fs.existsSync(f.dir)) return 'absent';
+    const sidecar = readPidFile(f.sidecarPid);
+    if (!sidecar || !isAlive(sidecar)) return 'absent';
+    return fs.existsSync(f.suspended) ? 'suspended' : 'running';
+  }
+
+  async list(): Promise<string[]> {
+    if (!fs.existsSync(this.root)) return [];
+    return fs.readdirSync(this.root);
+  }
+}
+
+/** Resolves once a connection to `socket` succeeds (and closes it). */
+async function waitForSocket(socket: string, timeoutMs: number, check?: () => void): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    check?.();
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.createConnection(socket);
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline)
+      throw new VmError(`the sidecar did not listen on ${socket} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * The host's end of the sidecar protocol: one connection over whatever stream the driver gives
+ * (Unix socket, vsock, virtio-serial socket). Opens with SYNC + hello and waits for the answer.
+ */
+import type { Duplex } from 'node:stream';
+import {
+  encodeFrame,
+  type Frame,
+  FrameDecoder,
+  type HostMessage,
+  PROTOCOL_VERSION,
+  type SidecarMessage,
+  SYNC,
+} from '../protocol.js';
+
+type Hello = Extract<SidecarMessage, { type: 'hello' }>;
+
+export class SidecarConnection {
+  private readonly frameListeners = new Set<(f: Frame<SidecarMessage>) => void>();
+  private readonly closeListeners = new Set<() => void>();
+  private closed = false;
+  hello!: Hello;
+
+  private constructor(private readonly stream: Duplex) {
+    const decoder = new FrameDecoder<SidecarMessage>();
+    stream.on('data', (chunk: Buffer) => {
+      let frames: Frame<SidecarMessage>[];
+      try {
+        frames = decoder.push(chunk);
+      } catch {
+        stream.destroy();
+        return;
+      }
+      for (const f of frames) for (const l of this.frameListeners) l(f);
+    });
+    const end = () => {
+      if (this.closed) return;
+      this.closed = true;
+      for (const l of this.closeListeners) l();
+    };
+    stream.on('close', end);
+    stream.on('end', end);
+    stream.on('error', end);
+  }
+
+  /** Says hello and resolves with the sidecar's hello; rejects if none comes within `timeoutMs`. */
+  static async open(stream: Duplex, timeoutMs: number): Promise<SidecarConnection> {
+    const c = new SidecarConnection(stream);
+    stream.write(SYNC);
+    c.send({ type: 'hello', version: PROTOCOL_VERSION });
+    try {
+      c.hello = (await c.waitFor((m) => m.type === 'hello', timeoutMs)) as Hello;
+    } catch (err) {
+      c.close();
+      throw err;
+    }
+    if (c.hello.version !== PROTOCOL_VERSION) {
+      c.close();
+      throw new Error(
+        `the sidecar speaks protocol ${c.hello.version}, this worker ${PROTOCOL_VERSION}: rebuild the guest image`,
+      );
+    }
+    return c;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  send(m: HostMessage, body?: Uint8Array): void {
+    if (this.closed || this.stream.destroyed) return;
+    this.stream.write(encodeFrame(m, body));
+  }
+
+  onFrame(cb: (f: Frame<SidecarMessage>) => void): () => void {
+    this.frameListeners.add(cb);
+    return () => this.frameListeners.delete(cb);
+  }
+
+  onClose(cb: () => void): () => void {
+    if (this.closed) queueMicrotask(cb);
+    else this.closeListeners.add(cb);
+    return () => this.closeListeners.delete(cb);
+  }
+
+  /** The first message matching `pred`; rejects on timeout or when the connection ends first. */
+  waitFor(pred: (m: SidecarMessage) => boolean, timeoutMs: number): Promise<SidecarMessage> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`the sidecar did not answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const offFrame = this.onFrame((f) => {
+        if (!pred(f.header)) return;
+        cleanup();
+        resolve(f.header);
+      });
+      const offClose = this.onClose(() => {
+        cleanup();
+        reject(new Error('the sidecar closed the connection'));
+      });
+      const cleanup = () => {
+        clearTimeout(timer);
+        offFrame();
+        offClose();
+      };
+    });
+  }
+
+  close(): void {
+    this.stream.destroy();
+  }
+}

@@ -1,0 +1,249 @@
+/**
+ * The agent sidecar: owns the agent's PTY inside the VM (or, for the local driver, next to it),
+ * numbers its output and keeps every chunk until the host acknowledges it. The host worker is
+ * only ever a client, so a worker restart never touches the agent.
+ *
+ *   sidecar --listen unix:/path/sidecar.sock --workdir DIR [--pidfile FILE]
+ *   sidecar --serial /dev/virtio-ports/lia.sidecar --workdir DIR
+ *
+ * Bundled into one file (vm/sidecar/build.ts); its only dependency is node-pty.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import type { Duplex } from 'node:stream';
+import { parseArgs } from 'node:util';
+import * as pty from 'node-pty';
+import {
+  encodeFrame,
+  FrameDecoder,
+  type HostMessage,
+  PROTOCOL_VERSION,
+  type SidecarMessage,
+  SYNC,
+} from '../protocol.js';
+
+/** Unacknowledged output beyond this pauses the PTY: the agent blocks instead of memory growing. */
+const PAUSE_ABOVE_BYTES = 32 * 1024 * 1024;
+const RESUME_BELOW_BYTES = 8 * 1024 * 1024;
+/** Bytes from several PTY reads within this window go out as one chunk (fewer rows, same latency class). */
+const COALESCE_MS = 2;
+const MAX_CHUNK_BYTES = 256 * 1024;
+
+const { values: opts } = parseArgs({
+  options: {
+    listen: { type: 'string' },
+    serial: { type: 'string' },
+    workdir: { type: 'string' },
+    pidfile: { type: 'string' },
+  },
+});
+if (!opts.workdir || (!opts.listen && !opts.serial)) {
+  process.stderr.write(
+    'usage: sidecar (--listen unix:PATH | --serial DEVICE) --workdir DIR [--pidfile FILE]\n',
+  );
+  process.exit(2);
+}
+const workdir = path.resolve(opts.workdir);
+fs.mkdirSync(workdir, { recursive: true });
+
+// ---- agent state -------------------------------------------------------------------------------
+
+let agent: pty.IPty | undefined;
+let exited: { code: number | null; signal: string | null } | undefined;
+let nextSeq = 1;
+const unacked: { seq: number; data: Buffer }[] = [];
+let unackedBytes = 0;
+let paused = false;
+let pendingOut: Buffer[] = [];
+let pendingBytes = 0;
+let coalesceTimer: NodeJS.Timeout | undefined;
+
+/** The connected host (at most one) and the seq it wants next (undefined until it attaches). */
+let host: { stream: Duplex; wantSeq?: number } | undefined;
+
+function send(m: SidecarMessage, body?: Buffer): void {
+  const h = host;
+  if (!h || h.stream.destroyed) return;
+  h.stream.write(encodeFrame(m, body));
+}
+
+function sealChunk(): void {
+  if (coalesceTimer) clearTimeout(coalesceTimer);
+  coalesceTimer = undefined;
+  if (!pendingBytes) return;
+  const data = pendingOut.length === 1 ? pendingOut[0]! : Buffer.concat(pendingOut);
+  pendingOut = [];
+  pendingBytes = 0;
+  const chunk = { seq: nextSeq++, data };
+  unacked.push(chunk);
+  unackedBytes += data.length;
+  if (!paused && unackedBytes > PAUSE_ABOVE_BYTES && agent) {
+    agent.pause();
+    paused = true;
+  }
+  if (host?.wantSeq !== undefined && chunk.seq >= host.wantSeq)
+    send({ type: 'output', seq: chunk.seq }, data);
+}
+
+function onOutput(data: Buffer): void {
+  pendingOut.push(data);
+  pendingBytes += data.length;
+  if (pendingBytes >= MAX_CHUNK_BYTES) sealChunk();
+  else if (!coalesceTimer) coalesceTimer = setTimeout(sealChunk, COALESCE_MS);
+}
+
+function ack(seq: number): void {
+  while (unacked.length && unacked[0]!.seq <= seq) unackedBytes -= unacked.shift()!.data.length;
+  if (paused && unackedBytes < RESUME_BELOW_BYTES && agent) {
+    agent.resume();
+    paused = false;
+  }
+}
+
+function safeName(name: string): string | undefined {
+  const base = path.basename(name);
+  if (base !== name || base === '.' || base === '..' || base.includes('\0') || base.length > 255)
+    return undefined;
+  return base;
+}
+
+function start(m: Extract<HostMessage, { type: 'start' }>): void {
+  if (agent || exited) {
+    send({ type: 'started', pid: agent?.pid ?? 0 }); // a retried start: already done
+    return;
+  }
+  try {
+    // The agent's environment is exactly what the host sent: nothing of the sidecar's leaks in.
+    agent = pty.spawn(m.command, m.args, {
+      name: m.env.TERM ?? 'xterm-256color',
+      cols: m.cols,
+      rows: m.rows,
+      cwd: m.cwd ?? workdir,
+      env: m.env,
+      encoding: null,
+    });
+  } catch (err) {
+    exited = { code: 127, signal: null };
+    const msg = `could not start ${m.command}: ${(err as Error).message}`;
+    onOutput(Buffer.from(`${msg}\r\n`));
+    sealChunk();
+    send({ type: 'error', message: msg });
+    send({ type: 'exit', code: 127, signal: null, message: msg });
+    return;
+  }
+  if (opts.pidfile) fs.writeFileSync(opts.pidfile, String(agent.pid));
+  agent.onData((d) => onOutput(typeof d === 'string' ? Buffer.from(d, 'utf8') : (d as Buffer)));
+  agent.onExit(({ exitCode, signal }) => {
+    // Let the last reads of the PTY arrive before the exit is reported after them.
+    setTimeout(() => {
+      sealChunk();
+      exited = { code: signal ? null : exitCode, signal: signal ? `signal ${signal}` : null };
+      agent = undefined;
+      if (host?.wantSeq !== undefined) send({ type: 'exit', ...exited });
+    }, 50);
+  });
+  send({ type: 'started', pid: agent.pid });
+}
+
+function handle(m: HostMessage, body: Buffer): void {
+  switch (m.type) {
+    case 'hello':
+      if (host) host.wantSeq = undefined;
+      send({
+        type: 'hello',
+        version: PROTOCOL_VERSION,
+        agent: agent ? 'running' : exited ? 'exited' : 'idle',
+        nextSeq,
+        pid: agent?.pid,
+      });
+      return;
+    case 'attach': {
+      if (!host) return;
+      sealChunk();
+      host.wantSeq = m.fromSeq;
+      for (const c of unacked) if (c.seq >= m.fromSeq) send({ type: 'output', seq: c.seq }, c.data);
+      if (exited && !agent) send({ type: 'exit', ...exited });
+      return;
+    }
+    case 'ack':
+      ack(m.seq);
+      return;
+    case 'start':
+      start(m);
+      return;
+    case 'file': {
+      const name = safeName(m.name);
+      if (!name) {
+        send({ type: 'error', message: `refused file name ${JSON.stringify(m.name)}` });
+        return;
+      }
+      fs.writeFileSync(path.join(workdir, name), body, { mode: m.mode ?? 0o644 });
+      return;
+    }
+    case 'stdin':
+      agent?.write(body);
+      return;
+    case 'resize':
+      if (agent && m.cols > 0 && m.rows > 0) agent.resize(m.cols, m.rows);
+      return;
+    case 'ping':
+      send({ type: 'pong', id: m.id });
+      return;
+  }
+}
+
+/**
+ * A connection becomes the host when its SYNC arrives (a bare connect, e.g. a readiness probe,
+ * takes nothing over); everything before the SYNC is discarded.
+ */
+function serve(stream: Duplex): void {
+  const decoder = new FrameDecoder<HostMessage>(() => {
+    if (host && host.stream !== stream) host.stream.destroy();
+    host = { stream };
+    stream.write(SYNC);
+  });
+  stream.on('data', (chunk: Buffer) => {
+    let frames: ReturnType<typeof decoder.push>;
+    try {
+      frames = decoder.push(chunk);
+    } catch (err) {
+      process.stderr.write(`sidecar: dropping a bad connection: ${(err as Error).message}\n`);
+      stream.destroy();
+      return;
+    }
+    for (const f of frames) if (host?.stream === stream) handle(f.header, f.body);
+  });
+  const gone = () => {
+    if (host?.stream === stream) host = undefined;
+  };
+  stream.on('close', gone);
+  stream.on('error', gone);
+}
+
+if (opts.listen) {
+  const where = opts.listen.replace(/^unix:/, '');
+  fs.rmSync(where, { force: true });
+  const server = net.createServer({ allowHalfOpen: false }, (sock) => serve(sock));
+  server.listen(where, () => fs.chmodSync(where, 0o600));
+} else if (opts.serial) {
+  // A virtio-serial port is one long-lived stream; host sessions are told apart by SYNC.
+  const fd = fs.openSync(opts.serial, 'r+');
+  const { Duplex: DuplexStream } = await import('node:stream');
+  const input = fs.createReadStream('', { fd, autoClose: false, highWaterMark: 256 * 1024 });
+  const stream = new DuplexStream({
+    read() {},
+    write(chunk: Buffer, _enc, cb) {
+      fs.write(fd, chunk, (err) => cb(err ?? null));
+    },
+  });
+  input.on('data', (c) => stream.push(c));
+  serve(stream);
+}
+
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    agent?.kill('SIGKILL');
+    process.exit(0);
+  });
+}
