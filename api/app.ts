@@ -33,8 +33,8 @@ export interface AppDeps {
 /** Base64 grows files by 4/3; leave room for the prompt and JSON around them. */
 const MAX_BODY_BYTES = Math.ceil((LIMITS.filesTotalMaxBytes * 4) / 3) + LIMITS.promptMaxChars * 4 + 64 * 1024;
 
-export function createApp(d: AppDeps): Hono<AuthEnv> {
-  const app = new Hono<AuthEnv>();
+/** Builds the routes on `app` (the root: a sub-app's notFound would not apply). */
+export function createApp(d: AppDeps, app = new Hono<AuthEnv>()): Hono<AuthEnv> {
 
   app.onError((err, c) => {
     const http = toHttpError(err);

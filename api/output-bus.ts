@@ -51,8 +51,12 @@ export class OutputBus {
     for (let delay = 100; !this.closed; delay = Math.min(delay * 2, 5000)) {
       try {
         await this.connect();
-        for (const set of this.watchers.values())
-          for (const l of set) l.output(Number.MAX_SAFE_INTEGER), l.task();
+        for (const set of this.watchers.values()) {
+          for (const l of set) {
+            l.output(Number.MAX_SAFE_INTEGER);
+            l.task();
+          }
+        }
         return;
       } catch {
         await new Promise((r) => setTimeout(r, delay));
@@ -62,7 +66,10 @@ export class OutputBus {
 
   watch(taskId: string, l: Listener): () => void {
     let set = this.watchers.get(taskId);
-    if (!set) this.watchers.set(taskId, (set = new Set()));
+    if (!set) {
+      set = new Set();
+      this.watchers.set(taskId, set);
+    }
     set.add(l);
     return () => {
       set.delete(l);

@@ -10,6 +10,7 @@ import type { LinkSigner } from '../common/links.js';
 import type { Logger } from '../common/logger.js';
 import type { TaskClient } from '../common/task-client.js';
 import { createApp } from './app.js';
+import type { AuthEnv } from './auth.js';
 import { OutputBus } from './output-bus.js';
 
 export interface ApiOptions {
@@ -32,9 +33,9 @@ export const DEFAULT_WEB_DIST = path.resolve(import.meta.dirname, '..', 'web', '
 
 export async function startApi(o: ApiOptions): Promise<RunningApi> {
   const bus = await OutputBus.start(o.databaseUrl, o.logger);
-  const root = new Hono();
+  const root = new Hono<AuthEnv>();
   const { injectWebSocket, upgradeWebSocket, wss } = createNodeWebSocket({ app: root });
-  root.route('/', createApp({ ...o, bus, upgradeWebSocket, webDist: o.webDist ?? DEFAULT_WEB_DIST }));
+  createApp({ ...o, bus, upgradeWebSocket, webDist: o.webDist ?? DEFAULT_WEB_DIST }, root);
   const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
     const s = serve({ fetch: root.fetch, port: o.config.server.port, hostname: o.config.server.host }, () =>
       resolve(s),

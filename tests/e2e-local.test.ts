@@ -47,11 +47,13 @@ const waitStatus = (taskId: string, status: string, timeoutMs = 30_000) =>
 
 /** Terminal text as lines, without escape sequences (bash toggles bracketed paste around commands). */
 function terminalLines(text: string): string[] {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: terminal escapes are what we strip
-  return text
-    .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
-    .split(/\r*\n/)
-    .map((l) => l.replace(/^\r+/, ''));
+  return (
+    text
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: terminal escapes are what we strip
+      .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
+      .split(/\r*\n/)
+      .map((l) => l.replace(/^\r+/, ''))
+  );
 }
 
 function vmDir(taskId: string): string {

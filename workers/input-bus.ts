@@ -25,7 +25,10 @@ export class InputBus {
   /** Calls `wake` whenever input for `taskId` is queued. Returns an unsubscribe function. */
   subscribe(taskId: string, wake: () => void): () => void {
     let set = this.waiters.get(taskId);
-    if (!set) this.waiters.set(taskId, (set = new Set()));
+    if (!set) {
+      set = new Set();
+      this.waiters.set(taskId, set);
+    }
     set.add(wake);
     return () => {
       set.delete(wake);
