@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+import { execFileSync } from 'node:child_process';
 import { waitFor } from '../tests/helpers/env.js';
 import { StreamClient, startTestStack } from '../tests/helpers/stack.js';
 
@@ -28,9 +28,13 @@ const until = (id: string, st: string) =>
   waitFor(`${id} ${st}`, async () => (await status(id)) === st, 60_000, 100);
 async function save(name: string, taskId: string) {
   await until(taskId, (await status(taskId)) === 'failed' ? 'failed' : 'terminated').catch(() => {});
-  const history = await s.temporal.client.workflow.getHandle(taskId).fetchHistory();
-  fs.writeFileSync(path.join(out, `${name}.json`), historyToJSON(history));
-  console.log(`recorded ${name} (${history.events?.length} events)`);
+  // The CLI writes the canonical proto JSON that the replayer reads back.
+  const json = execFileSync(process.env.LIA_TEST_TEMPORAL_CLI ?? 'temporal', [
+    'workflow', 'show', '--workflow-id', taskId, '--output', 'json',
+    '--address', process.env.LIA_TEST_TEMPORAL_ADDRESS ?? '127.0.0.1:7233',
+  ]).toString();
+  fs.writeFileSync(path.join(out, `${name}.json`), json);
+  console.log(`recorded ${name} (${JSON.parse(json).events?.length} events)`);
 }
 
 // run → terminate

@@ -44,6 +44,7 @@ const bundle = await ensureWorkflowBundle(stateDir, say);
 await ensureSidecarBuilt();
 say(`[test] ready in ${Date.now() - started} ms; Temporal ${temporalAddress}`);
 
+const testTimeoutMs = Number(process.env.LIA_TEST_TIMEOUT_MS ?? 15 * 60_000);
 const args = process.argv.slice(2);
 const files = args.length
   ? args
@@ -54,7 +55,17 @@ const files = args.length
       .map((f) => path.join('tests', f));
 const child = spawn(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files],
+  [
+    '--import',
+    'tsx',
+    '--test',
+    '--test-concurrency=1',
+    '--test-reporter=spec',
+    // A handle a failed test left open must not keep the run alive, nor a stuck test hold it.
+    '--test-force-exit',
+    `--test-timeout=${testTimeoutMs}`,
+    ...files,
+  ],
   {
     cwd: root,
     stdio: 'inherit',

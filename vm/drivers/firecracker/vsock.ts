@@ -18,8 +18,10 @@ export async function connectVsock(udsPath: string, port: number, timeoutMs = 50
       sock.destroy();
       reject(err);
     };
-    const onData = (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
+    // 'readable' rather than 'data': removing the last 'readable' listener puts the socket back
+    // in its initial mode, so bytes the guest sent right after OK wait for the caller's reader.
+    const onReadable = () => {
+      for (let d = sock.read() as Buffer | null; d; d = sock.read() as Buffer | null) buf = Buffer.concat([buf, d]);
       const nl = buf.indexOf(0x0a);
       if (nl < 0) {
         if (buf.length > 64) fail(new Error('vsock: handshake answer too long'));
@@ -29,13 +31,13 @@ export async function connectVsock(udsPath: string, port: number, timeoutMs = 50
       if (!/^OK \d+$/.test(line))
         return fail(new Error(`vsock: CONNECT ${port} refused (${JSON.stringify(line)})`));
       clearTimeout(timer);
-      sock.off('data', onData);
+      sock.off('readable', onReadable);
       sock.off('error', fail);
       const rest = buf.subarray(nl + 1);
       if (rest.length) sock.unshift(rest);
       resolve(sock);
     };
-    sock.on('data', onData);
+    sock.on('readable', onReadable);
     sock.once('error', fail);
     sock.once('connect', () => sock.write(`CONNECT ${port}\n`));
   });
