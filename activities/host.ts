@@ -60,14 +60,13 @@ export function createHostActivities(d: HostActivityDeps): HostActivities {
       return { driver: driver.name, acceleration: driver.acceleration, bootMs: Date.now() - started };
     },
 
+    // Workflows recorded before the pump started the agent itself still schedule this.
     async startAgent({ taskId, runtime }) {
       heartbeat('starting agent: connecting to the sidecar');
       const conn = await connect(taskId);
       try {
         if (conn.hello.agent !== 'idle') return; // started by an earlier attempt
-        for (const f of await readTaskFiles(pool, taskId)) conn.send({ type: 'file', name: f.name }, f.data);
-        const cmd = agentCommand(runtime, config, taskId);
-        conn.send({ type: 'start', ...cmd, cols: 120, rows: 32 });
+        await sendStart(d, conn, taskId, runtime);
         heartbeat('starting agent: waiting for the sidecar to start it');
         await conn.waitFor((m) => m.type === 'started' || m.type === 'error', HELLO_TIMEOUT_MS);
       } finally {
@@ -107,6 +106,12 @@ export function createHostActivities(d: HostActivityDeps): HostActivities {
       await driver.destroy(taskId);
     },
   };
+}
+
+/** Hands the task's files to the sidecar, then starts the agent (the sidecar ignores a second start). */
+async function sendStart(d: HostActivityDeps, conn: SidecarConnection, taskId: string, runtime: Runtime) {
+  for (const f of await readTaskFiles(d.pool, taskId)) conn.send({ type: 'file', name: f.name }, f.data);
+  conn.send({ type: 'start', ...agentCommand(runtime, d.config, taskId), cols: 120, rows: 32 });
 }
 
 /**
@@ -213,6 +218,8 @@ async function pump(
     conn.onClose(() => resolve());
   });
   conn.send({ type: 'attach', fromSeq: stored + 1 });
+  // A fresh VM's agent is started here, with the pump already listening.
+  const starting = conn.hello.agent === 'idle' ? sendStart(d, conn, taskId, runtime) : Promise.resolve();
   void deliver();
 
   const report = setInterval(() => {
@@ -227,6 +234,7 @@ async function pump(
   ctx.heartbeat(`running: attached from seq ${stored + 1}`);
 
   try {
+    await starting;
     await Promise.race([done, ctx.cancelled]);
     // Whatever arrived before the end is stored before we return or give up the connection.
     while (writing || pending.length) {

@@ -35,7 +35,6 @@ const MAX_BODY_BYTES = Math.ceil((LIMITS.filesTotalMaxBytes * 4) / 3) + LIMITS.p
 
 /** Builds the routes on `app` (the root: a sub-app's notFound would not apply). */
 export function createApp(d: AppDeps, app = new Hono<AuthEnv>()): Hono<AuthEnv> {
-
   app.onError((err, c) => {
     const http = toHttpError(err);
     if (http) return sendError(c, http);

@@ -4,9 +4,10 @@
  * started by the old code must still replay).
  *   node --import tsx scripts/record-histories.ts
  */
+
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { waitFor } from '../tests/helpers/env.js';
 import { StreamClient, startTestStack } from '../tests/helpers/stack.js';
 
@@ -30,8 +31,14 @@ async function save(name: string, taskId: string) {
   await until(taskId, (await status(taskId)) === 'failed' ? 'failed' : 'terminated').catch(() => {});
   // The CLI writes the canonical proto JSON that the replayer reads back.
   const json = execFileSync(process.env.LIA_TEST_TEMPORAL_CLI ?? 'temporal', [
-    'workflow', 'show', '--workflow-id', taskId, '--output', 'json',
-    '--address', process.env.LIA_TEST_TEMPORAL_ADDRESS ?? '127.0.0.1:7233',
+    'workflow',
+    'show',
+    '--workflow-id',
+    taskId,
+    '--output',
+    'json',
+    '--address',
+    process.env.LIA_TEST_TEMPORAL_ADDRESS ?? '127.0.0.1:7233',
   ]).toString();
   fs.writeFileSync(path.join(out, `${name}.json`), json);
   console.log(`recorded ${name} (${JSON.parse(json).events?.length} events)`);

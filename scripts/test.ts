@@ -45,7 +45,10 @@ await ensureSidecarBuilt();
 say(`[test] ready in ${Date.now() - started} ms; Temporal ${temporalAddress}`);
 
 const testTimeoutMs = Number(process.env.LIA_TEST_TIMEOUT_MS ?? 15 * 60_000);
-const args = process.argv.slice(2);
+let args = process.argv.slice(2);
+// `--run <script> [args]` runs one script (a benchmark) against the same stack, outside the test runner.
+const runScript = args[0] === '--run';
+if (runScript) args = args.slice(1);
 const files = args.length
   ? args
   : fs
@@ -55,17 +58,19 @@ const files = args.length
       .map((f) => path.join('tests', f));
 const child = spawn(
   process.execPath,
-  [
-    '--import',
-    'tsx',
-    '--test',
-    '--test-concurrency=1',
-    '--test-reporter=spec',
-    // A handle a failed test left open must not keep the run alive, nor a stuck test hold it.
-    '--test-force-exit',
-    `--test-timeout=${testTimeoutMs}`,
-    ...files,
-  ],
+  runScript
+    ? ['--import', 'tsx', ...args]
+    : [
+        '--import',
+        'tsx',
+        '--test',
+        '--test-concurrency=1',
+        '--test-reporter=spec',
+        // A handle a failed test left open must not keep the run alive, nor a stuck test hold it.
+        '--test-force-exit',
+        `--test-timeout=${testTimeoutMs}`,
+        ...files,
+      ],
   {
     cwd: root,
     stdio: 'inherit',

@@ -19,7 +19,10 @@ before(async () => {
   const res = await s.api('POST', '/api/v1/tasks', OWNER, { prompt: 'shell', runtime: 'shell' });
   assert.equal(res.status, 201, JSON.stringify(res.json));
   runningTask = res.json.taskId;
-  await waitFor('running', async () => (await s.api('GET', `/api/v1/tasks/${runningTask}`, OWNER)).json.status === 'running');
+  await waitFor(
+    'running',
+    async () => (await s.api('GET', `/api/v1/tasks/${runningTask}`, OWNER)).json.status === 'running',
+  );
 });
 after(async () => {
   if (runningTask) await s?.api('DELETE', `/api/v1/tasks/${runningTask}`, OWNER);
@@ -45,7 +48,11 @@ async function taskCount(): Promise<number> {
 
 describe('bad input is refused with a clear 4xx', () => {
   test('a malformed task id', async () => {
-    assertError(await s.api('GET', '/api/v1/tasks/not-a-task', OWNER), 400, /malformed task id.*t_ followed by 10/);
+    assertError(
+      await s.api('GET', '/api/v1/tasks/not-a-task', OWNER),
+      400,
+      /malformed task id.*t_ followed by 10/,
+    );
   });
 
   test('an unknown task id', async () => {
@@ -54,7 +61,11 @@ describe('bad input is refused with a clear 4xx', () => {
 
   test('an empty prompt', async () => {
     const before = await taskCount();
-    assertError(await s.api('POST', '/api/v1/tasks', OWNER, { prompt: '   ', runtime: 'shell' }), 400, /prompt.*must not be empty/);
+    assertError(
+      await s.api('POST', '/api/v1/tasks', OWNER, { prompt: '   ', runtime: 'shell' }),
+      400,
+      /prompt.*must not be empty/,
+    );
     assert.equal(await taskCount(), before);
   });
 
@@ -80,7 +91,11 @@ describe('bad input is refused with a clear 4xx', () => {
   test('bad JSON', async () => {
     const r = await call('/api/v1/tasks', {
       method: 'POST',
-      headers: { authorization: `Bearer ${s.serviceToken}`, 'x-lia-user': OWNER, 'content-type': 'application/json' },
+      headers: {
+        authorization: `Bearer ${s.serviceToken}`,
+        'x-lia-user': OWNER,
+        'content-type': 'application/json',
+      },
       body: '{"prompt": "unterminated',
     });
     assertError(r, 400, /not valid JSON/);
@@ -89,7 +104,11 @@ describe('bad input is refused with a clear 4xx', () => {
   test('a body over the size limit', async () => {
     const r = await call('/api/v1/tasks', {
       method: 'POST',
-      headers: { authorization: `Bearer ${s.serviceToken}`, 'x-lia-user': OWNER, 'content-type': 'application/json' },
+      headers: {
+        authorization: `Bearer ${s.serviceToken}`,
+        'x-lia-user': OWNER,
+        'content-type': 'application/json',
+      },
       body: JSON.stringify({ prompt: 'p', pad: 'x'.repeat(40 * 1024 * 1024) }),
     });
     assertError(r, 413, /larger than \d+ MiB/);
@@ -122,7 +141,7 @@ describe('bad input is refused with a clear 4xx', () => {
     assert.equal((await s.api('GET', `/api/v1/tasks/${runningTask}`, OWNER)).json.status, 'running');
   });
 
-  test("a link used for a task it was not made for", async () => {
+  test('a link used for a task it was not made for', async () => {
     const link = await s.links.sign(OWNER, 't_bbbbbbbbbb');
     const r = await call(`/api/v1/tasks/${runningTask}`, { headers: { authorization: `Bearer ${link}` } });
     assertError(r, 403, /this link is for task t_bbbbbbbbbb/);
@@ -134,11 +153,17 @@ describe('bad input is refused with a clear 4xx', () => {
   });
 
   test('resume of a running task', async () => {
-    assertError(await s.api('POST', `/api/v1/tasks/${runningTask}/resume`, OWNER), 409, /already running; only a suspended task can be resumed/);
+    assertError(
+      await s.api('POST', `/api/v1/tasks/${runningTask}/resume`, OWNER),
+      409,
+      /already running; only a suspended task can be resumed/,
+    );
   });
 
   test('a WebSocket with a bad token is refused before the upgrade', async () => {
-    const ws = new WebSocket(`${s.apiUrl.replace(/^http/, 'ws')}/api/v1/tasks/${runningTask}/stream?token=garbage`);
+    const ws = new WebSocket(
+      `${s.apiUrl.replace(/^http/, 'ws')}/api/v1/tasks/${runningTask}/stream?token=garbage`,
+    );
     const status = await new Promise<number>((resolve) => {
       ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
       ws.on('open', () => resolve(101));

@@ -157,7 +157,9 @@ describe('the Firecracker API client against Firecracker’s own schema', () => 
     );
     // A required field missing is refused too.
     await assert.rejects(
-      api.putDrive({ drive_id: 'rootfs', path_on_host: 'x' } as unknown as Parameters<typeof api.putDrive>[0]),
+      api.putDrive({ drive_id: 'rootfs', path_on_host: 'x' } as unknown as Parameters<
+        typeof api.putDrive
+      >[0]),
       (err: unknown) => err instanceof FirecrackerApiError && /is_root_device/.test(err.faultMessage),
     );
   });

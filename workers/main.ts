@@ -8,6 +8,7 @@ import { loadConfigOrExit } from '../common/config.js';
 import { migrate } from '../common/db/migrate.js';
 import { createPool } from '../common/db/pool.js';
 import { createLogger } from '../common/logger.js';
+import { exitWithParent } from '../common/parent-watch.js';
 import { selectDriver } from '../vm/select.js';
 import { ensureWorkflowBundle } from './bundle.js';
 import { createControlWorker } from './control.js';
@@ -56,5 +57,10 @@ if (role === 'host') {
   logger.info('control worker running');
 }
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void stop());
+exitWithParent(() => {
+  logger.warn('the process that started this worker is gone; stopping');
+  void stop();
+  setTimeout(() => process.exit(1), 5000).unref();
+});
 await run;
 await pool.end();

@@ -14,6 +14,7 @@ import {
   continueAsNew,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -145,7 +146,11 @@ export async function agentTask(input: TaskInput, carried?: CarriedState): Promi
       const boot = await host.lifecycle.bootVm({ taskId: state.taskId, limits: input.limits });
       state.driver = boot.driver;
       state.acceleration = boot.acceleration;
-      await host.lifecycle.startAgent({ taskId: state.taskId, runtime: state.runtime });
+      // The pump starts the agent itself once it is attached: one round trip less before the
+      // first byte. Histories from before that change still replay through the old path.
+      if (!patched('pump-starts-agent')) {
+        await host.lifecycle.startAgent({ taskId: state.taskId, runtime: state.runtime });
+      }
       state.lastActivityAt = Date.now();
       await setStatus('running', { driver: boot.driver, acceleration: boot.acceleration });
     }

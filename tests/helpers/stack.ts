@@ -15,6 +15,7 @@ import { createPool, type Pool } from '../../common/db/pool.js';
 import { LinkSigner } from '../../common/links.js';
 import { createLogger } from '../../common/logger.js';
 import { TaskClient } from '../../common/task-client.js';
+import { readPidFile, sessionPids, signalPids } from '../../vm/procs.js';
 import { createControlWorker } from '../../workers/control.js';
 import {
   repoRoot,
@@ -86,7 +87,7 @@ export async function startTestStack(name: string, extra: Record<string, string>
       ['--import', 'tsx', path.join(repoRoot, 'workers', 'main.ts'), 'host'],
       {
         cwd: repoRoot,
-        env: { PATH: process.env.PATH, HOME: process.env.HOME, ...vars },
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, LIA_EXIT_WITH_PARENT: '1', ...vars },
         stdio: ['ignore', 'inherit', 'inherit'],
       },
     );
@@ -113,6 +114,16 @@ export async function startTestStack(name: string, extra: Record<string, string>
     await exited;
   };
   await startHostWorker();
+  // A run that dies without close() still takes its host worker and agents with it.
+  const sweep = () => {
+    host?.kill('SIGKILL');
+    const vms = path.join(stateDir, 'hosts', hostId, 'vms');
+    for (const id of fs.existsSync(vms) ? fs.readdirSync(vms) : []) {
+      const sid = readPidFile(path.join(vms, id, 'sidecar.pid'));
+      if (sid) signalPids([sid, ...sessionPids(sid)], 'SIGKILL');
+    }
+  };
+  process.once('exit', sweep);
 
   return {
     config,
@@ -148,6 +159,12 @@ export async function startTestStack(name: string, extra: Record<string, string>
     },
     async close() {
       await killHostWorker('SIGTERM');
+      // Whatever a test left running (its sidecars outlive workers by design) goes with the stack.
+      const { LocalDriver } = await import('../../vm/drivers/local.js');
+      const leftovers = new LocalDriver({ stateDir, hostId, logger });
+      for (const taskId of await leftovers.list()) await leftovers.destroy(taskId);
+      fs.rmSync(stateDir, { recursive: true, force: true });
+      process.off('exit', sweep);
       control.shutdown();
       await controlRun.catch(() => {});
       await api.close();

@@ -21,7 +21,8 @@ export async function connectVsock(udsPath: string, port: number, timeoutMs = 50
     // 'readable' rather than 'data': removing the last 'readable' listener puts the socket back
     // in its initial mode, so bytes the guest sent right after OK wait for the caller's reader.
     const onReadable = () => {
-      for (let d = sock.read() as Buffer | null; d; d = sock.read() as Buffer | null) buf = Buffer.concat([buf, d]);
+      for (let d = sock.read() as Buffer | null; d; d = sock.read() as Buffer | null)
+        buf = Buffer.concat([buf, d]);
       const nl = buf.indexOf(0x0a);
       if (nl < 0) {
         if (buf.length > 64) fail(new Error('vsock: handshake answer too long'));
