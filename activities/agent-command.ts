@@ -14,8 +14,13 @@ const BASE_ENV = {
   PATH: '/usr/local/bin:/usr/bin:/bin',
 };
 
-export function agentCommand(runtime: Runtime, config: Config, taskId: string): AgentCommand {
-  const env: Record<string, string> = { ...BASE_ENV, LIA_TASK_ID: taskId };
+export function agentCommand(
+  runtime: Runtime,
+  config: Config,
+  taskId: string,
+  guestEnv: Record<string, string> = {},
+): AgentCommand {
+  const env: Record<string, string> = { ...BASE_ENV, ...guestEnv, LIA_TASK_ID: taskId };
   if (runtime === 'shell') {
     return { command: 'bash', args: ['--noprofile', '--norc', '-i'], env: { ...env, PS1: '\\W $ ' } };
   }
@@ -30,7 +35,8 @@ export function agentCommand(runtime: Runtime, config: Config, taskId: string): 
   return {
     command: 'claude',
     args: ['Read PROMPT.md in the current directory and do what it asks.'],
-    env,
+    // Claude Code wants a key to start; the egress proxy drops this one and adds the real one.
+    env: { ...env, ANTHROPIC_API_KEY: 'lia-egress-proxy-adds-the-key' },
   };
 }
 

@@ -15,6 +15,7 @@ import type { Runtime } from '../common/task.js';
 import { type VmDriver, VmError } from '../vm/driver.js';
 import type { SidecarMessage } from '../vm/protocol.js';
 import { SidecarConnection } from '../vm/sidecar/client.js';
+import type { EgressProxy } from '../vm/egress/proxy.js';
 import type { InputBus } from '../workers/input-bus.js';
 import { agentActivitySignal } from '../workflows/definitions.js';
 import { agentCommand, describeAgentExit } from './agent-command.js';
@@ -26,6 +27,8 @@ export interface HostActivityDeps {
   logger: Logger;
   client: Client;
   inputBus: InputBus;
+  /** The host's egress proxy: a model request in flight is agent activity. */
+  egress?: Pick<EgressProxy, 'busy' | 'on' | 'off'>;
 }
 
 const HELLO_TIMEOUT_MS = 15_000;
@@ -111,7 +114,7 @@ export function createHostActivities(d: HostActivityDeps): HostActivities {
 /** Hands the task's files to the sidecar, then starts the agent (the sidecar ignores a second start). */
 async function sendStart(d: HostActivityDeps, conn: SidecarConnection, taskId: string, runtime: Runtime) {
   for (const f of await readTaskFiles(d.pool, taskId)) conn.send({ type: 'file', name: f.name }, f.data);
-  conn.send({ type: 'start', ...agentCommand(runtime, d.config, taskId), cols: 120, rows: 32 });
+  conn.send({ type: 'start', ...agentCommand(runtime, d.config, taskId, d.driver.guestEnv), cols: 120, rows: 32 });
 }
 
 /**
@@ -222,7 +225,13 @@ async function pump(
   const starting = conn.hello.agent === 'idle' ? sendStart(d, conn, taskId, runtime) : Promise.resolve();
   void deliver();
 
+  const onEgress = (id: string) => {
+    if (id === taskId) ioSinceReport = true;
+  };
+  d.egress?.on('activity', onEgress);
   const report = setInterval(() => {
+    // A model request in flight keeps the task awake however long the model takes.
+    if (d.egress?.busy(taskId)) ioSinceReport = true;
     if (!ioSinceReport) return;
     ioSinceReport = false;
     client.workflow
@@ -255,6 +264,7 @@ async function pump(
   } finally {
     clearInterval(report);
     clearInterval(beat);
+    d.egress?.off('activity', onEgress);
     unsubscribe();
     conn.close();
   }

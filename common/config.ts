@@ -107,6 +107,11 @@ export const CONFIG_VARS = {
     vcpus: { schema: int(1, 32), default: '1', doc: 'vCPUs per VM' },
     memory_mib: { schema: int(128, 65536), default: '512', doc: 'Memory per VM (MiB)' },
     default_storage_gb: { schema: int(1, 2048), default: '50', doc: 'Disk per VM (GB, copy-on-write)' },
+    egress_allow: {
+      schema: list,
+      default: '',
+      doc: 'Hosts (host or host:port) a guest may reach through the egress proxy besides the model API',
+    },
   },
   claude: {
     api_key: {

@@ -8,6 +8,10 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || want+=(postgresql)
 have qemu-system-x86_64 || want+=(qemu-system-x86)
 have qemu-img || want+=(qemu-utils)
 have debootstrap || want+=(debootstrap)
+have cpio || want+=(cpio)
+have mkfs.ext4 || want+=(e2fsprogs)
+have socat || want+=(socat)
+have dpkg-deb || want+=(dpkg)
 if [ "${1:-}" = test ]; then
   have chromium || want+=(chromium)
 fi

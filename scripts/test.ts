@@ -4,7 +4,7 @@
  * builds what the tests run (workflow bundle, sidecar), then runs node's test runner over
  * tests/*.test.ts (or the files given as arguments) with their addresses in the environment.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -15,6 +15,8 @@ import { ensureSidecarBuilt } from '../vm/sidecar/build.js';
 import { ensureWorkflowBundle } from '../workers/bundle.js';
 
 const say = (m: string) => process.stderr.write(`${m}\n`);
+const hasQemu = () =>
+  spawnSync('sh', ['-c', 'command -v qemu-system-x86_64'], { stdio: 'ignore' }).status === 0;
 const root = path.resolve(import.meta.dirname, '..');
 const stateDir = path.resolve(process.env.LIA_TEST_STATE_DIR ?? path.join(root, '.lia-state', 'test'));
 fs.mkdirSync(stateDir, { recursive: true });
@@ -42,6 +44,11 @@ if (!databaseUrl) {
 await createDatabase(databaseUrl, 'lia_test_probe');
 const bundle = await ensureWorkflowBundle(stateDir, say);
 await ensureSidecarBuilt();
+if (hasQemu()) {
+  // Built (or found in ~/.cache/lia) here, with progress, rather than inside a test's worker.
+  const { ensureGuestImage } = await import('../vm/image/ensure.js');
+  await ensureGuestImage(say);
+}
 say(`[test] ready in ${Date.now() - started} ms; Temporal ${temporalAddress}`);
 
 const testTimeoutMs = Number(process.env.LIA_TEST_TIMEOUT_MS ?? 15 * 60_000);

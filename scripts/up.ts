@@ -10,6 +10,7 @@ import { LinkSigner } from '../common/links.js';
 import { createLogger } from '../common/logger.js';
 import { TaskClient } from '../common/task-client.js';
 import { connectTemporal } from '../common/temporal.js';
+import { egressFromConfig } from '../vm/egress/proxy.js';
 import { selectDriver } from '../vm/select.js';
 import { createControlWorker } from '../workers/control.js';
 import { createHostWorker } from '../workers/host.js';
@@ -28,8 +29,10 @@ const control = await createControlWorker({
   workflowBundlePath: stack.workflowBundlePath,
   hostStaleSeconds: config.host.heartbeat_seconds * 4,
 });
-const driver = await selectDriver(config, logger);
+const egress = egressFromConfig(config);
+const driver = await selectDriver(config, logger, egress);
 const host = await createHostWorker({
+  egress,
   config,
   pool,
   databaseUrl: stack.databaseUrl,

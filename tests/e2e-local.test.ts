@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { isAlive, sessionPids } from '../vm/procs.js';
 import { waitFor } from './helpers/env.js';
-import { StreamClient, startTestStack, type TestStack } from './helpers/stack.js';
+import { StreamClient, startTestStack, type TestStack, terminalLines } from './helpers/stack.js';
 
 let s: TestStack;
 const OWNER = 'u-alice';
@@ -44,17 +44,6 @@ async function statusOf(taskId: string, owner = OWNER): Promise<string> {
 
 const waitStatus = (taskId: string, status: string, timeoutMs = 30_000) =>
   waitFor(`task ${taskId} to be ${status}`, async () => (await statusOf(taskId)) === status, timeoutMs, 100);
-
-/** Terminal text as lines, without escape sequences (bash toggles bracketed paste around commands). */
-function terminalLines(text: string): string[] {
-  return (
-    text
-      // biome-ignore lint/suspicious/noControlCharactersInRegex: terminal escapes are what we strip
-      .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
-      .split(/\r*\n/)
-      .map((l) => l.replace(/^\r+/, ''))
-  );
-}
 
 function vmDir(taskId: string): string {
   return path.join(s.stateDir, 'hosts', s.config.host.id, 'vms', taskId);

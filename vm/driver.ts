@@ -22,6 +22,8 @@ export interface VmDriver {
   readonly name: DriverName;
   /** 'kvm', 'tcg' (software emulation) or 'none' (local: no VM at all). */
   readonly acceleration: string;
+  /** Environment the agent needs in this kind of VM (where the egress proxy is). */
+  readonly guestEnv?: Record<string, string>;
   /**
    * Creates the VM (copy-on-write disk, VMM process, sidecar) and resolves once the sidecar
    * accepts connections. Idempotent: a VM that is already up is left as it is.

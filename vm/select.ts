@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { Config } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
 import type { VmDriver } from './driver.js';
+import type { EgressProxy } from './egress/proxy.js';
 
 export const LOCAL_WARNING =
   'VM driver "local": agents run as plain host processes with NO isolation. For development only.';
@@ -15,7 +16,7 @@ function hasBinary(name: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;
 }
 
-export async function selectDriver(config: Config, logger: Logger): Promise<VmDriver> {
+export async function selectDriver(config: Config, logger: Logger, egress?: EgressProxy): Promise<VmDriver> {
   const stateDir = config.state.dir;
   const hostId = config.host.id;
   const wanted = config.vm.driver;
@@ -69,9 +70,11 @@ export async function selectDriver(config: Config, logger: Logger): Promise<VmDr
       logger.warn({ reason: kvm.reason }, 'KVM does not run a vCPU here: QEMU uses software emulation (TCG)');
     const { ensureGuestImage } = await import('./image/ensure.js');
     const image = await ensureGuestImage((m: string) => logger.info(m));
-    const { QemuDriver } = await import('./drivers/qemu.js');
+    const { QemuDriver } = await import('./drivers/qemu/driver.js');
     logger.info({ driver: 'qemu', accel }, 'VM driver selected');
-    return new QemuDriver({ stateDir: path.resolve(stateDir), hostId, image, accel, logger });
+    const driver = new QemuDriver({ stateDir: path.resolve(stateDir), hostId, image, accel, logger, egress });
+    await driver.adopt();
+    return driver;
   }
   return local();
 }

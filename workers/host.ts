@@ -11,6 +11,7 @@ import { heartbeatHost } from '../common/db/hosts.js';
 import type { Pool } from '../common/db/pool.js';
 import type { Logger } from '../common/logger.js';
 import type { VmDriver } from '../vm/driver.js';
+import type { EgressProxy } from '../vm/egress/proxy.js';
 import { InputBus } from './input-bus.js';
 
 export interface HostWorkerOptions {
@@ -20,6 +21,7 @@ export interface HostWorkerOptions {
   temporalAddress: string;
   driver: VmDriver;
   logger: Logger;
+  egress?: EgressProxy;
   reconcileEveryMs?: number;
 }
 
@@ -56,7 +58,7 @@ export async function createHostWorker(o: HostWorkerOptions): Promise<HostWorker
     connection,
     namespace: config.temporal.namespace,
     taskQueue: info.taskQueue,
-    activities: createHostActivities({ driver, pool, config, logger, client, inputBus }),
+    activities: createHostActivities({ driver, pool, config, logger, client, inputBus, egress: o.egress }),
     // Heartbeats carry cancellation back: keep them frequent so a suspend starts promptly.
     maxHeartbeatThrottleInterval: '1 second',
     defaultHeartbeatThrottleInterval: '1 second',
@@ -97,6 +99,7 @@ export async function createHostWorker(o: HostWorkerOptions): Promise<HostWorker
       clearInterval(reconcileTimer);
       if (worker.getState() === 'RUNNING') worker.shutdown();
       await inputBus.close();
+      await o.egress?.closeAll();
       await clientConnection.close();
     },
   };

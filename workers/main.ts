@@ -9,6 +9,7 @@ import { migrate } from '../common/db/migrate.js';
 import { createPool } from '../common/db/pool.js';
 import { createLogger } from '../common/logger.js';
 import { exitWithParent } from '../common/parent-watch.js';
+import { egressFromConfig } from '../vm/egress/proxy.js';
 import { selectDriver } from '../vm/select.js';
 import { ensureWorkflowBundle } from './bundle.js';
 import { createControlWorker } from './control.js';
@@ -33,11 +34,18 @@ if (!databaseUrl || !temporalAddress) {
 const pool = createPool(databaseUrl);
 await migrate(databaseUrl);
 
-let stop: () => Promise<void>;
+// Until the worker is up (an image build can take minutes) stopping means exiting.
+let stop: () => Promise<void> = async () => process.exit(1);
+exitWithParent(() => {
+  logger.warn('the process that started this worker is gone; stopping');
+  setTimeout(() => process.exit(1), 5000).unref();
+  void stop().catch(() => process.exit(1));
+});
 let run: Promise<void>;
 if (role === 'host') {
-  const driver = await selectDriver(config, logger);
-  const host = await createHostWorker({ config, pool, databaseUrl, temporalAddress, driver, logger });
+  const egress = egressFromConfig(config);
+  const driver = await selectDriver(config, logger, egress);
+  const host = await createHostWorker({ config, pool, databaseUrl, temporalAddress, driver, logger, egress });
   run = host.run();
   stop = host.shutdown;
   logger.info(
@@ -57,10 +65,5 @@ if (role === 'host') {
   logger.info('control worker running');
 }
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void stop());
-exitWithParent(() => {
-  logger.warn('the process that started this worker is gone; stopping');
-  void stop();
-  setTimeout(() => process.exit(1), 5000).unref();
-});
 await run;
 await pool.end();

@@ -102,7 +102,8 @@ export async function startTestStack(name: string, extra: Record<string, string>
         );
         return rows.length > 0;
       },
-      60_000,
+      // A first run may build the guest image before the worker comes up.
+      Number(process.env.LIA_TEST_HOST_READY_MS ?? 600_000),
       100,
     );
   };
@@ -119,8 +120,12 @@ export async function startTestStack(name: string, extra: Record<string, string>
     host?.kill('SIGKILL');
     const vms = path.join(stateDir, 'hosts', hostId, 'vms');
     for (const id of fs.existsSync(vms) ? fs.readdirSync(vms) : []) {
-      const sid = readPidFile(path.join(vms, id, 'sidecar.pid'));
-      if (sid) signalPids([sid, ...sessionPids(sid)], 'SIGKILL');
+      // local: the sidecar and the agent's PTY session; qemu: the VMM.
+      const sidecar = readPidFile(path.join(vms, id, 'sidecar.pid'));
+      const agent = readPidFile(path.join(vms, id, 'agent.pid'));
+      const qemu = readPidFile(path.join(vms, id, 'qemu.pid'));
+      const pids = [sidecar, qemu, ...(agent ? sessionPids(agent) : [])].filter((p): p is number => !!p);
+      if (pids.length) signalPids(pids, 'SIGKILL');
     }
   };
   process.once('exit', sweep);
@@ -159,10 +164,9 @@ export async function startTestStack(name: string, extra: Record<string, string>
     },
     async close() {
       await killHostWorker('SIGTERM');
-      // Whatever a test left running (its sidecars outlive workers by design) goes with the stack.
-      const { LocalDriver } = await import('../../vm/drivers/local.js');
-      const leftovers = new LocalDriver({ stateDir, hostId, logger });
-      for (const taskId of await leftovers.list()) await leftovers.destroy(taskId);
+      // Whatever a test left running (VMs and sidecars outlive workers by design) goes with the stack.
+      sweep();
+      await new Promise((r) => setTimeout(r, 100));
       fs.rmSync(stateDir, { recursive: true, force: true });
       process.off('exit', sweep);
       control.shutdown();
@@ -244,4 +248,15 @@ export class StreamClient {
       20,
     );
   }
+}
+
+/** Terminal text as lines, without escape sequences (bash toggles bracketed paste around commands). */
+export function terminalLines(text: string): string[] {
+  return (
+    text
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: terminal escapes are what we strip
+      .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
+      .split(/\r*\n/)
+      .map((l) => l.replace(/^\r+/, ''))
+  );
 }

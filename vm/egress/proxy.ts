@@ -172,3 +172,15 @@ export class EgressProxy extends EventEmitter {
     socket.on('error', () => up.destroy());
   }
 }
+
+/** The host's proxy as configured: model API from LIA__CLAUDE__*, other hosts from LIA__VM__EGRESS_ALLOW. */
+export function egressFromConfig(config: {
+  claude: { base_url: string; api_key?: string };
+  vm: { egress_allow: string[] };
+}): EgressProxy {
+  return new EgressProxy({
+    modelBaseUrl: config.claude.base_url,
+    apiKey: config.claude.api_key,
+    allowHosts: config.vm.egress_allow,
+  });
+}

@@ -228,16 +228,40 @@ if (opts.listen) {
   server.listen(where, () => fs.chmodSync(where, 0o600));
 } else if (opts.serial) {
   // A virtio-serial port is one long-lived stream; host sessions are told apart by SYNC.
+  // While no host is connected a read returns 0 at once (and a write blocks), so reads are
+  // retried on a short timer rather than ending the stream.
   const fd = fs.openSync(opts.serial, 'r+');
   const { Duplex: DuplexStream } = await import('node:stream');
-  const input = fs.createReadStream('', { fd, autoClose: false, highWaterMark: 256 * 1024 });
+  const writeAll = (chunk: Buffer, cb: (err?: Error | null) => void): void => {
+    fs.write(fd, chunk, (err, n) => {
+      if (err) return cb(err);
+      if (n < chunk.length) return writeAll(chunk.subarray(n), cb);
+      cb(null);
+    });
+  };
   const stream = new DuplexStream({
     read() {},
     write(chunk: Buffer, _enc, cb) {
-      fs.write(fd, chunk, (err) => cb(err ?? null));
+      writeAll(chunk, cb);
     },
   });
-  input.on('data', (c) => stream.push(c));
+  const buf = Buffer.alloc(256 * 1024);
+  const readLoop = (): void => {
+    fs.read(fd, buf, 0, buf.length, null, (err, n) => {
+      if (err) {
+        process.stderr.write(`sidecar: reading ${opts.serial}: ${err.message}\n`);
+        setTimeout(readLoop, 200);
+        return;
+      }
+      if (n === 0) {
+        setTimeout(readLoop, 50);
+        return;
+      }
+      stream.push(Buffer.from(buf.subarray(0, n)));
+      readLoop();
+    });
+  };
+  readLoop();
   serve(stream);
 }
 

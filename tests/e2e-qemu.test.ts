@@ -1,0 +1,166 @@
+/**
+ * A real VM per task: the qemu driver (KVM where a vCPU really runs, TCG here), booting Lia's
+ * guest image, through the real API, workflows, Temporal and PostgreSQL. Spawn → the guest
+ * shell's output on the WebSocket → input round trip → egress only through the proxy → idle
+ * suspend (machine state on disk, no QEMU left) → resume (same shell, background job carried
+ * on) → terminate (nothing left). The model API key is in neither the disk nor the snapshot.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { isAlive } from '../vm/procs.js';
+import { waitFor } from './helpers/env.js';
+import { StreamClient, startTestStack, type TestStack, terminalLines } from './helpers/stack.js';
+
+const OWNER = 'u-vm';
+const API_KEY = `sk-lia-test-${randomBytes(12).toString('hex')}`;
+let s: TestStack;
+/** A stand-in for the model API: records the key each request carried. */
+const modelKeys: string[] = [];
+const model = http.createServer((req, res) => {
+  modelKeys.push(String(req.headers['x-api-key'] ?? ''));
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ reached: 'model-stand-in', path: req.url }));
+});
+
+before(async () => {
+  await new Promise<void>((r) => model.listen(0, '127.0.0.1', r));
+  const port = (model.address() as net.AddressInfo).port;
+  s = await startTestStack('e2e_qemu', {
+    LIA__VM__DRIVER: 'qemu',
+    LIA__VM__MEMORY_MIB: '256',
+    LIA__VM__DEFAULT_STORAGE_GB: '4',
+    LIA__CLAUDE__API_KEY: API_KEY,
+    LIA__CLAUDE__BASE_URL: `http://127.0.0.1:${port}`,
+  });
+});
+after(async () => {
+  await s?.close();
+  model.close();
+});
+
+const statusOf = async (taskId: string) => (await s.api('GET', `/api/v1/tasks/${taskId}`, OWNER)).json;
+const waitStatus = (taskId: string, status: string, timeoutMs = 120_000) =>
+  waitFor(
+    `task ${taskId} to be ${status}`,
+    async () => (await statusOf(taskId)).status === status,
+    timeoutMs,
+    200,
+  );
+const vmDir = (taskId: string) => path.join(s.stateDir, 'hosts', s.config.host.id, 'vms', taskId);
+/** Any QEMU process of this task, found by its -name (not by a pid file it may have removed). */
+const qemuRunning = (taskId: string) =>
+  fs.readdirSync('/proc').some((p) => {
+    if (!/^\d+$/.test(p)) return false;
+    try {
+      const cmd = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      return cmd.includes('qemu-system') && cmd.includes(`lia-${taskId}`) && isAlive(Number(p));
+    } catch {
+      return false;
+    }
+  });
+/** The value printed after `name=` on the last line that has it (not the echo of the command). */
+function lastValue(text: string, name: string): number {
+  const lines = terminalLines(text).filter((l) => new RegExp(`^${name}=\\d+`).test(l));
+  assert.ok(lines.length, `no ${name}= line in the terminal`);
+  return Number(lines[lines.length - 1]!.slice(name.length + 1));
+}
+
+describe('a shell task in a real VM (qemu)', () => {
+  test('spawn, egress, idle suspend to a file, resume the same session, terminate clean', async () => {
+    const res = await s.api('POST', '/api/v1/tasks', OWNER, {
+      prompt: 'a VM for tests',
+      runtime: 'shell',
+      idleTimeoutSeconds: 12,
+    });
+    assert.equal(res.status, 201, JSON.stringify(res.json));
+    const taskId: string = res.json.taskId;
+    const token = decodeURIComponent(new URL(res.json.url).hash.slice('#token='.length));
+
+    await waitStatus(taskId, 'running', 300_000);
+    const st = await statusOf(taskId);
+    assert.equal(st.driver, 'qemu');
+    assert.match(st.acceleration, /^(kvm|tcg)$/);
+
+    const c = await StreamClient.open(s.apiUrl, taskId, token);
+    await c.waitForText('$ ', 60_000);
+    c.type('X=42; uname -r; echo kernel-ok\r');
+    await c.waitForText(/\nkernel-ok/, 60_000);
+    assert.match(c.text(), /cloud-amd64/, 'the shell runs in the guest kernel, not on the host');
+
+    // Egress: no default route, a host off the allowlist refused by the proxy, the model API
+    // reached through it with the host's key.
+    c.type(
+      "echo routes=$(ip route | grep -c default); curl -s -m 10 -o /dev/null -w 'web=%{http_code}\\n' http://example.com/; " +
+        "curl -s -m 5 --noproxy '*' http://93.184.216.34/ >/dev/null 2>&1; echo direct=$?; " +
+        'curl -s -m 10 http://10.0.2.100:3128/v1/lia-check; echo; echo egress-done\r',
+    );
+    await c.waitForText(/\negress-done/, 90_000);
+    const text = c.text();
+    assert.equal(lastValue(text, 'routes'), 0, 'the guest has no default route');
+    assert.equal(lastValue(text, 'web'), 403, 'a host off the allowlist is refused');
+    assert.notEqual(lastValue(text, 'direct'), 0, 'a direct connection goes nowhere');
+    assert.match(text, /model-stand-in/, 'the model API is reached through the proxy');
+    assert.ok(modelKeys.includes(API_KEY), 'the proxy added the host key');
+
+    // A background counter and a variable, then leave it idle.
+    c.type(
+      '(i=0; while :; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.2; done) & echo before=$(cat /tmp/counter 2>/dev/null || echo 0)\r',
+    );
+    await c.waitForText(/\nbefore=\d+/, 60_000);
+    await new Promise((r) => setTimeout(r, 1500));
+    c.type('echo before=$(cat /tmp/counter)\r');
+    await c.waitForText(/\nbefore=[1-9]\d*/, 60_000);
+    const before = lastValue(c.text(), 'before');
+    await c.close();
+
+    await waitStatus(taskId, 'suspended', 120_000);
+    const state = path.join(vmDir(taskId), 'state.bin');
+    assert.ok(fs.existsSync(state), 'the machine state is on disk');
+    assert.equal(qemuRunning(taskId), false, 'no QEMU process while suspended');
+    const snapshot = fs.readFileSync(state);
+    assert.ok(snapshot.length > 1024 * 1024, 'the snapshot holds the guest memory');
+    assert.equal(snapshot.indexOf(API_KEY), -1, 'the API key is not in the snapshot');
+    assert.equal(
+      fs.readFileSync(path.join(vmDir(taskId), 'disk.qcow2')).indexOf(API_KEY),
+      -1,
+      'nor on the disk',
+    );
+    const proxyPort = JSON.parse(fs.readFileSync(path.join(vmDir(taskId), 'vm.json'), 'utf8'))
+      .proxyPort as number;
+
+    const r = await s.api('POST', `/api/v1/tasks/${taskId}/resume`, OWNER);
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.equal(r.json.status, 'running');
+    assert.ok(qemuRunning(taskId));
+    const c2 = await StreamClient.open(s.apiUrl, taskId, token);
+    c2.type('echo after-$X; echo after=$(cat /tmp/counter)\r');
+    await c2.waitForText(/\nafter=\d+/, 60_000);
+    assert.match(c2.text(), /\nafter-42/, 'the same shell: the variable holds');
+    const afterValue = lastValue(c2.text(), 'after');
+    assert.ok(afterValue >= before, `the counter carried on (${before} → ${afterValue}), not restarted`);
+    await new Promise((r) => setTimeout(r, 1500));
+    c2.type('echo later=$(cat /tmp/counter)\r');
+    await c2.waitForText(/\nlater=\d+/, 60_000);
+    assert.ok(lastValue(c2.text(), 'later') > afterValue, 'and keeps counting');
+    await c2.close();
+
+    const d = await s.api('DELETE', `/api/v1/tasks/${taskId}`, OWNER);
+    assert.equal(d.status, 202);
+    await waitStatus(taskId, 'terminated');
+    assert.equal(fs.existsSync(vmDir(taskId)), false, 'no disk, snapshot or socket left');
+    const refused = await new Promise<boolean>((resolve) => {
+      const sock = net.createConnection(proxyPort, '127.0.0.1');
+      sock.once('connect', () => {
+        sock.destroy();
+        resolve(false);
+      });
+      sock.once('error', () => resolve(true));
+    });
+    assert.ok(refused, 'the egress listener is closed');
+  });
+});
