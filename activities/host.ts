@@ -13,9 +13,9 @@ import { readTaskFiles } from '../common/db/tasks.js';
 import type { Logger } from '../common/logger.js';
 import type { Runtime } from '../common/task.js';
 import { type VmDriver, VmError } from '../vm/driver.js';
+import type { EgressProxy } from '../vm/egress/proxy.js';
 import type { SidecarMessage } from '../vm/protocol.js';
 import { SidecarConnection } from '../vm/sidecar/client.js';
-import type { EgressProxy } from '../vm/egress/proxy.js';
 import type { InputBus } from '../workers/input-bus.js';
 import { agentActivitySignal } from '../workflows/definitions.js';
 import { agentCommand, describeAgentExit } from './agent-command.js';
@@ -41,7 +41,7 @@ function vmFailure(err: unknown): never {
 }
 
 export function createHostActivities(d: HostActivityDeps): HostActivities {
-  const { driver, pool, config, logger } = d;
+  const { driver, logger } = d;
   const heartbeat = (what: string) => Context.current().heartbeat(what);
 
   async function connect(taskId: string): Promise<SidecarConnection> {
@@ -114,7 +114,12 @@ export function createHostActivities(d: HostActivityDeps): HostActivities {
 /** Hands the task's files to the sidecar, then starts the agent (the sidecar ignores a second start). */
 async function sendStart(d: HostActivityDeps, conn: SidecarConnection, taskId: string, runtime: Runtime) {
   for (const f of await readTaskFiles(d.pool, taskId)) conn.send({ type: 'file', name: f.name }, f.data);
-  conn.send({ type: 'start', ...agentCommand(runtime, d.config, taskId, d.driver.guestEnv), cols: 120, rows: 32 });
+  conn.send({
+    type: 'start',
+    ...agentCommand(runtime, d.config, taskId, d.driver.guestEnv),
+    cols: 120,
+    rows: 32,
+  });
 }
 
 /**

@@ -238,15 +238,23 @@ export class StreamClient {
   }
 
   async waitForText(re: RegExp | string, timeoutMs = 20_000): Promise<string> {
-    return waitFor(
-      `terminal output matching ${re}`,
-      () => {
-        const t = this.text();
-        return (typeof re === 'string' ? t.includes(re) : re.test(t)) ? t : undefined;
-      },
-      timeoutMs,
-      20,
-    );
+    try {
+      return await waitFor(
+        `terminal output matching ${re}`,
+        () => {
+          const t = this.text();
+          return (typeof re === 'string' ? t.includes(re) : re.test(t)) ? t : undefined;
+        },
+        timeoutMs,
+        20,
+      );
+    } catch (err) {
+      // Say what did arrive: that is what a failure needs to be understood.
+      const tail = JSON.stringify(this.text().slice(-600));
+      throw new Error(
+        `${(err as Error).message}; states ${this.states.join(',')}; terminal ends with ${tail}`,
+      );
+    }
   }
 }
 

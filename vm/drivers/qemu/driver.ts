@@ -27,6 +27,31 @@ import { Qmp } from './qmp.js';
 export const GUEST_PROXY = { host: '10.0.2.100', port: 3128 };
 const MAX_SOCKET_PATH = 107;
 
+/**
+ * The host TSC's rate in kHz, where the CPU says it is constant. Under TCG the guest's TSC is
+ * the host's, and telling the guest kernel its rate skips a PIT calibration that, on a busy
+ * host, sometimes fails — after which this kernel hangs before init (seen 1 boot in 8 here).
+ */
+export function hostTscKhz(cpuinfo = readCpuinfo()): number | undefined {
+  if (!/\bconstant_tsc\b/.test(cpuinfo)) return undefined;
+  const mhz = /^cpu MHz\s*:\s*([\d.]+)/m.exec(cpuinfo)?.[1];
+  return mhz ? Math.round(Number(mhz) * 1000) : undefined;
+}
+
+function readCpuinfo(): string {
+  try {
+    return fs.readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+export function kernelCommandLine(accel: 'kvm' | 'tcg', tscKhz: number | undefined): string {
+  const base = 'console=ttyS0 quiet loglevel=3 panic=-1';
+  // With KVM the guest has kvmclock; only emulation needs the rate spelled out.
+  return accel === 'tcg' && tscKhz ? `${base} tsc_early_khz=${tscKhz}` : base;
+}
+
 export interface EgressPorts {
   open(taskId: string, port?: number): Promise<number>;
   close(taskId: string): Promise<void>;
@@ -142,7 +167,7 @@ export class QemuDriver implements VmDriver {
       '-initrd',
       this.o.image.initrd,
       '-append',
-      'console=ttyS0 quiet loglevel=3 panic=-1',
+      kernelCommandLine(this.o.accel, hostTscKhz()),
       '-serial',
       `file:${f.console}`,
       '-drive',
