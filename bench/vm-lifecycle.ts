@@ -3,7 +3,8 @@
  * and its acceleration named:
  *   boot      launch → the guest's sidecar answers hello
  *   suspend   pause → machine state written to a file → QEMU gone
- *   restore   a new QEMU from that file → sidecar hello → a typed command's output back
+ *   restore   a new QEMU from that file → the sidecar answers hello
+ *   output    … → a typed command's output back (restore to first output)
  *   snapshot  state file size against guest memory
  * Run: ./lia bench bench/vm-lifecycle.ts [rounds] [memoryMib]   (defaults 5 and 256)
  * LIA__VM__DRIVER picks the driver as for Lia itself (default here: qemu).
@@ -39,13 +40,13 @@ async function roundTrip(conn: SidecarConnection, fromSeq: number, marker: strin
       if (header.type !== 'output') return;
       out += body.toString();
       conn.send({ type: 'ack', seq: header.seq });
-      if (out.includes(`${marker}-ok`)) {
+      if (out.includes(`${marker}-42`)) {
         clearTimeout(timer);
         resolve();
       }
     });
     conn.send({ type: 'attach', fromSeq });
-    conn.send({ type: 'stdin' }, Buffer.from(`echo ${marker}-$((1))k | sed s/1k/ok/\r`));
+    conn.send({ type: 'stdin' }, Buffer.from(`echo ${marker}-$((6*7))\r`));
   });
 }
 
@@ -53,6 +54,7 @@ interface Round {
   boot: number;
   suspend: number;
   restore: number;
+  output: number;
   snapshotBytes: number;
 }
 const results: Round[] = [];
@@ -83,13 +85,14 @@ try {
     t = performance.now();
     await driver.restore(taskId, quiet);
     conn = await SidecarConnection.open(await driver.connect(taskId), 30_000);
-    await roundTrip(conn, Math.max(nextSeq, conn.hello.nextSeq), 'back');
     const restore = performance.now() - t;
+    await roundTrip(conn, Math.max(nextSeq, conn.hello.nextSeq), 'back');
+    const output = performance.now() - t;
     conn.close();
     await driver.destroy(taskId);
-    results.push({ boot, suspend, restore, snapshotBytes });
+    results.push({ boot, suspend, restore, output, snapshotBytes });
     console.error(
-      `round ${i + 1}/${rounds}: boot ${boot.toFixed(0)} ms, suspend ${suspend.toFixed(0)} ms, restore ${restore.toFixed(0)} ms`,
+      `round ${i + 1}/${rounds}: boot ${boot.toFixed(0)} ms, suspend ${suspend.toFixed(0)} ms, restore ${restore.toFixed(0)} ms, first output ${output.toFixed(0)} ms`,
     );
   }
 } finally {
@@ -103,7 +106,7 @@ const mib = (b: number) => (b / 1024 / 1024).toFixed(1);
 console.log(
   `VM lifecycle: driver ${driver.name}, acceleration ${driver.acceleration}, ${memoryMib} MiB guest, 1 vCPU, ${rounds} rounds (median, min–max)`,
 );
-for (const k of ['boot', 'suspend', 'restore'] as const)
+for (const k of ['boot', 'suspend', 'restore', 'output'] as const)
   console.log(
     `${k.padEnd(8)} ${median(col(k)).toFixed(0).padStart(6)} ms   (${Math.min(...col(k)).toFixed(0)}–${Math.max(...col(k)).toFixed(0)})`,
   );
