@@ -159,6 +159,9 @@ export class TaskClient {
         view.lastActivityAt = live.lastActivityAt;
         view.driver = live.driver ?? view.driver;
         view.acceleration = live.acceleration ?? view.acceleration;
+        // The workflow knows a failure before its row is written.
+        view.error = live.error ?? view.error;
+        view.exitCode = live.exitCode ?? view.exitCode;
       }
     }
     return view;
