@@ -171,7 +171,9 @@ async function pump(
       });
   };
 
-  // Input: deliver what is queued now (e.g. typed while suspended), then on every notify.
+  // Input: deliver what is queued now (e.g. typed while suspended), then on every notify —
+  // but only once the agent is started: the sidecar has nowhere to put input before that.
+  let agentStarted: Promise<unknown> = Promise.resolve();
   let delivering = false;
   let again = false;
   let lastInputId = 0;
@@ -182,6 +184,7 @@ async function pump(
     }
     delivering = true;
     try {
+      await agentStarted;
       do {
         again = false;
         const items = await pendingInput(pool, taskId, lastInputId);
@@ -228,6 +231,7 @@ async function pump(
   conn.send({ type: 'attach', fromSeq: stored + 1 });
   // A fresh VM's agent is started here, with the pump already listening.
   const starting = conn.hello.agent === 'idle' ? sendStart(d, conn, taskId, runtime) : Promise.resolve();
+  agentStarted = starting.catch(() => {});
   void deliver();
 
   const onEgress = (id: string) => {

@@ -14,7 +14,7 @@ import { LIMITS } from '../common/task.js';
 import type { TaskClient } from '../common/task-client.js';
 import { type AuthEnv, authenticate } from './auth.js';
 import { errorBody, HttpError, sendError, toHttpError } from './errors.js';
-import type { OutputBus } from './output-bus.js';
+import type { OutputBus } from '../common/db/output-bus.js';
 import { streamRoutes } from './routes/stream.js';
 import { taskRoutes } from './routes/tasks.js';
 

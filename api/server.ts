@@ -11,7 +11,7 @@ import type { Logger } from '../common/logger.js';
 import type { TaskClient } from '../common/task-client.js';
 import { createApp } from './app.js';
 import type { AuthEnv } from './auth.js';
-import { OutputBus } from './output-bus.js';
+import { OutputBus } from '../common/db/output-bus.js';
 
 export interface ApiOptions {
   config: Config;

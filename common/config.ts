@@ -154,6 +154,11 @@ export const CONFIG_VARS = {
     },
     spawn_guilds: { schema: list, default: '', doc: 'Guild ids where /spawn is allowed (empty: any)' },
     spawn_roles: { schema: list, default: '', doc: 'Role ids allowed to /spawn (empty: anyone)' },
+    tail_seconds: {
+      schema: num(0.2, 3600),
+      default: '10',
+      doc: "Least time between two output posts in a task's thread",
+    },
   },
   log: {
     level: {

@@ -49,7 +49,7 @@ const api = await startApi({ config, tasks, pool, links, logger, databaseUrl: st
 let bot: { stop(): Promise<void> } | undefined;
 if (config.discord.token) {
   const { startBot } = await import('../bot/client.js');
-  bot = await startBot({ config, tasks, logger });
+  bot = await startBot({ config, tasks, pool, logger, databaseUrl: stack.databaseUrl });
 }
 
 const running = [control.run(), host.run()];

@@ -87,6 +87,24 @@ describe('a shell task, end to end', () => {
     await assertNothingLeft(taskId, pid);
   });
 
+  test('input typed before the agent has started is delivered once it runs, not dropped', async () => {
+    // A big file makes handing the files over slow, so queued input is ready before the start.
+    const actor = { userId: OWNER, admin: false };
+    const { taskId, url } = await s.tasks.create(actor, {
+      prompt: 'p',
+      runtime: 'shell',
+      files: [{ name: 'big.bin', data: Buffer.alloc(8 * 1024 * 1024, 1) }],
+    });
+    const token = decodeURIComponent(new URL(url).hash.slice('#token='.length));
+    // Still pending: the input waits in PostgreSQL until the agent can take it.
+    await s.tasks.input(actor, taskId, Buffer.from('echo early-$((6*7))\r'));
+    const stream = await StreamClient.open(s.apiUrl, taskId, token);
+    await stream.waitForText('early-42');
+    await stream.close();
+    await s.api('DELETE', `/api/v1/tasks/${taskId}`, OWNER);
+    await waitStatus(taskId, 'terminated');
+  });
+
   test('an idle timeout suspends it; resume brings back the same shell', async () => {
     const { taskId, token } = await spawnShell(2);
     await waitStatus(taskId, 'running');

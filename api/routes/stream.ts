@@ -18,7 +18,7 @@ import { isEnded, LIMITS, type TaskStatus } from '../../common/task.js';
 import { type TaskClient, TaskError, type TaskView } from '../../common/task-client.js';
 import { type AuthEnv, checkLinkScope } from '../auth.js';
 import { describeZodError, invalid } from '../errors.js';
-import type { OutputBus } from '../output-bus.js';
+import type { OutputBus } from '../../common/db/output-bus.js';
 import { parseTaskId } from './tasks.js';
 
 const clientMessage = z.discriminatedUnion('type', [

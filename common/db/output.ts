@@ -65,3 +65,24 @@ export async function enforceRetention(pool: Pool, taskId: string, maxBytes: num
   );
   return rowCount ?? 0;
 }
+
+/** The last chunks of a task's output, oldest first, about `maxBytes` at most. */
+export async function readTail(
+  pool: Pool,
+  taskId: string,
+  maxBytes: number,
+): Promise<{ seq: number; data: Buffer }> {
+  const { rows } = await pool.query<Chunk>(
+    'SELECT seq, data FROM output_chunks WHERE task_id = $1 ORDER BY seq DESC LIMIT 64',
+    [taskId],
+  );
+  const parts: Buffer[] = [];
+  let size = 0;
+  for (const r of rows) {
+    if (size >= maxBytes) break;
+    parts.unshift(r.data);
+    size += r.data.length;
+  }
+  const all = Buffer.concat(parts);
+  return { seq: rows[0] ? Number(rows[0].seq) : 0, data: all.subarray(Math.max(0, all.length - maxBytes)) };
+}

@@ -5,8 +5,8 @@
  * from their own cursors, so a spurious wake-up costs a query, never a byte).
  */
 import type pg from 'pg';
-import { CHANNELS, listenClient } from '../common/db/pool.js';
-import type { Logger } from '../common/logger.js';
+import type { Logger } from '../logger.js';
+import { CHANNELS, listenClient } from './pool.js';
 
 type Listener = { output(seq: number): void; task(): void };
 

@@ -1,0 +1,17 @@
+import { MessageFlags, SlashCommandBuilder } from 'discord.js';
+import { resumeTask } from '../actions.js';
+import { suggestTasks } from '../autocomplete.js';
+import { taskIdOption } from './task-option.js';
+import type { Command } from './types.js';
+
+export const resume: Command = {
+  data: new SlashCommandBuilder()
+    .setName('resume')
+    .setDescription('Resume a suspended task')
+    .addStringOption(taskIdOption),
+  async execute(i, ctx) {
+    await i.deferReply({ flags: MessageFlags.Ephemeral });
+    await resumeTask(i, ctx, i.options.getString('task_id', true).trim());
+  },
+  autocomplete: suggestTasks,
+};

@@ -1,0 +1,37 @@
+import { SlashCommandBuilder } from 'discord.js';
+import { LIMITS, RUNTIMES } from '../../common/task.js';
+import { downloadAttachment } from '../attachments.js';
+import { spawnTask } from '../spawn-task.js';
+import type { Command } from './types.js';
+
+export const spawnFile: Command = {
+  data: new SlashCommandBuilder()
+    .setName('spawn-file')
+    .setDescription('Start an agent with a file in its working directory')
+    .addStringOption((o) =>
+      o
+        .setName('prompt')
+        .setDescription('What the agent should do')
+        .setRequired(true)
+        .setMaxLength(Math.min(6000, LIMITS.promptMaxChars)),
+    )
+    .addAttachmentOption((o) =>
+      o
+        .setName('file')
+        .setDescription(`A file for the agent (at most ${LIMITS.fileMaxBytes / 1024 / 1024} MiB)`)
+        .setRequired(true),
+    )
+    .addStringOption((o) =>
+      o
+        .setName('runtime')
+        .setDescription('claude (default) or a plain shell')
+        .addChoices(...RUNTIMES.map((r) => ({ name: r, value: r }))),
+    ),
+  execute: (i, ctx) =>
+    spawnTask(i, ctx, async () => {
+      const a = i.options.getAttachment('file', true);
+      return [
+        await downloadAttachment({ name: a.name, url: a.url, size: a.size, contentType: a.contentType }),
+      ];
+    }),
+};

@@ -1,0 +1,17 @@
+import { MessageFlags, SlashCommandBuilder } from 'discord.js';
+import { stopTask } from '../actions.js';
+import { suggestTasks } from '../autocomplete.js';
+import { taskIdOption } from './task-option.js';
+import type { Command } from './types.js';
+
+export const stop: Command = {
+  data: new SlashCommandBuilder()
+    .setName('stop')
+    .setDescription('Stop a task and remove its VM')
+    .addStringOption(taskIdOption),
+  async execute(i, ctx) {
+    await i.deferReply({ flags: MessageFlags.Ephemeral });
+    await stopTask(i, ctx, i.options.getString('task_id', true).trim());
+  },
+  autocomplete: suggestTasks,
+};

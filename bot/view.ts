@@ -1,0 +1,59 @@
+/** How a task looks in Discord: an embed with its state, and the buttons that act on it. */
+import { ActionRowBuilder, ButtonBuilder, ButtonStyle, EmbedBuilder } from 'discord.js';
+import type { TaskStatus } from '../common/task.js';
+import type { TaskView } from '../common/task-client.js';
+
+const COLORS: Record<TaskStatus, number> = {
+  pending: 0x9e9e9e,
+  starting: 0x2196f3,
+  running: 0x4caf50,
+  suspended: 0xff9800,
+  terminated: 0x607d8b,
+  failed: 0xf44336,
+};
+
+/** Button ids carry the task id, so a press works whatever the bot remembers (restarts included). */
+export const BUTTON = { resume: 'lia:resume:', stop: 'lia:stop:' } as const;
+
+export function parseButton(customId: string): { action: 'resume' | 'stop'; taskId: string } | undefined {
+  for (const action of ['resume', 'stop'] as const)
+    if (customId.startsWith(BUTTON[action])) return { action, taskId: customId.slice(BUTTON[action].length) };
+  return undefined;
+}
+
+export function taskEmbed(t: Pick<TaskView, 'id' | 'status'> & Partial<TaskView>): EmbedBuilder {
+  const e = new EmbedBuilder()
+    .setTitle(`Task ${t.id}`)
+    .setColor(COLORS[t.status])
+    .addFields({ name: 'State', value: t.status, inline: true });
+  if (t.promptFirstLine) e.setDescription(t.promptFirstLine.slice(0, 300));
+  if (t.runtime) e.addFields({ name: 'Runtime', value: t.runtime, inline: true });
+  if (t.driver)
+    e.addFields({
+      name: 'VM',
+      value: `${t.driver}${t.acceleration ? ` (${t.acceleration})` : ''}`,
+      inline: true,
+    });
+  if (t.status === 'running' && t.idleDeadline)
+    e.addFields({
+      name: 'Suspends when idle',
+      value: `<t:${Math.round(t.idleDeadline / 1000)}:R>`,
+      inline: true,
+    });
+  if (t.error) e.addFields({ name: 'Error', value: t.error.slice(0, 1000) });
+  return e;
+}
+
+export function taskButtons(taskId: string, url?: string): ActionRowBuilder<ButtonBuilder> {
+  const row = new ActionRowBuilder<ButtonBuilder>();
+  if (url)
+    row.addComponents(new ButtonBuilder().setStyle(ButtonStyle.Link).setLabel('Open terminal').setURL(url));
+  row.addComponents(
+    new ButtonBuilder()
+      .setCustomId(`${BUTTON.resume}${taskId}`)
+      .setStyle(ButtonStyle.Primary)
+      .setLabel('Resume'),
+    new ButtonBuilder().setCustomId(`${BUTTON.stop}${taskId}`).setStyle(ButtonStyle.Danger).setLabel('Stop'),
+  );
+  return row;
+}
