@@ -1,6 +1,7 @@
 /** What the sidecar runs for each runtime. The environment is built here, from nothing. */
 import type { Config } from '../common/config.js';
 import type { Runtime } from '../common/task.js';
+import { claudeCommand } from './claude-runtime.js';
 
 export interface AgentCommand {
   command: string;
@@ -31,18 +32,12 @@ export function agentCommand(
     // The message goes to the terminal and, through the exit, to the task's status.
     return { command: '/bin/sh', args: ['-c', 'printf "%s\\r\\n" "$0" >&2; exit 3', message], env };
   }
-  // Claude Code reads the prompt from PROMPT.md in its working directory.
-  return {
-    command: 'claude',
-    args: ['Read PROMPT.md in the current directory and do what it asks.'],
-    // Claude Code wants a key to start; the egress proxy drops this one and adds the real one.
-    env: { ...env, ANTHROPIC_API_KEY: 'lia-egress-proxy-adds-the-key' },
-  };
+  return claudeCommand(runtime === 'claude-headless', env);
 }
 
 /** Exit code 3 from the no-key command above: the status line says why. */
 export function describeAgentExit(runtime: Runtime, config: Config, code: number | null): string | undefined {
-  if (runtime === 'claude' && !config.claude.api_key && code === 3) {
+  if (runtime !== 'shell' && !config.claude.api_key && code === 3) {
     return 'Claude Code cannot run: the host has no model API key (LIA__CLAUDE__API_KEY)';
   }
   return undefined;

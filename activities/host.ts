@@ -9,7 +9,7 @@ import type { Config } from '../common/config.js';
 import { consumeInput, pendingInput } from '../common/db/input.js';
 import { appendChunks, type Chunk, enforceRetention, lastSeq } from '../common/db/output.js';
 import type { Pool } from '../common/db/pool.js';
-import { readTaskFiles } from '../common/db/tasks.js';
+import { readTaskFiles, saveSummary } from '../common/db/tasks.js';
 import type { Logger } from '../common/logger.js';
 import type { Runtime } from '../common/task.js';
 import { type VmDriver, VmError } from '../vm/driver.js';
@@ -19,6 +19,7 @@ import { SidecarConnection } from '../vm/sidecar/client.js';
 import type { InputBus } from '../workers/input-bus.js';
 import { agentActivitySignal } from '../workflows/definitions.js';
 import { agentCommand, describeAgentExit } from './agent-command.js';
+import { SummaryScanner } from './summary-scanner.js';
 
 export interface HostActivityDeps {
   driver: VmDriver;
@@ -207,11 +208,30 @@ async function pump(
   };
   const unsubscribe = inputBus.subscribe(taskId, () => void deliver());
 
+  const summaries = new SummaryScanner();
+  // The model API refusing the host's key ends the task with the reason: it cannot do anything.
+  let refused: string | undefined;
+  let endPump = () => {};
+  const onRefused = (id: string, status: number, message: string) => {
+    if (id !== taskId || refused) return;
+    refused =
+      `the model API refused this host's API key (HTTP ${status}: ${message}); ` +
+      'the operator must fix LIA__CLAUDE__API_KEY, then start a new task';
+    endPump();
+  };
+  d.egress?.on('model-refused', onRefused);
+
   const done = new Promise<void>((resolve) => {
+    endPump = resolve;
     conn.onFrame(({ header, body }) => {
       const m = header as SidecarMessage;
       if (m.type === 'output') {
         if (m.seq <= stored) return;
+        const summary = runtime === 'claude-headless' ? summaries.push(body) : undefined;
+        if (summary)
+          saveSummary(pool, taskId, summary).catch((err) =>
+            logger.warn({ taskId, err: err.message }, 'could not store the run summary'),
+          );
         pending.push({ seq: m.seq, data: body });
         ioSinceReport = true;
         kick();
@@ -261,6 +281,13 @@ async function pump(
       if (failed) break;
     }
     if (failed) throw failed;
+    if (refused) {
+      // Said in the terminal too, after everything the agent printed (the VM goes with the task).
+      await appendChunks(pool, taskId, [
+        { seq: stored + 1, data: Buffer.from(`\r\n\x1b[1;31mLia: ${refused}\x1b[0m\r\n`) },
+      ]);
+      return { exitCode: null, signal: null, message: refused };
+    }
     if (exit) return exit;
     throw ApplicationFailure.retryable('lost the connection to the sidecar', 'SidecarDisconnected');
   } catch (err) {
@@ -274,6 +301,7 @@ async function pump(
     clearInterval(report);
     clearInterval(beat);
     d.egress?.off('activity', onEgress);
+    d.egress?.off('model-refused', onRefused);
     unsubscribe();
     conn.close();
   }

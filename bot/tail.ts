@@ -58,3 +58,23 @@ export function threadPost(header: string, raw: string): string {
   const tail = raw ? tailBlock(raw, DISCORD_MAX_CHARS - head.length - 1) : '';
   return tail ? `${head}\n${tail}` : head;
 }
+
+/** The end of a headless run, for its thread: outcome, turns, tokens and cost, then the answer. */
+export function summaryPost(t: {
+  summary: { result: string; isError: boolean; numTurns: number } | null;
+  inputTokens: number;
+  outputTokens: number;
+  costUsd: number;
+}): string {
+  const s = t.summary!;
+  const head =
+    `**Claude Code ${s.isError ? 'failed' : 'finished'}** after ${s.numTurns} turns · ` +
+    `${t.inputTokens.toLocaleString('en-US')} tokens in, ${t.outputTokens.toLocaleString('en-US')} out · ` +
+    `about $${t.costUsd.toFixed(4)}`;
+  const quoted = defuseFences(s.result.trim())
+    .split('\n')
+    .map((l) => `> ${l}`)
+    .join('\n');
+  const room = DISCORD_MAX_CHARS - head.length - 1;
+  return quoted ? `${head}\n${quoted.length > room ? `${quoted.slice(0, room - 1)}…` : quoted}` : head;
+}

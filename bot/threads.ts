@@ -15,7 +15,7 @@ import { isEnded } from '../common/task.js';
 import type { TaskClient } from '../common/task-client.js';
 import { messageActor } from './actor.js';
 import { userMessage } from './errors.js';
-import { threadPost } from './tail.js';
+import { summaryPost, threadPost } from './tail.js';
 
 const TAIL_BYTES = 8 * 1024;
 
@@ -105,6 +105,12 @@ export class ThreadRelay {
     const w = this.watches.get(taskId);
     const [row, thread] = await Promise.all([getTask(this.pool, taskId), threadOfTask(this.pool, taskId)]);
     if (!w || !row || !thread) return;
+    if (row.summary && !thread.summaryPosted) {
+      const channel = await this.client.channels.fetch(thread.threadId);
+      if (channel?.isSendable())
+        await channel.send({ content: summaryPost(row), allowedMentions: { parse: [] } });
+      await markPosted(this.pool, taskId, { summary: true });
+    }
     const tail = await readTail(this.pool, taskId, TAIL_BYTES);
     const newOutput = tail.seq > thread.postedSeq;
     const stateChanged = row.status !== thread.lastStatus;

@@ -40,6 +40,12 @@ export function taskEmbed(t: Pick<TaskView, 'id' | 'status'> & Partial<TaskView>
       value: `<t:${Math.round(t.idleDeadline / 1000)}:R>`,
       inline: true,
     });
+  if (t.usage && (t.usage.inputTokens || t.usage.outputTokens))
+    e.addFields({
+      name: 'Tokens',
+      value: `${t.usage.inputTokens.toLocaleString('en-US')} in · ${t.usage.outputTokens.toLocaleString('en-US')} out · about $${t.usage.costUsd.toFixed(4)}`,
+    });
+  if (t.summary) e.addFields({ name: 'Result', value: t.summary.result.slice(0, 1000) || '(empty)' });
   if (t.error) e.addFields({ name: 'Error', value: t.error.slice(0, 1000) });
   return e;
 }

@@ -22,6 +22,7 @@ import { OWNER_KEY, STATUS_KEY } from './search-attributes.js';
 import {
   activityReportInterval,
   firstLine,
+  type HeadlessSummary,
   isEnded,
   LIMITS,
   type Runtime,
@@ -66,6 +67,16 @@ export interface TaskView {
   acceleration: string | null;
   error: string | null;
   exitCode: number | null;
+  /** Tokens counted by the host's egress proxy, and their estimated cost in US dollars. */
+  usage: {
+    inputTokens: number;
+    outputTokens: number;
+    cacheReadTokens: number;
+    cacheCreationTokens: number;
+    costUsd: number;
+  };
+  /** The end of a headless run: its final answer and turns. */
+  summary: HeadlessSummary | null;
   createdAt: string;
   updatedAt: string;
   /** Epoch ms at which the idle timer suspends the task (running tasks, from the workflow). */
@@ -266,6 +277,14 @@ export function toView(row: TaskRow): TaskView {
     acceleration: row.acceleration,
     error: row.error,
     exitCode: row.exitCode,
+    usage: {
+      inputTokens: row.inputTokens,
+      outputTokens: row.outputTokens,
+      cacheReadTokens: row.cacheReadTokens,
+      cacheCreationTokens: row.cacheCreationTokens,
+      costUsd: row.costUsd,
+    },
+    summary: row.summary,
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };

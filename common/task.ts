@@ -9,7 +9,8 @@ export type TaskStatus = (typeof TASK_STATUSES)[number];
 export const ENDED_STATUSES: readonly TaskStatus[] = ['terminated', 'failed'];
 export const isEnded = (s: TaskStatus): boolean => ENDED_STATUSES.includes(s);
 
-export const RUNTIMES = ['shell', 'claude'] as const;
+/** `claude`: interactive Claude Code in the terminal; `claude-headless`: one `claude -p` run, then a shell. */
+export const RUNTIMES = ['shell', 'claude', 'claude-headless'] as const;
 export type Runtime = (typeof RUNTIMES)[number];
 
 /** `t_` + 10 lower-case base32 characters (RFC 4648 alphabet): short, URL-safe, unambiguous. */
@@ -105,3 +106,12 @@ export function firstLine(text: string, max = 120): string {
 export function activityReportInterval(idleTimeoutMs: number): number {
   return Math.min(3000, Math.max(200, Math.floor(idleTimeoutMs / 4)));
 }
+
+/** What a headless Claude Code run reports at its end (from the guest: checked, never trusted for billing). */
+export const headlessSummarySchema = z.object({
+  result: z.string().max(20_000),
+  isError: z.boolean(),
+  numTurns: z.number().int().nonnegative(),
+  durationMs: z.number().nonnegative(),
+});
+export type HeadlessSummary = z.infer<typeof headlessSummarySchema>;

@@ -9,9 +9,12 @@ import { createHostActivities } from '../activities/host.js';
 import { type Config, hostQueue } from '../common/config.js';
 import { heartbeatHost } from '../common/db/hosts.js';
 import type { Pool } from '../common/db/pool.js';
+import { addUsage } from '../common/db/tasks.js';
 import type { Logger } from '../common/logger.js';
+import { costUsd } from '../common/pricing.js';
 import type { VmDriver } from '../vm/driver.js';
 import type { EgressProxy } from '../vm/egress/proxy.js';
+import type { ModelUsage } from '../vm/egress/usage-meter.js';
 import { InputBus } from './input-bus.js';
 
 export interface HostWorkerOptions {
@@ -49,6 +52,13 @@ export async function createHostWorker(o: HostWorkerOptions): Promise<HostWorker
   const beat = setInterval(() => {
     heartbeatHost(pool, info).catch((err) => logger.warn({ err: err.message }, 'host heartbeat failed'));
   }, config.host.heartbeat_seconds * 1000);
+
+  // Tokens are counted where they pass: the egress proxy, on this host.
+  o.egress?.on('usage', (taskId: string, u: ModelUsage) => {
+    addUsage(pool, taskId, u, costUsd(u.model, u)).catch((err) =>
+      logger.warn({ taskId, err: err.message }, 'could not record token usage'),
+    );
+  });
 
   const clientConnection = await Connection.connect({ address: o.temporalAddress });
   const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });

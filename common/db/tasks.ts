@@ -1,5 +1,6 @@
 import type { TaskRecordPatch } from '../activities.js';
-import type { Runtime, TaskStatus } from '../task.js';
+import type { TokenCounts } from '../pricing.js';
+import type { HeadlessSummary, Runtime, TaskStatus } from '../task.js';
 import { CHANNELS, type Pool } from './pool.js';
 
 export interface TaskRow {
@@ -13,12 +14,21 @@ export interface TaskRow {
   acceleration: string | null;
   error: string | null;
   exitCode: number | null;
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  cacheCreationTokens: number;
+  costUsd: number;
+  summary: HeadlessSummary | null;
   createdAt: Date;
   updatedAt: Date;
 }
 
 const COLUMNS = `id, owner, runtime, status, prompt_first_line AS "promptFirstLine", host_id AS "hostId",
-  driver, acceleration, error, exit_code AS "exitCode", created_at AS "createdAt", updated_at AS "updatedAt"`;
+  driver, acceleration, error, exit_code AS "exitCode", input_tokens::float8 AS "inputTokens",
+  output_tokens::float8 AS "outputTokens", cache_read_tokens::float8 AS "cacheReadTokens",
+  cache_creation_tokens::float8 AS "cacheCreationTokens", cost_usd::float8 AS "costUsd", summary,
+  created_at AS "createdAt", updated_at AS "updatedAt"`;
 
 export class QuotaExceeded extends Error {
   constructor(readonly limit: number) {
@@ -124,4 +134,23 @@ export async function readTaskFiles(pool: Pool, id: string): Promise<{ name: str
     [id],
   );
   return rows;
+}
+
+/** Adds a model response's tokens and cost to the task (watchers are told). */
+export async function addUsage(pool: Pool, id: string, t: TokenCounts, cost: number): Promise<void> {
+  await pool.query(
+    `WITH u AS (UPDATE tasks SET input_tokens = input_tokens + $2, output_tokens = output_tokens + $3,
+       cache_read_tokens = cache_read_tokens + $4, cache_creation_tokens = cache_creation_tokens + $5,
+       cost_usd = cost_usd + $6, updated_at = now() WHERE id = $1 RETURNING id)
+     SELECT pg_notify('${CHANNELS.task}', id) FROM u`,
+    [id, t.inputTokens, t.outputTokens, t.cacheReadTokens, t.cacheCreationTokens, cost],
+  );
+}
+
+export async function saveSummary(pool: Pool, id: string, summary: HeadlessSummary): Promise<void> {
+  await pool.query(
+    `WITH u AS (UPDATE tasks SET summary = $2, updated_at = now() WHERE id = $1 RETURNING id)
+     SELECT pg_notify('${CHANNELS.task}', id) FROM u`,
+    [id, JSON.stringify(summary)],
+  );
 }

@@ -6,10 +6,11 @@ export interface ThreadRow {
   channelId: string;
   lastStatus: string | null;
   postedSeq: number;
+  summaryPosted: boolean;
 }
 
 const COLUMNS = `task_id AS "taskId", thread_id AS "threadId", channel_id AS "channelId",
-  last_status AS "lastStatus", posted_seq::float8 AS "postedSeq"`;
+  last_status AS "lastStatus", posted_seq::float8 AS "postedSeq", summary_posted AS "summaryPosted"`;
 
 export async function saveThread(pool: Pool, t: Pick<ThreadRow, 'taskId' | 'threadId' | 'channelId'>) {
   await pool.query(
@@ -42,10 +43,15 @@ export async function liveThreads(pool: Pool): Promise<ThreadRow[]> {
   return rows;
 }
 
-export async function markPosted(pool: Pool, taskId: string, p: { status?: string; seq?: number }) {
+export async function markPosted(
+  pool: Pool,
+  taskId: string,
+  p: { status?: string; seq?: number; summary?: boolean },
+) {
   await pool.query(
     `UPDATE discord_threads SET last_status = COALESCE($2, last_status),
-       posted_seq = GREATEST(posted_seq, COALESCE($3, posted_seq)) WHERE task_id = $1`,
-    [taskId, p.status ?? null, p.seq ?? null],
+       posted_seq = GREATEST(posted_seq, COALESCE($3, posted_seq)),
+       summary_posted = summary_posted OR $4 WHERE task_id = $1`,
+    [taskId, p.status ?? null, p.seq ?? null, p.summary ?? false],
   );
 }

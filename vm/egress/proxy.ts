@@ -14,6 +14,7 @@ import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
+import { meterResponse } from './usage-meter.js';
 
 export interface EgressOptions {
   /** Where model requests go, e.g. https://api.anthropic.com */
@@ -126,6 +127,12 @@ export class EgressProxy extends EventEmitter {
     const client = target.protocol === 'https:' ? https : http;
     const up = client.request(target, { method: req.method, headers }, (upRes) => {
       res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+      const status = upRes.statusCode ?? 0;
+      meterResponse(upRes, (usage, body) => {
+        if (usage) this.emit('usage', taskId, usage);
+        // The host's key was refused: nothing the agent does will work until the operator fixes it.
+        if (status === 401) this.emit('model-refused', taskId, status, modelError(body));
+      });
       upRes.pipe(res);
       upRes.on('end', done);
       upRes.on('error', done);
@@ -183,4 +190,14 @@ export function egressFromConfig(config: {
     apiKey: config.claude.api_key,
     allowHosts: config.vm.egress_allow,
   });
+}
+
+function modelError(body: string): string {
+  try {
+    const e = JSON.parse(body) as { error?: { message?: string } };
+    if (e.error?.message) return e.error.message;
+  } catch {
+    // Not the API's error shape.
+  }
+  return body.slice(0, 200) || 'no message';
 }

@@ -90,6 +90,7 @@ export class QemuDriver implements VmDriver {
       NO_PROXY: `localhost,127.0.0.1,${GUEST_PROXY.host}`,
       no_proxy: `localhost,127.0.0.1,${GUEST_PROXY.host}`,
       ANTHROPIC_BASE_URL: proxy,
+      HOME: '/root',
     };
     this.acceleration = o.accel;
     this.root = path.resolve(o.stateDir, 'hosts', o.hostId, 'vms');
