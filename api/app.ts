@@ -7,6 +7,7 @@ import { bodyLimit } from 'hono/body-limit';
 import type { UpgradeWebSocket } from 'hono/ws';
 import type { WebSocket } from 'ws';
 import type { Config } from '../common/config.js';
+import type { OutputBus } from '../common/db/output-bus.js';
 import type { Pool } from '../common/db/pool.js';
 import type { LinkSigner } from '../common/links.js';
 import type { Logger } from '../common/logger.js';
@@ -14,7 +15,6 @@ import { LIMITS } from '../common/task.js';
 import type { TaskClient } from '../common/task-client.js';
 import { type AuthEnv, authenticate } from './auth.js';
 import { errorBody, HttpError, sendError, toHttpError } from './errors.js';
-import type { OutputBus } from '../common/db/output-bus.js';
 import { streamRoutes } from './routes/stream.js';
 import { taskRoutes } from './routes/tasks.js';
 

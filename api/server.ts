@@ -5,13 +5,13 @@ import { serve } from '@hono/node-server';
 import { createNodeWebSocket } from '@hono/node-ws';
 import { Hono } from 'hono';
 import type { Config } from '../common/config.js';
+import { OutputBus } from '../common/db/output-bus.js';
 import type { Pool } from '../common/db/pool.js';
 import type { LinkSigner } from '../common/links.js';
 import type { Logger } from '../common/logger.js';
 import type { TaskClient } from '../common/task-client.js';
 import { createApp } from './app.js';
 import type { AuthEnv } from './auth.js';
-import { OutputBus } from '../common/db/output-bus.js';
 
 export interface ApiOptions {
   config: Config;
@@ -26,6 +26,8 @@ export interface ApiOptions {
 export interface RunningApi {
   url: string;
   port: number;
+  /** Cuts every open stream from the server's side (clients reconnect); returns how many. */
+  dropStreams(): number;
   close(): Promise<void>;
 }
 
@@ -50,6 +52,14 @@ export async function startApi(o: ApiOptions): Promise<RunningApi> {
   return {
     url,
     port,
+    dropStreams() {
+      let n = 0;
+      for (const c of wss.clients) {
+        c.terminate();
+        n++;
+      }
+      return n;
+    },
     async close() {
       for (const c of wss.clients) c.terminate();
       await new Promise<void>((r) => server.close(() => r()));

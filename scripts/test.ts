@@ -44,6 +44,7 @@ if (!databaseUrl) {
 await createDatabase(databaseUrl, 'lia_test_probe');
 const bundle = await ensureWorkflowBundle(stateDir, say);
 await ensureSidecarBuilt();
+await (await import('../web/build.js')).ensureWebBuilt(say);
 if (hasQemu()) {
   // Built (or found in ~/.cache/lia) here, with progress, rather than inside a test's worker.
   const { ensureGuestImage } = await import('../vm/image/ensure.js');

@@ -43,6 +43,7 @@ const host = await createHostWorker({
 const temporal = await connectTemporal(stack.temporalAddress, config.temporal.namespace);
 const links = new LinkSigner(stack.linkSecret, config.api.link_ttl_minutes);
 const tasks = new TaskClient(temporal, pool, config, links);
+await (await import('../web/build.js')).ensureWebBuilt((m) => logger.info(m));
 const { startApi } = await import('../api/server.js');
 const api = await startApi({ config, tasks, pool, links, logger, databaseUrl: stack.databaseUrl });
 

@@ -12,13 +12,13 @@ import type { UpgradeWebSocket, WSContext } from 'hono/ws';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import { firstSeq, readChunks } from '../../common/db/output.js';
+import type { OutputBus } from '../../common/db/output-bus.js';
 import type { Pool } from '../../common/db/pool.js';
 import type { Logger } from '../../common/logger.js';
 import { isEnded, LIMITS, type TaskStatus } from '../../common/task.js';
 import { type TaskClient, TaskError, type TaskView } from '../../common/task-client.js';
 import { type AuthEnv, checkLinkScope } from '../auth.js';
 import { describeZodError, invalid } from '../errors.js';
-import type { OutputBus } from '../../common/db/output-bus.js';
 import { parseTaskId } from './tasks.js';
 
 const clientMessage = z.discriminatedUnion('type', [

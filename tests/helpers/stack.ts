@@ -35,6 +35,8 @@ export interface TestStack {
   tasks: TaskClient;
   links: LinkSigner;
   apiUrl: string;
+  /** Cuts every WebSocket stream of the API from the server's side. */
+  dropStreams(): number;
   serviceToken: string;
   stateDir: string;
   hostWorker(): ChildProcess;
@@ -138,6 +140,7 @@ export async function startTestStack(name: string, extra: Record<string, string>
     tasks,
     links,
     apiUrl: api.url,
+    dropStreams: () => api.dropStreams(),
     serviceToken,
     stateDir,
     hostWorker: () => host!,
