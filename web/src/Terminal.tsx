@@ -6,7 +6,7 @@ import { useEffect, useRef } from 'react';
 import type { TaskStream } from './stream';
 
 export function Terminal({ stream, onReady }: { stream: TaskStream; onReady(t: XTerm): void }) {
-  const el = useRef<HTMLDivElement>(null);
+  const el = useRef<HTMLElement>(null);
   useEffect(() => {
     const term = new XTerm({ cursorBlink: true, convertEol: false, fontSize: 14, scrollback: 10_000 });
     const fit = new FitAddon();
@@ -29,5 +29,5 @@ export function Terminal({ stream, onReady }: { stream: TaskStream; onReady(t: X
       term.dispose();
     };
   }, [stream, onReady]);
-  return <div className="terminal" ref={el} aria-label="Agent terminal" />;
+  return <section className="term-pane" ref={el} aria-label="Agent terminal" />;
 }
