@@ -5,6 +5,9 @@ import { api, type TaskView } from './api';
 import { TaskStream } from './stream';
 import { Terminal } from './Terminal';
 
+const stats = { bytes: 0 };
+(window as unknown as { liaStats: typeof stats }).liaStats = stats;
+
 type State = { status: string; idleDeadline: number | null; error: string | null };
 
 function useNow(ms: number): number {
@@ -28,7 +31,12 @@ export function TaskPage({ taskId }: { taskId: string }) {
   const stream = useMemo(
     () =>
       new TaskStream(taskId, {
-        output: (b) => (term.current ? term.current.write(b) : pending.current.push(b)),
+        output: (b) => {
+          // Bytes received, for the benchmark and for anyone curious in the console.
+          stats.bytes += b.length;
+          if (term.current) term.current.write(b);
+          else pending.current.push(b);
+        },
         state: (s) => setState(s),
         connection: setConnected,
         error: setMessage,
