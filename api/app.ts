@@ -76,7 +76,7 @@ export function createApp(d: AppDeps, app = new Hono<AuthEnv>()): Hono<AuthEnv> 
     app.use('/assets/*', serveStatic({ root }));
     // The single-page app answers every other page route (e.g. /tasks/<id>).
     const index = fs.readFileSync(path.join(dist, 'index.html'), 'utf8');
-    app.get('*', (c) => c.html(index));
+    app.get('*', (c, next) => (c.req.path.startsWith('/api/') ? next() : c.html(index)));
   } else {
     app.get('/', (c) => c.text('Lia API. The web UI is not built (npm run build:web).'));
   }
