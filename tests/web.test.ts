@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
+import { addUsage } from '../common/db/tasks.js';
 import { launchBrowser, screenLines, waitForScreen } from './helpers/browser.js';
 import { startTestStack, type TestStack } from './helpers/stack.js';
 
@@ -52,6 +53,35 @@ describe('the web UI', () => {
     await page.keyboard.press('Enter');
     await waitForScreen(page, has('web-42'), 'the command output');
     await page.getByText(/suspends when idle in \d+ s/).waitFor();
+  });
+
+  test('resizing the window resizes the PTY; the page shows the tokens the host counted', async () => {
+    await page.setViewportSize({ width: 700, height: 420 });
+    await page.waitForFunction(
+      () => (window as unknown as { liaTerminal: { cols: number } }).liaTerminal.cols < 100,
+    );
+    const size = await page.evaluate(() => {
+      const t = (window as unknown as { liaTerminal: { cols: number; rows: number } }).liaTerminal;
+      return { cols: t.cols, rows: t.rows };
+    });
+    assert.ok(size.cols < 100, `the terminal refitted to ${size.cols} columns`);
+    await page.keyboard.type('stty size');
+    await page.keyboard.press('Enter');
+    await waitForScreen(page, has(`${size.rows} ${size.cols}`), `the PTY at ${size.rows}x${size.cols}`);
+    await page.setViewportSize({ width: 1100, height: 700 });
+
+    // As the egress proxy would record a model call for this task:
+    await addUsage(
+      s.pool,
+      taskId,
+      { inputTokens: 1234, outputTokens: 56, cacheReadTokens: 0, cacheCreationTokens: 0 },
+      0.0125,
+    );
+    await page
+      .getByTestId('usage')
+      .filter({ hasText: '1,234 tokens in · 56 out' })
+      .waitFor({ timeout: 15_000 });
+    assert.match(await page.getByTestId('usage').innerText(), /\$0\.0125/);
   });
 
   test('a stream cut by the server reconnects from its last seq: every line once', async () => {

@@ -9,6 +9,7 @@ const stats = { bytes: 0 };
 (window as unknown as { liaStats: typeof stats }).liaStats = stats;
 
 type State = { status: string; idleDeadline: number | null; error: string | null };
+type Usage = NonNullable<TaskView['usage']>;
 
 function useNow(ms: number): number {
   const [now, setNow] = useState(Date.now());
@@ -24,6 +25,7 @@ export function TaskPage({ taskId }: { taskId: string }) {
   const [connected, setConnected] = useState(false);
   const [message, setMessage] = useState<string | null>(null);
   const [copied, setCopied] = useState(false);
+  const [usage, setUsage] = useState<Usage | null>(null);
   const term = useRef<XTerm | null>(null);
   const pending = useRef<Uint8Array[]>([]);
   const now = useNow(1000);
@@ -50,6 +52,16 @@ export function TaskPage({ taskId }: { taskId: string }) {
         setState((s) => ({ ...s, status: t.status, idleDeadline: t.idleDeadline ?? null, error: t.error })),
       )
       .catch((e: Error) => setMessage(e.message));
+  }, [taskId]);
+  // Tokens change with model calls, not with the stream's state: read them now and then.
+  useEffect(() => {
+    const load = () =>
+      api<TaskView>('GET', `/tasks/${taskId}`)
+        .then((t) => t.usage && setUsage(t.usage))
+        .catch(() => {});
+    load();
+    const t = setInterval(load, 10_000);
+    return () => clearInterval(t);
   }, [taskId]);
   const onReady = useCallback((t: XTerm) => {
     term.current = t;
@@ -89,6 +101,12 @@ export function TaskPage({ taskId }: { taskId: string }) {
         {left !== null && (
           <span className="idle" data-testid="idle">
             suspends when idle in {Math.ceil(left / 1000)} s
+          </span>
+        )}
+        {usage && (
+          <span className="idle" data-testid="usage">
+            {usage.inputTokens.toLocaleString('en-US')} tokens in ·{' '}
+            {usage.outputTokens.toLocaleString('en-US')} out · about ${usage.costUsd.toFixed(4)}
           </span>
         )}
         <span className="spacer" />
