@@ -1,6 +1,6 @@
 /**
- * Screenshots of the web UI for the docs: the task page (dark and light) and the task list, on
- * the real stack with the local driver. Run: ./lia bench scripts/screenshots.ts
+ * Screenshots of the web UI for the docs: the task page (dark and light), a suspended task, and the
+ * task list, on the real stack with the local driver. Run: ./lia bench scripts/screenshots.ts
  */
 import path from 'node:path';
 import { launchBrowser, waitForScreen } from '../tests/helpers/browser.js';
@@ -10,15 +10,28 @@ const out = path.resolve(import.meta.dirname, '..', 'docs', 'screenshots');
 const s = await startTestStack('screenshots');
 const browser = await launchBrowser();
 try {
-  const spawn = async (prompt: string) =>
-    (await s.api('POST', '/api/v1/tasks', 'u-docs', { prompt, runtime: 'shell', idleTimeoutSeconds: 3600 })).json;
+  const spawn = async (prompt: string, idleTimeoutSeconds = 3600) =>
+    (await s.api('POST', '/api/v1/tasks', 'u-docs', { prompt, runtime: 'shell', idleTimeoutSeconds })).json;
   const other = await spawn('refactor the parser and add tests');
   await s.api('DELETE', `/api/v1/tasks/${other.taskId}`, 'u-docs');
+
+  // A task that the idle timer suspends, as its owner finds it.
+  const idle = await spawn('write the migration for the new index', 3);
+  const idlePage = await browser.newPage({ viewport: { width: 1100, height: 360 }, colorScheme: 'dark' });
+  await idlePage.goto(idle.url);
+  await waitForScreen(idlePage, (l) => l.some((x) => x.includes('$')), 'the prompt');
+  await idlePage.getByTestId('suspended').waitFor({ timeout: 30_000 });
+  await idlePage.screenshot({ path: path.join(out, 'task-suspended.png') });
+  await idlePage.close();
+
   const task = await spawn('look around the working directory');
   for (const scheme of ['dark', 'light'] as const) {
     const page = await browser.newPage({ viewport: { width: 1100, height: 560 }, colorScheme: scheme });
     await page.goto(task.url);
-    await page.getByTestId('status').filter({ hasText: /^running$/ }).waitFor({ timeout: 30_000 });
+    await page
+      .getByTestId('status')
+      .filter({ hasText: /^running$/ })
+      .waitFor({ timeout: 30_000 });
     if (scheme === 'dark') {
       await page.getByRole('region', { name: 'Agent terminal' }).click();
       await page.keyboard.type('ls -la; echo "hello from $(hostname)"');

@@ -2,12 +2,15 @@
  * The web UI in a real browser (Chromium through playwright-core) against the real stack: the
  * signed link opens the task page, the terminal shows the agent and takes keystrokes, a stream
  * cut by the server resumes with nothing lost or doubled, idle suspend → resume by the button,
- * suspend again → resume by typing (the typed command runs), stop.
+ * suspend again → resume by typing (the typed command runs), keyboard-only use, stop, the list,
+ * and the same page from Vite's dev server with the API (and its WebSocket) proxied.
  */
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { addUsage } from '../common/db/tasks.js';
+import { ensureWebBuilt } from '../web/build.js';
 import { launchBrowser, screenLines, waitForScreen } from './helpers/browser.js';
 import { startTestStack, type TestStack } from './helpers/stack.js';
 
@@ -18,6 +21,8 @@ let page: Page;
 let taskId: string;
 
 before(async () => {
+  // The stack serves web/dist: build it (Vite) when the sources changed since the last build.
+  await ensureWebBuilt((m) => console.log(m));
   s = await startTestStack('web');
   browser = await launchBrowser();
 });
@@ -26,9 +31,9 @@ after(async () => {
   await s?.close();
 });
 
-const badge = () => page.getByTestId('status');
-const waitBadge = async (status: string, timeoutMs = 30_000) => {
-  await badge()
+const waitBadge = async (status: string, timeoutMs = 30_000, on = page) => {
+  await on
+    .getByTestId('status')
     .filter({ hasText: new RegExp(`^${status}$`) })
     .waitFor({ timeout: timeoutMs });
 };
@@ -44,6 +49,9 @@ describe('the web UI', () => {
     assert.equal(res.status, 201);
     taskId = res.json.taskId;
     page = await browser.newPage({ viewport: { width: 1100, height: 700 } });
+    // What the page itself reports goes into the test log, for when a case fails.
+    page.on('pageerror', (e) => console.log(`[page error] ${e.message}`));
+    page.on('console', (m) => m.type() === 'error' && console.log(`[page console] ${m.text()}`));
     await page.goto(res.json.url);
     await waitBadge('running');
     await waitForScreen(page, (l) => l.some((x) => x.includes('$')), 'the shell prompt');
@@ -53,10 +61,34 @@ describe('the web UI', () => {
     await page.keyboard.press('Enter');
     await waitForScreen(page, has('web-42'), 'the command output');
     await page.getByText(/suspends when idle in \d+ s/).waitFor();
+    assert.equal(await page.getByTestId('task-id').textContent(), taskId);
+  });
+
+  test('the terminal follows the system colour scheme', async () => {
+    const background = (bg: string) =>
+      page.waitForFunction(
+        (want) =>
+          (window as unknown as { liaTerminal: import('@xterm/xterm').Terminal }).liaTerminal.options.theme
+            ?.background === want,
+        bg,
+        { timeout: 5000 },
+      );
+    const pageBackground = () =>
+      page.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
+    await page.emulateMedia({ colorScheme: 'light' });
+    await background('#fdfdfd');
+    assert.equal(await pageBackground(), 'rgb(250, 250, 250)');
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await background('#101014');
+    assert.equal(await pageBackground(), 'rgb(22, 22, 26)');
   });
 
   test('resizing the window resizes the PTY; the page shows the tokens the host counted', async () => {
+    // The header stays one line at any width: a header that wraps would change the terminal's rows.
+    const headerHeight = async () => (await page.locator('header').boundingBox())!.height;
+    const wide = await headerHeight();
     await page.setViewportSize({ width: 700, height: 420 });
+    assert.equal(await headerHeight(), wide, 'the header keeps its height');
     await page.waitForFunction(
       () => (window as unknown as { liaTerminal: { cols: number } }).liaTerminal.cols < 100,
     );
@@ -81,14 +113,19 @@ describe('the web UI', () => {
       .getByTestId('usage')
       .filter({ hasText: '1,234 tokens in · 56 out' })
       .waitFor({ timeout: 15_000 });
-    assert.match(await page.getByTestId('usage').innerText(), /\$0\.0125/);
+    assert.match((await page.getByTestId('usage').textContent()) ?? '', /\$0\.0125/);
   });
 
   test('a stream cut by the server reconnects from its last seq: every line once', async () => {
     await page.keyboard.type('for i in $(seq 1 300); do echo line-$i; sleep 0.01; done; echo loop-done');
     await page.keyboard.press('Enter');
     await waitForScreen(page, has('line-60'), 'the loop to be under way');
+    const rows = () =>
+      page.evaluate(() => (window as unknown as { liaTerminal: { rows: number } }).liaTerminal.rows);
+    const rowsBefore = await rows();
     assert.ok(s.dropStreams() >= 1, 'the server cut the stream');
+    await page.getByTestId('reconnecting').waitFor({ timeout: 5000 });
+    assert.equal(await rows(), rowsBefore, 'the notice floats over the terminal: no resize');
     await waitForScreen(page, has('loop-done'), 'the loop to finish after the reconnect', 30_000);
     const lines = await screenLines(page);
     for (let i = 1; i <= 300; i++) {
@@ -120,13 +157,93 @@ describe('the web UI', () => {
     await waitForScreen(page, has('typed-43'), 'the command typed while suspended', 30_000);
   });
 
-  test('stop ends the task; the list shows it', async () => {
+  test('keyboard only: F6 leaves the terminal, Tab reaches the buttons with a visible focus, F6 goes back', async () => {
+    await page.getByRole('region', { name: 'Agent terminal' }).click();
+    await page.keyboard.press('F6');
+    const focused = () =>
+      page.evaluate(() => {
+        const e = document.activeElement as HTMLElement;
+        return { text: e.textContent, tag: e.tagName, outline: getComputedStyle(e).outlineStyle };
+      });
+    assert.deepEqual(await focused(), { text: 'Tasks', tag: 'A', outline: 'solid' });
+    // Tab goes through the header in order, to Stop (Resume is disabled while running).
+    let f = await focused();
+    for (let i = 0; i < 6 && f.text !== 'Stop'; i++) {
+      await page.keyboard.press('Tab');
+      f = await focused();
+    }
+    assert.deepEqual(f, { text: 'Stop', tag: 'BUTTON', outline: 'solid' });
+    // Stop asks first; Escape takes the question back and returns the focus to Stop.
+    await page.keyboard.press('Enter');
+    assert.equal((await focused()).text, 'Stop the task');
+    await page.keyboard.press('Escape');
+    await page.waitForFunction(() => document.activeElement?.textContent === 'Stop');
+    await waitBadge('running');
+    await page.keyboard.press('F6');
+    assert.ok(
+      await page.evaluate(() => document.activeElement?.closest('[data-testid="terminal"]') !== null),
+      'F6 puts the focus back in the terminal',
+    );
+    await page.keyboard.type('echo keys-ok');
+    await page.keyboard.press('Enter');
+    await waitForScreen(page, has('keys-ok'), 'a command typed after coming back');
+  });
+
+  test('stop ends the task; the list shows it and opens another task with its own link', async () => {
+    const other = await s.api('POST', '/api/v1/tasks', OWNER, {
+      prompt: 'another shell',
+      runtime: 'shell',
+      idleTimeoutSeconds: 600,
+    });
+    assert.equal(other.status, 201);
     await page.getByRole('button', { name: 'Stop' }).click();
+    await page.getByRole('button', { name: 'Stop the task' }).click();
     await waitBadge('terminated', 30_000);
     assert.ok(await page.getByRole('button', { name: 'Stop' }).isDisabled());
     await page.getByRole('link', { name: 'Tasks' }).click();
     await page.getByRole('heading', { name: 'Your tasks' }).waitFor();
     const row = page.getByRole('row').filter({ hasText: taskId });
     await row.getByText('terminated').waitFor();
+    // This tab's token opens only the first task: the list's link carries the other task's own.
+    await page.getByRole('link', { name: other.json.taskId }).click();
+    await page.waitForURL(new RegExp(`/tasks/${other.json.taskId}`));
+    await waitBadge('running');
+    await waitForScreen(page, (l) => l.some((x) => x.includes('$')), "the other task's shell");
+    assert.equal(await page.getByRole('alert').count(), 0, 'no error on the other task');
+    await s.api('DELETE', `/api/v1/tasks/${other.json.taskId}`, OWNER);
+  });
+
+  test('in development, the Vite dev server proxies the API and the stream to it', async () => {
+    const res = await s.api('POST', '/api/v1/tasks', OWNER, { prompt: 'dev', runtime: 'shell' });
+    assert.equal(res.status, 201);
+    process.env.LIA_API_URL = s.apiUrl; // read by web/vite.config.ts
+    const { createServer } = await import('vite');
+    const web = path.join(import.meta.dirname, '..', 'web');
+    const dev = await createServer({
+      configFile: path.join(web, 'vite.config.ts'),
+      root: web,
+      server: { host: '127.0.0.1', port: 0 },
+      logLevel: 'warn',
+    });
+    await dev.listen();
+    const devPage = await browser.newPage();
+    try {
+      const link = new URL(res.json.url);
+      link.host = new URL(dev.resolvedUrls!.local[0]!).host;
+      await devPage.goto(link.href);
+      await waitBadge('running', 30_000, devPage);
+      await waitForScreen(devPage, (l) => l.some((x) => x.includes('$')), 'the shell prompt', 60_000);
+      await devPage.getByRole('region', { name: 'Agent terminal' }).click();
+      await devPage.keyboard.type('echo dev-$((6*7))');
+      await devPage.keyboard.press('Enter');
+      await waitForScreen(devPage, has('dev-42'), 'the command output through the dev server');
+      // React's development double mount must not leave a second stream writing the same output.
+      const lines = await screenLines(devPage);
+      assert.equal(lines.filter((l) => l.trim() === 'dev-42').length, 1);
+    } finally {
+      await devPage.close();
+      await dev.close();
+      await s.api('DELETE', `/api/v1/tasks/${res.json.taskId}`, OWNER);
+    }
   });
 });

@@ -1,144 +1,118 @@
-/** One task: its live terminal, state, idle countdown, and Resume / Stop. */
-import type { Terminal as XTerm } from '@xterm/xterm';
-import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
-import { api, type TaskView } from './api';
-import { TaskStream } from './stream';
+/** One task: its live terminal, state, idle countdown, tokens, and Resume / Stop. */
+import { useEffect, useRef, useState } from 'react';
+import { CopyId } from './CopyId';
+import { IdleCountdown } from './IdleCountdown';
+import { StatusBadge } from './StatusBadge';
+import { TaskActions } from './TaskActions';
 import { Terminal } from './Terminal';
-
-const stats = { bytes: 0 };
-(window as unknown as { liaStats: typeof stats }).liaStats = stats;
-
-type State = { status: string; idleDeadline: number | null; error: string | null };
-type Usage = NonNullable<TaskView['usage']>;
-
-function useNow(ms: number): number {
-  const [now, setNow] = useState(Date.now());
-  useEffect(() => {
-    const t = setInterval(() => setNow(Date.now()), ms);
-    return () => clearInterval(t);
-  }, [ms]);
-  return now;
-}
+import { useTaskStream } from './useTaskStream';
+import { useTaskView } from './useTaskView';
 
 export function TaskPage({ taskId }: { taskId: string }) {
-  const [state, setState] = useState<State>({ status: 'pending', idleDeadline: null, error: null });
-  const [connected, setConnected] = useState(false);
+  const stream = useTaskStream(taskId);
+  const { view, fatal } = useTaskView(taskId);
   const [message, setMessage] = useState<string | null>(null);
-  const [copied, setCopied] = useState(false);
-  const [usage, setUsage] = useState<Usage | null>(null);
-  const term = useRef<XTerm | null>(null);
-  const pending = useRef<Uint8Array[]>([]);
-  const now = useNow(1000);
+  const [typedWhileSuspended, setTypedWhileSuspended] = useState(false);
+  const header = useRef<HTMLElement>(null);
 
-  const stream = useMemo(
-    () =>
-      new TaskStream(taskId, {
-        output: (b) => {
-          // Bytes received, for the benchmark and for anyone curious in the console.
-          stats.bytes += b.length;
-          if (term.current) term.current.write(b);
-          else pending.current.push(b);
-        },
-        state: (s) => setState(s),
-        connection: setConnected,
-        error: setMessage,
-      }),
-    [taskId],
-  );
-  useEffect(() => () => stream.close(), [stream]);
-  useEffect(() => {
-    api<TaskView>('GET', `/tasks/${taskId}`)
-      .then((t) =>
-        setState((s) => ({ ...s, status: t.status, idleDeadline: t.idleDeadline ?? null, error: t.error })),
-      )
-      .catch((e: Error) => setMessage(e.message));
-  }, [taskId]);
-  // Tokens change with model calls, not with the stream's state: read them now and then.
-  useEffect(() => {
-    const load = () =>
-      api<TaskView>('GET', `/tasks/${taskId}`)
-        .then((t) => t.usage && setUsage(t.usage))
-        .catch(() => {});
-    load();
-    const t = setInterval(load, 10_000);
-    return () => clearInterval(t);
-  }, [taskId]);
-  const onReady = useCallback((t: XTerm) => {
-    term.current = t;
-    for (const b of pending.current.splice(0)) t.write(b);
-  }, []);
+  // The stream's state frames are the live truth; the REST read only fills in until the first.
+  const state =
+    stream.state ??
+    (view && { status: view.status, idleDeadline: view.idleDeadline ?? null, error: view.error });
+  const status = state?.status ?? null;
+  const ended = status === 'terminated' || status === 'failed';
 
-  const act = async (method: string, path: string, doing: string) => {
-    setMessage(doing);
-    try {
-      await api(method, path);
-      setMessage(null);
-    } catch (e) {
-      setMessage((e as Error).message);
-    }
+  // A link that no longer opens this task won't start working by reconnecting.
+  useEffect(() => {
+    if (fatal) stream.close();
+  }, [fatal, stream.close]);
+  useEffect(() => {
+    if (status === 'running') setTypedWhileSuspended(false);
+  }, [status]);
+  useEffect(() => setMessage(stream.error), [stream.error]);
+  // The tab says which task and in what state, for someone with several open.
+  useEffect(() => {
+    document.title = `${status ?? '…'} · ${taskId} · Lia`;
+  }, [status, taskId]);
+
+  const onData = (d: string) => {
+    // The API queues what is typed for a suspended task and resumes it: say so while it restores.
+    if (status === 'suspended') setTypedWhileSuspended(true);
+    stream.input(d);
   };
-  const ended = state.status === 'terminated' || state.status === 'failed';
-  const left =
-    state.status === 'running' && state.idleDeadline ? Math.max(0, state.idleDeadline - now) : null;
+  const leaveTerminal = () => header.current?.querySelector<HTMLElement>('button:not(:disabled), a')?.focus();
 
   return (
-    <main className="task">
-      <header>
+    // F6 from the header goes back into the terminal (the terminal handles F6 the other way).
+    <main
+      className="task"
+      onKeyDown={(e) => {
+        if (e.key === 'F6' && header.current?.contains(e.target as Node)) {
+          e.preventDefault();
+          stream.focus();
+        }
+      }}
+    >
+      <header ref={header}>
         <a href="/" className="back">
           Tasks
         </a>
-        <code className="task-id">{taskId}</code>
-        <button
-          type="button"
-          onClick={() => navigator.clipboard.writeText(taskId).then(() => setCopied(true))}
-          aria-label="Copy the task id"
-        >
-          {copied ? 'Copied' : 'Copy id'}
-        </button>
-        <span className={`badge badge-${state.status}`} data-testid="status" role="status">
-          {state.status}
+        <CopyId id={taskId} />
+        <StatusBadge status={status} live />
+        {/* One line whatever it holds: a header that wraps would resize the terminal (and the PTY). */}
+        <span className="info">
+          {status === 'running' && state?.idleDeadline ? (
+            <IdleCountdown deadline={state.idleDeadline} />
+          ) : null}
+          {view?.usage && view.usage.inputTokens + view.usage.outputTokens > 0 && (
+            <span className="muted" data-testid="usage">
+              {view.usage.inputTokens.toLocaleString('en-US')} tokens in ·{' '}
+              {view.usage.outputTokens.toLocaleString('en-US')} out · about ${view.usage.costUsd.toFixed(4)}
+            </span>
+          )}
+          <span className="muted hint" id="term-help" title="F6 moves between the terminal and these buttons">
+            <kbd>F6</kbd> leaves the terminal
+          </span>
         </span>
-        {left !== null && (
-          <span className="idle" data-testid="idle">
-            suspends when idle in {Math.ceil(left / 1000)} s
-          </span>
-        )}
-        {usage && (
-          <span className="idle" data-testid="usage">
-            {usage.inputTokens.toLocaleString('en-US')} tokens in ·{' '}
-            {usage.outputTokens.toLocaleString('en-US')} out · about ${usage.costUsd.toFixed(4)}
-          </span>
-        )}
-        <span className="spacer" />
-        <button
-          type="button"
-          disabled={state.status !== 'suspended'}
-          onClick={() => act('POST', `/tasks/${taskId}/resume`, 'Resuming…')}
-        >
-          Resume
-        </button>
-        <button
-          type="button"
-          className="danger"
-          disabled={ended}
-          onClick={() => act('DELETE', `/tasks/${taskId}`, 'Stopping…')}
-        >
-          Stop
-        </button>
+        <TaskActions taskId={taskId} status={status} say={setMessage} />
       </header>
-      {!connected && !ended && (
-        <div className="banner" role="alert" data-testid="reconnecting">
-          Connection lost — reconnecting; nothing you missed will be lost.
+      {/* Lasting states go above the terminal; passing ones (below) float over it, because a
+          banner that comes and goes would resize the terminal and the PTY each time. */}
+      {fatal && (
+        <div className="banner error" role="alert">
+          {fatal}
         </div>
       )}
-      {state.status === 'suspended' && (
+      {status === 'suspended' && !typedWhileSuspended && (
         <div className="banner info" data-testid="suspended">
           This task is suspended. Resume it, or just type: it resumes and gets your keystrokes.
         </div>
       )}
-      {state.error && <div className="banner error">{state.error}</div>}
-      {message && <div className="banner info">{message}</div>}
-      <Terminal stream={stream} onReady={onReady} />
+      {typedWhileSuspended && (status === 'suspended' || status === 'starting') && (
+        <div className="banner info" data-testid="resuming">
+          Resuming — what you type is kept and reaches the task once it runs again.
+        </div>
+      )}
+      {state?.error && <div className="banner error">{state.error}</div>}
+      <div className="pane">
+        <Terminal onReady={stream.attach} onData={onData} onResize={stream.resize} onLeave={leaveTerminal} />
+        <div className="toasts">
+          {!fatal && !ended && stream.connection === 'connecting' && <div className="toast">Connecting…</div>}
+          {!fatal && !ended && stream.connection === 'reconnecting' && (
+            <div className="toast warn" role="alert" data-testid="reconnecting">
+              Connection lost — reconnecting. Nothing is lost: the terminal carries on from where it stopped.
+            </div>
+          )}
+          {message && (
+            <div className="toast" role="status">
+              {message}
+              <button type="button" className="dismiss" onClick={() => setMessage(null)} aria-label="Dismiss">
+                ×
+              </button>
+            </div>
+          )}
+        </div>
+      </div>
     </main>
   );
 }

@@ -1,3 +1,4 @@
+/** The page's routes: /tasks/<id> is a task, / and /tasks the list; every page needs a link's token. */
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { token } from './api';
@@ -10,11 +11,20 @@ function App() {
     return (
       <main className="list">
         <h1>Lia</h1>
-        <p>Open this page from the link the Lia bot gave you in Discord.</p>
+        <p>Open this page from the link the Lia bot gave you in Discord (its Open terminal button).</p>
       </main>
     );
-  const m = /^\/tasks\/(t_[a-z2-7]{10})\/?$/.exec(location.pathname);
-  return m ? <TaskPage taskId={m[1]!} /> : <TaskList />;
+  const task = /^\/tasks\/(t_[a-z2-7]{10})\/?$/.exec(location.pathname);
+  if (task) return <TaskPage taskId={task[1]!} />;
+  if (/^\/(tasks\/?)?$/.test(location.pathname)) return <TaskList />;
+  return (
+    <main className="list">
+      <h1>Not found</h1>
+      <p>
+        There is no page at <code>{location.pathname}</code>. <a href="/">Your tasks</a>
+      </p>
+    </main>
+  );
 }
 
 createRoot(document.getElementById('root')!).render(

@@ -1,28 +1,51 @@
 /**
- * The task's terminal stream: output chunks numbered by seq, each shown exactly once. When the
- * socket drops, it reconnects with backoff from the last seq it has, so nothing is missed or
- * doubled. Input typed meanwhile is kept and sent once connected.
+ * The task's terminal stream (protocol: api/routes/stream.ts). Output chunks are numbered by seq
+ * and each is shown exactly once: when the socket drops, it reconnects with backoff from the last
+ * seq it has, so nothing is missed or doubled. Keystrokes typed while disconnected are kept and
+ * sent once connected; the terminal's size is sent on every connect, so the PTY follows a window
+ * resized while offline.
  */
 import { token } from './api';
 
+export interface StreamState {
+  status: string;
+  idleDeadline: number | null;
+  error: string | null;
+}
+
+export type Connection = 'connecting' | 'open' | 'reconnecting';
+
 export interface StreamEvents {
-  output(bytes: Uint8Array): void;
-  state(s: { status: string; idleDeadline: number | null; error: string | null }): void;
-  connection(up: boolean): void;
+  output(bytes: Uint8Array, seq: number): void;
+  state(s: StreamState): void;
+  connection(c: Connection): void;
+  /** Output before this seq was dropped by the retention limit. */
+  truncated(message: string): void;
   error(message: string): void;
 }
+
+const FIRST_RETRY_MS = 250;
+const MAX_RETRY_MS = 5000;
+/** A socket silent this long is presumed dead (a half-open TCP connection never closes by itself). */
+const SILENT_MS = 45_000;
+const PING_MS = 15_000;
 
 export class TaskStream {
   private ws?: WebSocket;
   private lastSeq = 0;
   private closed = false;
-  private retry = 250;
+  private retry = FIRST_RETRY_MS;
+  private retryTimer?: ReturnType<typeof setTimeout>;
+  private pingTimer?: ReturnType<typeof setInterval>;
+  private lastHeard = 0;
   private queue: string[] = [];
+  private size?: { cols: number; rows: number };
 
   constructor(
     private readonly taskId: string,
     private readonly on: StreamEvents,
   ) {
+    this.on.connection('connecting');
     this.connect();
   }
 
@@ -33,29 +56,51 @@ export class TaskStream {
     ws.binaryType = 'arraybuffer';
     this.ws = ws;
     ws.onopen = () => {
-      this.retry = 250;
-      this.on.connection(true);
+      this.retry = FIRST_RETRY_MS;
+      this.lastHeard = Date.now();
+      this.on.connection('open');
+      if (this.size) ws.send(JSON.stringify({ type: 'resize', ...this.size }));
       for (const m of this.queue.splice(0)) ws.send(m);
+      this.pingTimer = setInterval(() => this.checkAlive(), PING_MS);
     };
     ws.onmessage = (e) => {
-      if (typeof e.data === 'string') {
-        const m = JSON.parse(e.data);
-        if (m.type === 'state') this.on.state(m);
-        else if (m.type === 'error') this.on.error(m.message);
-        return;
-      }
-      const view = new DataView(e.data as ArrayBuffer);
-      const seq = Number(view.getBigUint64(0));
+      if (this.closed) return;
+      this.lastHeard = Date.now();
+      if (typeof e.data === 'string') return this.onJson(JSON.parse(e.data));
+      const seq = Number(new DataView(e.data as ArrayBuffer).getBigUint64(0));
       if (seq <= this.lastSeq) return; // already shown
       this.lastSeq = seq;
-      this.on.output(new Uint8Array(e.data as ArrayBuffer, 8));
+      this.on.output(new Uint8Array(e.data as ArrayBuffer, 8), seq);
     };
-    ws.onclose = () => {
-      if (this.closed) return;
-      this.on.connection(false);
-      setTimeout(() => this.connect(), this.retry);
-      this.retry = Math.min(this.retry * 2, 5000);
-    };
+    ws.onclose = () => this.lost(ws);
+  }
+
+  private onJson(m: { type: string; message?: string } & StreamState): void {
+    if (m.type === 'state') this.on.state(m);
+    else if (m.type === 'truncated') this.on.truncated(m.message ?? 'earlier output was dropped');
+    else if (m.type === 'error') this.on.error(m.message ?? 'stream error');
+  }
+
+  /** Sends a ping, or gives up on a socket that has said nothing for too long. */
+  private checkAlive(): void {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    if (Date.now() - this.lastHeard > SILENT_MS) {
+      ws.close();
+      this.lost(ws); // don't wait for a closing handshake that a dead peer never answers
+    } else ws.send(JSON.stringify({ type: 'ping' }));
+  }
+
+  private lost(ws: WebSocket): void {
+    if (ws !== this.ws) return; // an old socket's late close
+    ws.onclose = ws.onmessage = ws.onopen = null;
+    this.ws = undefined;
+    clearInterval(this.pingTimer);
+    if (this.closed) return;
+    this.on.connection('reconnecting');
+    // Jitter keeps many tabs from reconnecting in lockstep after a server restart.
+    this.retryTimer = setTimeout(() => this.connect(), this.retry * (0.75 + Math.random() / 2));
+    this.retry = Math.min(this.retry * 2, MAX_RETRY_MS);
   }
 
   private send(m: object): void {
@@ -69,11 +114,18 @@ export class TaskStream {
   }
 
   resize(cols: number, rows: number): void {
-    this.send({ type: 'resize', cols, rows });
+    this.size = { cols, rows };
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify({ type: 'resize', cols, rows }));
   }
 
   close(): void {
     this.closed = true;
-    this.ws?.close();
+    clearTimeout(this.retryTimer);
+    clearInterval(this.pingTimer);
+    const ws = this.ws;
+    // Closing a socket still connecting aborts it, which proxies (Vite's in development) log as a
+    // reset: let it open, then close it cleanly.
+    if (ws?.readyState === WebSocket.CONNECTING) ws.onopen = () => ws.close();
+    else ws?.close();
   }
 }
