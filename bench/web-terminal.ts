@@ -5,9 +5,12 @@
  *             had parsed it all
  *   stream    the same output from Lia's stream into a plain WebSocket in a blank page (no xterm.js)
  *   bare      the same bytes through a bare WebSocket pipe (the ws package → the same browser)
+ *   pty       the same command in a PTY read by node-pty on the host, nothing else: the most any
+ *             terminal path can carry here
  * Run: ./lia bench bench/web-terminal.ts [keystrokes] [MiB]   (defaults 300 and 20)
  */
 import type net from 'node:net';
+import pty from 'node-pty';
 import type { Page } from 'playwright-core';
 import { WebSocketServer } from 'ws';
 import { launchBrowser, waitForScreen } from '../tests/helpers/browser.js';
@@ -162,7 +165,27 @@ async function barePipe(page: Page): Promise<number> {
   }
 }
 
+/** The PTY alone: the same output, read by node-pty as the sidecar reads it. */
+function ptyAlone(): Promise<number> {
+  return new Promise((resolve) => {
+    const p = pty.spawn('/bin/bash', ['-c', command('c').replace(/\r$/, '')], {
+      cols: 120,
+      rows: 30,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+      encoding: null,
+    } as unknown as pty.IPtyForkOptions);
+    let got = 0;
+    let t0 = 0;
+    p.onData((d: string | Buffer) => {
+      if (!t0) t0 = performance.now();
+      got += d.length;
+    });
+    p.onExit(() => resolve(performance.now() - t0));
+  });
+}
+
 try {
+  const alone = await ptyAlone();
   const task = await spawnShell();
   const page = await browser.newPage();
   await page.goto(task.url);
@@ -194,6 +217,7 @@ try {
     `stream    ${mbps(plain).toFixed(1)} MB/s into a plain WebSocket (${(plain / 1000).toFixed(2)} s)`,
   );
   console.log(`bare ws   ${mbps(bare).toFixed(1)} MB/s (${(bare / 1000).toFixed(2)} s)`);
+  console.log(`pty       ${mbps(alone).toFixed(1)} MB/s from a PTY alone (${(alone / 1000).toFixed(2)} s)`);
 } finally {
   await browser.close();
   await s.close();
