@@ -9,7 +9,7 @@ import type { Config } from '../common/config.js';
 import { consumeInput, pendingInput } from '../common/db/input.js';
 import { appendChunks, type Chunk, enforceRetention, lastSeq } from '../common/db/output.js';
 import type { Pool } from '../common/db/pool.js';
-import { readTaskFiles, saveSummary } from '../common/db/tasks.js';
+import { getTask, readTaskFiles, saveSummary } from '../common/db/tasks.js';
 import type { Logger } from '../common/logger.js';
 import type { Runtime } from '../common/task.js';
 import { type VmDriver, VmError } from '../vm/driver.js';
@@ -60,6 +60,21 @@ export function createHostActivities(d: HostActivityDeps): HostActivities {
         );
       } catch (err) {
         vmFailure(err);
+      }
+      // Start the agent now: its first output waits in the sidecar while the workflow records the
+      // task as running and schedules the pump (which starts the agent itself if this did not).
+      const row = await getTask(d.pool, taskId);
+      if (row) {
+        heartbeat('booting: starting the agent');
+        const conn = await connect(taskId);
+        try {
+          if (conn.hello.agent === 'idle') {
+            await sendStart(d, conn, taskId, row.runtime);
+            await conn.waitFor((m) => m.type === 'started' || m.type === 'error', HELLO_TIMEOUT_MS);
+          }
+        } finally {
+          conn.close();
+        }
       }
       return { driver: driver.name, acceleration: driver.acceleration, bootMs: Date.now() - started };
     },

@@ -3,8 +3,13 @@
  * session, a clean environment), so a worker restart leaves the agent alone. Suspend stops the
  * sidecar and every process of the agent's PTY session with SIGSTOP; resume continues them
  * with SIGCONT. Nothing is written to disk for that, and nothing is isolated: development only.
+ *
+ * One sidecar is kept started ahead, in a spare folder: a boot renames that folder to the task's
+ * (the sidecar works by relative paths) and starts the next spare, so a task does not wait for a
+ * Node.js process to start.
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -14,6 +19,7 @@ import type { Progress, VmDriver, VmPresence, VmSpec } from '../driver.js';
 import { VmError } from '../driver.js';
 import { isAlive, isStopped, readPidFile, sessionPids, signalPids } from '../procs.js';
 import { ensureSidecarBuilt } from '../sidecar/build.js';
+import { SidecarConnection } from '../sidecar/client.js';
 
 const READY_TIMEOUT_MS = 15_000;
 /** sun_path holds 108 bytes including the terminating NUL. */
@@ -29,13 +35,21 @@ export class LocalDriver implements VmDriver {
   readonly name = 'local' as const;
   readonly acceleration = 'none';
   private readonly root: string;
+  private spare?: Promise<string | undefined>;
 
   constructor(private readonly o: LocalDriverOptions) {
     this.root = path.resolve(o.stateDir, 'hosts', o.hostId, 'vms');
+    // Spares of an earlier worker exited with it; their folders are all that is left.
+    if (fs.existsSync(this.root))
+      for (const name of fs.readdirSync(this.root))
+        if (name.startsWith('.s-')) fs.rmSync(path.join(this.root, name), { recursive: true, force: true });
   }
 
   private files(taskId: string) {
-    const dir = path.join(this.root, taskId);
+    return this.filesIn(path.join(this.root, taskId));
+  }
+
+  private filesIn(dir: string) {
     return {
       dir,
       work: path.join(dir, 'work'),
@@ -71,13 +85,74 @@ export class LocalDriver implements VmDriver {
         false,
       );
     }
+    const spare = await this.takeSpare();
+    if (spare) {
+      let moved = false;
+      try {
+        fs.renameSync(spare, f.dir);
+        moved = true;
+        // A first host session makes it the task's for good (a spare exits with its worker).
+        (await SidecarConnection.open(await this.connect(spec.taskId), READY_TIMEOUT_MS)).close();
+        progress('local: took a sidecar started ahead');
+        return;
+      } catch (err) {
+        this.o.logger.warn({ err: (err as Error).message }, 'local: the spare sidecar could not be used');
+        await this.killIn(moved ? f.dir : spare);
+      }
+    }
+    progress('local: starting the sidecar');
+    await this.startSidecar(f.dir, false);
+  }
+
+  /** The spare's folder if one is ready (and starts the next one), else undefined. */
+  private async takeSpare(): Promise<string | undefined> {
+    const ready = this.spare;
+    this.spare = this.makeSpare();
+    return ready ? await ready : undefined;
+  }
+
+  private makeSpare(): Promise<string | undefined> {
+    // No longer than a task id, so its socket path fits wherever a task's does.
+    const dir = path.join(this.root, `.s-${randomBytes(4).toString('hex')}`);
+    return this.startSidecar(dir, true).then(
+      () => dir,
+      (err) => {
+        this.o.logger.debug({ err: (err as Error).message }, 'local: no spare sidecar');
+        return undefined;
+      },
+    );
+  }
+
+  private async killIn(dir: string): Promise<void> {
+    const pid = readPidFile(this.filesIn(dir).sidecarPid);
+    if (pid && isAlive(pid)) signalPids([pid], 'SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+
+  private async startSidecar(dir: string, spare: boolean): Promise<void> {
+    const f = this.filesIn(dir);
+    if (f.socket.length > MAX_SOCKET_PATH) {
+      throw new VmError(
+        `the state folder path is too long for a Unix socket (${f.socket}); use a shorter LIA__STATE__DIR`,
+        false,
+      );
+    }
     fs.mkdirSync(f.work, { recursive: true });
     const bundle = await ensureSidecarBuilt();
-    progress('local: starting the sidecar');
     const log = fs.openSync(f.log, 'a');
     const child = spawn(
       process.execPath,
-      [bundle, '--listen', `unix:${f.socket}`, '--workdir', f.work, '--pidfile', f.agentPid],
+      // Relative paths: the folder may be renamed (a spare becoming a task's).
+      [
+        bundle,
+        '--listen',
+        `unix:${f.socket}`,
+        '--workdir',
+        '.',
+        '--pidfile',
+        '../agent.pid',
+        ...(spare ? ['--spare'] : []),
+      ],
       {
         cwd: f.work,
         detached: true,
@@ -160,7 +235,7 @@ export class LocalDriver implements VmDriver {
 
   async list(): Promise<string[]> {
     if (!fs.existsSync(this.root)) return [];
-    return fs.readdirSync(this.root);
+    return fs.readdirSync(this.root).filter((n) => !n.startsWith('.'));
   }
 }
 

@@ -3,8 +3,12 @@
  * numbers its output and keeps every chunk until the host acknowledges it. The host worker is
  * only ever a client, so a worker restart never touches the agent.
  *
- *   sidecar --listen unix:/path/sidecar.sock --workdir DIR [--pidfile FILE]
+ *   sidecar --listen unix:/path/sidecar.sock --workdir DIR [--pidfile FILE] [--spare]
  *   sidecar --serial /dev/virtio-ports/lia.sidecar --workdir DIR
+ *
+ * It works in DIR by relative paths only, so the local driver can start it ahead of time in a
+ * spare folder and rename that folder to a task's (`--spare`: until a host first connects, it
+ * also exits with the process that started it, so an unused spare never outlives its worker).
  *
  * Bundled into one file (vm/sidecar/build.ts); its only dependency is node-pty.
  */
@@ -36,6 +40,7 @@ const { values: opts } = parseArgs({
     serial: { type: 'string' },
     workdir: { type: 'string' },
     pidfile: { type: 'string' },
+    spare: { type: 'boolean' },
   },
 });
 if (!opts.workdir || (!opts.listen && !opts.serial)) {
@@ -44,8 +49,18 @@ if (!opts.workdir || (!opts.listen && !opts.serial)) {
   );
   process.exit(2);
 }
-const workdir = path.resolve(opts.workdir);
-fs.mkdirSync(workdir, { recursive: true });
+fs.mkdirSync(opts.workdir, { recursive: true });
+process.chdir(opts.workdir);
+/** Relative on purpose: the folder may be renamed under us (see above). */
+const workdir = '.';
+let hostSeen = false;
+if (opts.spare) {
+  const parent = process.ppid;
+  const watch = setInterval(() => {
+    if (hostSeen) clearInterval(watch);
+    else if (process.ppid !== parent) process.exit(0);
+  }, 500);
+}
 
 // ---- agent state -------------------------------------------------------------------------------
 
@@ -199,6 +214,7 @@ function handle(m: HostMessage, body: Buffer): void {
  */
 function serve(stream: Duplex): void {
   const decoder = new FrameDecoder<HostMessage>(() => {
+    hostSeen = true;
     if (host && host.stream !== stream) host.stream.destroy();
     host = { stream };
     stream.write(SYNC);
