@@ -75,8 +75,9 @@ async function shutdown(signal: string) {
   process.stderr.write(`\n${signal}: stopping…\n`);
   await bot?.stop().catch(() => {});
   await api.close().catch(() => {});
-  control.shutdown();
-  await host.shutdown();
+  // The Temporal SDK stops its workers on SIGINT/SIGTERM by itself: only stop one still running.
+  if (control.getState() === 'RUNNING') control.shutdown();
+  await host.shutdown().catch((err) => process.stderr.write(`host worker: ${(err as Error).message}\n`));
   await Promise.allSettled(running);
   await temporal.connection.close().catch(() => {});
   await pool.end().catch(() => {});
