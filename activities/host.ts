@@ -9,6 +9,7 @@ import type { Config } from '../common/config.js';
 import { consumeInput, pendingInput } from '../common/db/input.js';
 import { appendChunks, type Chunk, enforceRetention, lastSeq } from '../common/db/output.js';
 import type { Pool } from '../common/db/pool.js';
+import type { TaskBus } from '../common/db/task-bus.js';
 import { getTask, readTaskFiles, saveSummary } from '../common/db/tasks.js';
 import type { Logger } from '../common/logger.js';
 import type { Runtime } from '../common/task.js';
@@ -16,7 +17,6 @@ import { type VmDriver, VmError } from '../vm/driver.js';
 import type { EgressProxy } from '../vm/egress/proxy.js';
 import type { SidecarMessage } from '../vm/protocol.js';
 import { SidecarConnection } from '../vm/sidecar/client.js';
-import type { InputBus } from '../workers/input-bus.js';
 import { agentActivitySignal } from '../workflows/definitions.js';
 import { agentCommand, describeAgentExit } from './agent-command.js';
 import { SummaryScanner } from './summary-scanner.js';
@@ -27,7 +27,8 @@ export interface HostActivityDeps {
   config: Config;
   logger: Logger;
   client: Client;
-  inputBus: InputBus;
+  /** Listens on the input channel: wakes a task's pump when input is queued for it. */
+  inputBus: TaskBus;
   /** The host's egress proxy: a model request in flight is agent activity. */
   egress?: Pick<EgressProxy, 'busy' | 'on' | 'off'>;
 }
@@ -49,6 +50,18 @@ export function createHostActivities(d: HostActivityDeps): HostActivities {
     return SidecarConnection.open(await driver.connect(taskId), HELLO_TIMEOUT_MS);
   }
 
+  /** Starts the agent unless it already runs (an earlier attempt started it). */
+  async function startIfIdle(taskId: string, runtime: Runtime): Promise<void> {
+    const conn = await connect(taskId);
+    try {
+      if (conn.hello.agent !== 'idle') return;
+      await sendStart(d, conn, taskId, runtime);
+      await conn.waitFor((m) => m.type === 'started' || m.type === 'error', HELLO_TIMEOUT_MS);
+    } finally {
+      conn.close();
+    }
+  }
+
   return {
     async bootVm({ taskId, limits }) {
       const started = Date.now();
@@ -66,15 +79,7 @@ export function createHostActivities(d: HostActivityDeps): HostActivities {
       const row = await getTask(d.pool, taskId);
       if (row) {
         heartbeat('booting: starting the agent');
-        const conn = await connect(taskId);
-        try {
-          if (conn.hello.agent === 'idle') {
-            await sendStart(d, conn, taskId, row.runtime);
-            await conn.waitFor((m) => m.type === 'started' || m.type === 'error', HELLO_TIMEOUT_MS);
-          }
-        } finally {
-          conn.close();
-        }
+        await startIfIdle(taskId, row.runtime);
       }
       return { driver: driver.name, acceleration: driver.acceleration, bootMs: Date.now() - started };
     },
@@ -82,15 +87,7 @@ export function createHostActivities(d: HostActivityDeps): HostActivities {
     // Workflows recorded before the pump started the agent itself still schedule this.
     async startAgent({ taskId, runtime }) {
       heartbeat('starting agent: connecting to the sidecar');
-      const conn = await connect(taskId);
-      try {
-        if (conn.hello.agent !== 'idle') return; // started by an earlier attempt
-        await sendStart(d, conn, taskId, runtime);
-        heartbeat('starting agent: waiting for the sidecar to start it');
-        await conn.waitFor((m) => m.type === 'started' || m.type === 'error', HELLO_TIMEOUT_MS);
-      } finally {
-        conn.close();
-      }
+      await startIfIdle(taskId, runtime);
     },
 
     async pumpOutput({ taskId, runtime, reportMs }) {
@@ -221,7 +218,7 @@ async function pump(
       delivering = false;
     }
   };
-  const unsubscribe = inputBus.subscribe(taskId, () => void deliver());
+  const unsubscribe = inputBus.watch(taskId, { input: () => void deliver() });
 
   const summaries = new SummaryScanner();
   // The model API refusing the host's key ends the task with the reason: it cannot do anything.

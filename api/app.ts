@@ -7,8 +7,8 @@ import { bodyLimit } from 'hono/body-limit';
 import type { UpgradeWebSocket } from 'hono/ws';
 import type { WebSocket } from 'ws';
 import type { Config } from '../common/config.js';
-import type { OutputBus } from '../common/db/output-bus.js';
 import type { Pool } from '../common/db/pool.js';
+import type { TaskBus } from '../common/db/task-bus.js';
 import type { LinkSigner } from '../common/links.js';
 import type { Logger } from '../common/logger.js';
 import { LIMITS } from '../common/task.js';
@@ -24,7 +24,7 @@ export interface AppDeps {
   pool: Pool;
   links: LinkSigner;
   logger: Logger;
-  bus: OutputBus;
+  bus: TaskBus;
   upgradeWebSocket: UpgradeWebSocket<WebSocket>;
   /** The built web UI (vite build output); served when it exists. */
   webDist?: string;

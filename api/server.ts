@@ -5,8 +5,8 @@ import { serve } from '@hono/node-server';
 import { createNodeWebSocket } from '@hono/node-ws';
 import { Hono } from 'hono';
 import type { Config } from '../common/config.js';
-import { OutputBus } from '../common/db/output-bus.js';
 import type { Pool } from '../common/db/pool.js';
+import { TaskBus } from '../common/db/task-bus.js';
 import type { LinkSigner } from '../common/links.js';
 import type { Logger } from '../common/logger.js';
 import type { TaskClient } from '../common/task-client.js';
@@ -34,7 +34,7 @@ export interface RunningApi {
 export const DEFAULT_WEB_DIST = path.resolve(import.meta.dirname, '..', 'web', 'dist');
 
 export async function startApi(o: ApiOptions): Promise<RunningApi> {
-  const bus = await OutputBus.start(o.databaseUrl, o.logger);
+  const bus = await TaskBus.start(o.databaseUrl, o.logger);
   const root = new Hono<AuthEnv>();
   const { injectWebSocket, upgradeWebSocket, wss } = createNodeWebSocket({ app: root });
   createApp({ ...o, bus, upgradeWebSocket, webDist: o.webDist ?? DEFAULT_WEB_DIST }, root);

@@ -4,8 +4,8 @@
  */
 import { Client, Events, GatewayIntentBits, type Interaction, MessageFlags } from 'discord.js';
 import type { Config } from '../common/config.js';
-import { OutputBus } from '../common/db/output-bus.js';
 import type { Pool } from '../common/db/pool.js';
+import { TaskBus } from '../common/db/task-bus.js';
 import type { Logger } from '../common/logger.js';
 import type { TaskClient } from '../common/task-client.js';
 import { resumeTask, stopTask } from './actions.js';
@@ -36,7 +36,7 @@ export async function startBot(d: BotDeps): Promise<Bot> {
     intents: [GatewayIntentBits.Guilds, GatewayIntentBits.GuildMessages, GatewayIntentBits.MessageContent],
     ...(d.config.discord.api_url ? { rest: { api: d.config.discord.api_url } } : {}),
   });
-  const bus = await OutputBus.start(d.databaseUrl, logger);
+  const bus = await TaskBus.start(d.databaseUrl, logger);
   const threads = new ThreadRelay(client, d.pool, bus, d.tasks, d.config, logger);
   const ctx: BotContext = { config: d.config, tasks: d.tasks, pool: d.pool, logger, threads };
 

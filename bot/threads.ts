@@ -6,8 +6,8 @@
 import { ChannelType, type ChatInputCommandInteraction, type Client, type Message } from 'discord.js';
 import type { Config } from '../common/config.js';
 import { readTail } from '../common/db/output.js';
-import type { OutputBus } from '../common/db/output-bus.js';
 import type { Pool } from '../common/db/pool.js';
+import type { TaskBus } from '../common/db/task-bus.js';
 import { getTask } from '../common/db/tasks.js';
 import { liveThreads, markPosted, saveThread, taskOfThread, threadOfTask } from '../common/db/threads.js';
 import type { Logger } from '../common/logger.js';
@@ -32,7 +32,7 @@ export class ThreadRelay {
   constructor(
     private readonly client: Client,
     private readonly pool: Pool,
-    private readonly bus: OutputBus,
+    private readonly bus: TaskBus,
     private readonly tasks: TaskClient,
     private readonly config: Config,
     private readonly logger: Logger,

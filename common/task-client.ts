@@ -18,6 +18,7 @@ import type { Pool } from './db/pool.js';
 import { createTask, deleteTask, getTask, listTasks, QuotaExceeded, type TaskRow } from './db/tasks.js';
 import { newTaskId } from './ids.js';
 import { type LinkSigner, taskUrl } from './links.js';
+import type { TokenCounts } from './pricing.js';
 import { OWNER_KEY, STATUS_KEY } from './search-attributes.js';
 import {
   activityReportInterval,
@@ -68,13 +69,7 @@ export interface TaskView {
   error: string | null;
   exitCode: number | null;
   /** Tokens counted by the host's egress proxy, and their estimated cost in US dollars. */
-  usage: {
-    inputTokens: number;
-    outputTokens: number;
-    cacheReadTokens: number;
-    cacheCreationTokens: number;
-    costUsd: number;
-  };
+  usage: TokenCounts & { costUsd: number };
   /** The end of a headless run: its final answer and turns. */
   summary: HeadlessSummary | null;
   createdAt: string;

@@ -88,29 +88,25 @@ describe('bad input is refused with a clear 4xx', () => {
     assertError(await s.api('POST', '/api/v1/tasks', OWNER, { prompt: 'p', promt: 'typo' }), 400, /promt/);
   });
 
-  test('bad JSON', async () => {
-    const r = await call('/api/v1/tasks', {
+  /** POST /api/v1/tasks as the service for OWNER, with a body sent exactly as given. */
+  const postRawTask = (body: string) =>
+    call('/api/v1/tasks', {
       method: 'POST',
       headers: {
         authorization: `Bearer ${s.serviceToken}`,
         'x-lia-user': OWNER,
         'content-type': 'application/json',
       },
-      body: '{"prompt": "unterminated',
+      body,
     });
+
+  test('bad JSON', async () => {
+    const r = await postRawTask('{"prompt": "unterminated');
     assertError(r, 400, /not valid JSON/);
   });
 
   test('a body over the size limit', async () => {
-    const r = await call('/api/v1/tasks', {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${s.serviceToken}`,
-        'x-lia-user': OWNER,
-        'content-type': 'application/json',
-      },
-      body: JSON.stringify({ prompt: 'p', pad: 'x'.repeat(40 * 1024 * 1024) }),
-    });
+    const r = await postRawTask(JSON.stringify({ prompt: 'p', pad: 'x'.repeat(40 * 1024 * 1024) }));
     assertError(r, 413, /larger than \d+ MiB/);
   });
 

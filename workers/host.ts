@@ -8,14 +8,14 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { createHostActivities } from '../activities/host.js';
 import { type Config, hostQueue } from '../common/config.js';
 import { heartbeatHost } from '../common/db/hosts.js';
-import type { Pool } from '../common/db/pool.js';
+import { CHANNELS, type Pool } from '../common/db/pool.js';
+import { TaskBus } from '../common/db/task-bus.js';
 import { addUsage } from '../common/db/tasks.js';
 import type { Logger } from '../common/logger.js';
 import { costUsd } from '../common/pricing.js';
 import type { VmDriver } from '../vm/driver.js';
 import type { EgressProxy } from '../vm/egress/proxy.js';
 import type { ModelUsage } from '../vm/egress/usage-meter.js';
-import { InputBus } from './input-bus.js';
 
 export interface HostWorkerOptions {
   config: Config;
@@ -62,7 +62,7 @@ export async function createHostWorker(o: HostWorkerOptions): Promise<HostWorker
 
   const clientConnection = await Connection.connect({ address: o.temporalAddress });
   const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
-  const inputBus = await InputBus.start(o.databaseUrl, logger);
+  const inputBus = await TaskBus.start(o.databaseUrl, logger, [CHANNELS.input]);
   const connection = await NativeConnection.connect({ address: o.temporalAddress });
   const worker = await Worker.create({
     connection,

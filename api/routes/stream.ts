@@ -12,8 +12,8 @@ import type { UpgradeWebSocket, WSContext } from 'hono/ws';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import { firstSeq, readChunks } from '../../common/db/output.js';
-import type { OutputBus } from '../../common/db/output-bus.js';
 import type { Pool } from '../../common/db/pool.js';
+import type { TaskBus } from '../../common/db/task-bus.js';
 import type { Logger } from '../../common/logger.js';
 import { isEnded, LIMITS, type TaskStatus } from '../../common/task.js';
 import { type TaskClient, TaskError, type TaskView } from '../../common/task-client.js';
@@ -38,7 +38,7 @@ const STATE_REFRESH_MS = 5000;
 export interface StreamDeps {
   tasks: TaskClient;
   pool: Pool;
-  bus: OutputBus;
+  bus: TaskBus;
   logger: Logger;
   upgradeWebSocket: UpgradeWebSocket<WebSocket>;
 }

@@ -1,32 +1,22 @@
 import { SlashCommandBuilder } from 'discord.js';
-import { LIMITS, RUNTIMES } from '../../common/task.js';
+import { LIMITS } from '../../common/task.js';
 import { downloadAttachment } from '../attachments.js';
 import { spawnTask } from '../spawn-task.js';
+import { promptOption, runtimeOption } from './task-option.js';
 import type { Command } from './types.js';
 
 export const spawnFile: Command = {
   data: new SlashCommandBuilder()
     .setName('spawn-file')
     .setDescription('Start an agent with a file in its working directory')
-    .addStringOption((o) =>
-      o
-        .setName('prompt')
-        .setDescription('What the agent should do')
-        .setRequired(true)
-        .setMaxLength(Math.min(6000, LIMITS.promptMaxChars)),
-    )
+    .addStringOption(promptOption)
     .addAttachmentOption((o) =>
       o
         .setName('file')
         .setDescription(`A file for the agent (at most ${LIMITS.fileMaxBytes / 1024 / 1024} MiB)`)
         .setRequired(true),
     )
-    .addStringOption((o) =>
-      o
-        .setName('runtime')
-        .setDescription('claude (default) or a plain shell')
-        .addChoices(...RUNTIMES.map((r) => ({ name: r, value: r }))),
-    ),
+    .addStringOption(runtimeOption),
   execute: (i, ctx) =>
     spawnTask(i, ctx, async () => {
       const a = i.options.getAttachment('file', true);

@@ -1,4 +1,5 @@
 import type { SlashCommandStringOption } from 'discord.js';
+import { LIMITS, RUNTIMES } from '../../common/task.js';
 
 /** The `task_id` option of /status, /resume and /stop, with autocomplete. */
 export const taskIdOption = (o: SlashCommandStringOption) =>
@@ -8,3 +9,18 @@ export const taskIdOption = (o: SlashCommandStringOption) =>
     .setRequired(true)
     .setAutocomplete(true)
     .setMaxLength(40);
+
+/** The `prompt` option of /spawn and /spawn-file. */
+export const promptOption = (o: SlashCommandStringOption) =>
+  o
+    .setName('prompt')
+    .setDescription('What the agent should do')
+    .setRequired(true)
+    .setMaxLength(Math.min(6000, LIMITS.promptMaxChars));
+
+/** The optional `runtime` option of /spawn and /spawn-file. */
+export const runtimeOption = (o: SlashCommandStringOption) =>
+  o
+    .setName('runtime')
+    .setDescription('claude (default), claude-headless (one run, then a shell) or shell')
+    .addChoices(...RUNTIMES.map((r) => ({ name: r, value: r })));

@@ -3,7 +3,8 @@ import type { TokenCounts } from '../pricing.js';
 import type { HeadlessSummary, Runtime, TaskStatus } from '../task.js';
 import { CHANNELS, type Pool } from './pool.js';
 
-export interface TaskRow {
+/** A task's row; its token counts are those the egress proxy recorded. */
+export interface TaskRow extends TokenCounts {
   id: string;
   owner: string;
   runtime: Runtime;
@@ -14,10 +15,6 @@ export interface TaskRow {
   acceleration: string | null;
   error: string | null;
   exitCode: number | null;
-  inputTokens: number;
-  outputTokens: number;
-  cacheReadTokens: number;
-  cacheCreationTokens: number;
   costUsd: number;
   summary: HeadlessSummary | null;
   createdAt: Date;

@@ -79,12 +79,6 @@ export class LocalDriver implements VmDriver {
       await waitForSocket(f.socket, READY_TIMEOUT_MS);
       return;
     }
-    if (f.socket.length > MAX_SOCKET_PATH) {
-      throw new VmError(
-        `the state folder path is too long for a Unix socket (${f.socket}); use a shorter LIA__STATE__DIR`,
-        false,
-      );
-    }
     const spare = await this.takeSpare();
     if (spare) {
       let moved = false;

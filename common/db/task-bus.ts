@@ -1,6 +1,6 @@
 /**
- * One LISTEN connection per API process: fans out "task X has output up to seq N" and
- * "task X changed" to every stream watching X. Reconnects when PostgreSQL drops it, and then
+ * One LISTEN connection per process: fans out "task X has output up to seq N", "task X changed"
+ * and "task X has input queued" to whoever watches X (streams, the bot's threads, output pumps). Reconnects when PostgreSQL drops it, and then
  * wakes every watcher, because notifies sent while it was away are lost (the watchers re-read
  * from their own cursors, so a spurious wake-up costs a query, never a byte).
  */
@@ -8,9 +8,9 @@ import type pg from 'pg';
 import type { Logger } from '../logger.js';
 import { CHANNELS, listenClient } from './pool.js';
 
-type Listener = { output(seq: number): void; task(): void };
+type Listener = { output?(seq: number): void; task?(): void; input?(): void };
 
-export class OutputBus {
+export class TaskBus {
   private readonly watchers = new Map<string, Set<Listener>>();
   private client?: pg.Client;
   private closed = false;
@@ -18,29 +18,37 @@ export class OutputBus {
   private constructor(
     private readonly url: string,
     private readonly logger: Logger,
+    private readonly channels: string[],
   ) {}
 
-  static async start(url: string, logger: Logger): Promise<OutputBus> {
-    const bus = new OutputBus(url, logger);
+  /** Listens on `channels` (default: output and task changes). */
+  static async start(
+    url: string,
+    logger: Logger,
+    channels: string[] = [CHANNELS.output, CHANNELS.task],
+  ): Promise<TaskBus> {
+    const bus = new TaskBus(url, logger, channels);
     await bus.connect();
     return bus;
   }
 
   private async connect(): Promise<void> {
-    const client = await listenClient(this.url, [CHANNELS.output, CHANNELS.task]);
+    const client = await listenClient(this.url, this.channels);
     this.client = client;
     client.on('notification', (n) => {
       if (!n.payload) return;
       if (n.channel === CHANNELS.output) {
         const i = n.payload.lastIndexOf(':');
         const seq = Number(n.payload.slice(i + 1));
-        for (const l of this.watchers.get(n.payload.slice(0, i)) ?? []) l.output(seq);
+        for (const l of this.watchers.get(n.payload.slice(0, i)) ?? []) l.output?.(seq);
+      } else if (n.channel === CHANNELS.input) {
+        for (const l of this.watchers.get(n.payload) ?? []) l.input?.();
       } else {
-        for (const l of this.watchers.get(n.payload) ?? []) l.task();
+        for (const l of this.watchers.get(n.payload) ?? []) l.task?.();
       }
     });
     client.on('error', (err) => {
-      this.logger.warn({ err: err.message }, 'output bus: LISTEN connection lost; reconnecting');
+      this.logger.warn({ err: err.message }, 'task bus: LISTEN connection lost; reconnecting');
       void this.reconnect();
     });
   }
@@ -53,8 +61,9 @@ export class OutputBus {
         await this.connect();
         for (const set of this.watchers.values()) {
           for (const l of set) {
-            l.output(Number.MAX_SAFE_INTEGER);
-            l.task();
+            l.output?.(Number.MAX_SAFE_INTEGER);
+            l.task?.();
+            l.input?.();
           }
         }
         return;
