@@ -40,8 +40,10 @@ async function save(name: string, taskId: string) {
     '--address',
     process.env.LIA_TEST_TEMPORAL_ADDRESS ?? '127.0.0.1:7233',
   ]).toString();
-  fs.writeFileSync(path.join(out, `${name}.json`), json);
-  console.log(`recorded ${name} (${JSON.parse(json).events?.length} events)`);
+  // Dated, so histories of older workflow code stay in the guard next to the new ones.
+  const file = `${name}-${new Date().toISOString().slice(0, 10)}.json`;
+  fs.writeFileSync(path.join(out, file), json);
+  console.log(`recorded ${file} (${JSON.parse(json).events?.length} events)`);
 }
 
 // run → terminate

@@ -6,6 +6,7 @@
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createHostActivities } from '../activities/host.js';
+import { PumpHandoff } from '../activities/pump-handoff.js';
 import { type Config, hostQueue } from '../common/config.js';
 import { heartbeatHost } from '../common/db/hosts.js';
 import { CHANNELS, type Pool } from '../common/db/pool.js';
@@ -64,11 +65,21 @@ export async function createHostWorker(o: HostWorkerOptions): Promise<HostWorker
   const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
   const inputBus = await TaskBus.start(o.databaseUrl, logger, [CHANNELS.input]);
   const connection = await NativeConnection.connect({ address: o.temporalAddress });
+  const handoff = new PumpHandoff();
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: info.taskQueue,
-    activities: createHostActivities({ driver, pool, config, logger, client, inputBus, egress: o.egress }),
+    activities: createHostActivities({
+      driver,
+      pool,
+      config,
+      logger,
+      client,
+      inputBus,
+      egress: o.egress,
+      handoff,
+    }),
     // Heartbeats carry cancellation back: keep them frequent so a suspend starts promptly.
     maxHeartbeatThrottleInterval: '1 second',
     defaultHeartbeatThrottleInterval: '1 second',
@@ -108,6 +119,7 @@ export async function createHostWorker(o: HostWorkerOptions): Promise<HostWorker
       clearInterval(beat);
       clearInterval(reconcileTimer);
       if (worker.getState() === 'RUNNING') worker.shutdown();
+      await handoff.releaseAll();
       await inputBus.close();
       await o.egress?.closeAll();
       await clientConnection.close();

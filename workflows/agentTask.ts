@@ -115,11 +115,16 @@ export async function agentTask(input: TaskInput, carried?: CarriedState): Promi
     workflowInfo().continueAsNewSuggested ||
     (input.maxHistoryEvents !== undefined && workflowInfo().historyLength >= input.maxHistoryEvents);
 
-  async function setStatus(status: TaskStatus, patch: TaskRecordPatch = {}): Promise<void> {
+  /** The status in the workflow's state and search attributes (the task's row is the caller's). */
+  function showStatus(status: TaskStatus): void {
     state.status = status;
     state.updatedAt = Date.now();
     if (status !== 'running') state.idleDeadline = undefined;
     upsertSearchAttributes([{ key: STATUS_KEY, value: status }]);
+  }
+
+  async function setStatus(status: TaskStatus, patch: TaskRecordPatch = {}): Promise<void> {
+    showStatus(status);
     await control.recordTask({ taskId: state.taskId, patch: { ...patch, status } });
   }
 
@@ -138,7 +143,10 @@ export async function agentTask(input: TaskInput, carried?: CarriedState): Promi
       state.hostId = placement.hostId;
       host = hostActivities(placement.hostId);
       upsertSearchAttributes([{ key: HOST_KEY, value: placement.hostId }]);
-      await setStatus('starting', { hostId: placement.hostId });
+      // Placement records the task as starting on its host in the same transaction: one local
+      // activity less before the boot. Histories from before that still replay their record.
+      if (patched('placement-records-starting')) showStatus('starting');
+      else await setStatus('starting', { hostId: placement.hostId });
     }
     if (!host) throw ApplicationFailure.nonRetryable('task has no host');
 

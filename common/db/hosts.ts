@@ -1,4 +1,4 @@
-import type { Pool } from './pool.js';
+import { CHANNELS, type Pool } from './pool.js';
 
 export interface HostInfo {
   id: string;
@@ -55,8 +55,10 @@ export async function placeOnHost(pool: Pool, taskId: string, staleAfterSeconds:
           : 'no host worker is running (none has sent a heartbeat recently)',
       );
     }
+    // The task is starting from here on; watchers hear of it when this commits.
     await client.query(
-      `UPDATE tasks SET host_id = $2, status = 'starting', updated_at = now() WHERE id = $1`,
+      `WITH u AS (UPDATE tasks SET host_id = $2, status = 'starting', updated_at = now() WHERE id = $1 RETURNING id)
+       SELECT pg_notify('${CHANNELS.task}', id) FROM u`,
       [taskId, host.id],
     );
     await client.query('COMMIT');

@@ -22,6 +22,7 @@ import { ensureSidecarBuilt } from '../sidecar/build.js';
 import { SidecarConnection } from '../sidecar/client.js';
 
 const READY_TIMEOUT_MS = 15_000;
+const SPARE_DELAY_MS = 100;
 /** sun_path holds 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH = 107;
 
@@ -36,6 +37,7 @@ export class LocalDriver implements VmDriver {
   readonly acceleration = 'none';
   private readonly root: string;
   private spare?: Promise<string | undefined>;
+  private spareTimer?: NodeJS.Timeout;
 
   constructor(private readonly o: LocalDriverOptions) {
     this.root = path.resolve(o.stateDir, 'hosts', o.hostId, 'vms');
@@ -98,10 +100,17 @@ export class LocalDriver implements VmDriver {
     await this.startSidecar(f.dir, false);
   }
 
-  /** The spare's folder if one is ready (and starts the next one), else undefined. */
+  /** The spare's folder if one is ready (and starts the next one soon), else undefined. */
   private async takeSpare(): Promise<string | undefined> {
     const ready = this.spare;
-    this.spare = this.makeSpare();
+    this.spare = undefined;
+    // Not at once: starting Node.js takes a core for a while, and this task's first output
+    // should not wait behind it.
+    this.spareTimer ??= setTimeout(() => {
+      this.spareTimer = undefined;
+      this.spare ??= this.makeSpare();
+    }, SPARE_DELAY_MS);
+    this.spareTimer.unref();
     return ready ? await ready : undefined;
   }
 

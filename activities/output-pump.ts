@@ -1,0 +1,272 @@
+/**
+ * The output pump: sidecar → PostgreSQL (numbered chunks + NOTIFY), PostgreSQL → sidecar
+ * (queued input). It resumes where the database left off, so a worker that died mid-way
+ * neither loses nor doubles a byte: the sidecar keeps every chunk until we acknowledge it.
+ *
+ * A pump is not tied to one activity: bootVm starts one so the agent's first output reaches the
+ * browser while the workflow is still recording the boot, and pumpOutput takes it over.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import type { AgentExit } from '../common/activities.js';
+import { consumeInput, pendingInput } from '../common/db/input.js';
+import { appendChunks, type Chunk, enforceRetention, lastSeq } from '../common/db/output.js';
+import { readTaskFiles, saveSummary } from '../common/db/tasks.js';
+import type { Runtime } from '../common/task.js';
+import type { SidecarMessage } from '../vm/protocol.js';
+import { SidecarConnection } from '../vm/sidecar/client.js';
+import { agentActivitySignal } from '../workflows/definitions.js';
+import { agentCommand, describeAgentExit } from './agent-command.js';
+import type { HostActivityDeps } from './host.js';
+import { SummaryScanner } from './summary-scanner.js';
+
+export const HELLO_TIMEOUT_MS = 15_000;
+
+export class OutputPump {
+  /** The highest seq stored in PostgreSQL. */
+  stored: number;
+  /** Settles when the agent exited, the sidecar connection closed, or the model API refused the key. */
+  readonly ended: Promise<void>;
+
+  private pending: Chunk[] = [];
+  private writing: Promise<void> | undefined;
+  private failed: unknown;
+  private bytesSinceTrim = 0;
+  private exit: AgentExit | undefined;
+  private refused: string | undefined;
+  private ioSinceReport = false;
+  private end = () => {};
+  private readonly cleanups: (() => void)[] = [];
+  private closed = false;
+
+  private constructor(
+    private readonly d: HostActivityDeps,
+    private readonly conn: SidecarConnection,
+    readonly taskId: string,
+    private readonly runtime: Runtime,
+    stored: number,
+  ) {
+    this.stored = stored;
+    this.ended = new Promise<void>((resolve) => {
+      this.end = resolve;
+    });
+  }
+
+  /** Connects, attaches from the first seq not yet stored, and starts the agent if it is idle. */
+  static async open(
+    d: HostActivityDeps,
+    taskId: string,
+    runtime: Runtime,
+    reportMs: number,
+  ): Promise<OutputPump> {
+    const conn = await SidecarConnection.open(await d.driver.connect(taskId), HELLO_TIMEOUT_MS);
+    let pump: OutputPump;
+    try {
+      pump = new OutputPump(d, conn, taskId, runtime, await lastSeq(d.pool, taskId));
+    } catch (err) {
+      conn.close();
+      throw err;
+    }
+    try {
+      await pump.attach(reportMs);
+    } catch (err) {
+      pump.close();
+      throw err;
+    }
+    return pump;
+  }
+
+  /** After `ended`: stores what is left and says how the agent ended. */
+  async result(): Promise<AgentExit> {
+    try {
+      await this.drain();
+      if (this.failed) throw this.failed;
+      if (this.refused) {
+        // Said in the terminal too, after everything the agent printed (the VM goes with the task).
+        await appendChunks(this.d.pool, this.taskId, [
+          { seq: this.stored + 1, data: Buffer.from(`\r\n\x1b[1;31mLia: ${this.refused}\x1b[0m\r\n`) },
+        ]);
+        return { exitCode: null, signal: null, message: this.refused };
+      }
+      if (this.exit) return this.exit;
+      throw ApplicationFailure.retryable('lost the connection to the sidecar', 'SidecarDisconnected');
+    } finally {
+      this.close();
+    }
+  }
+
+  /** Stores what has arrived, then lets go of the sidecar (suspend, terminate, cancellation). */
+  async stop(): Promise<void> {
+    try {
+      await this.writing;
+      await this.flush().catch(() => {});
+    } finally {
+      this.close();
+    }
+  }
+
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const c of this.cleanups) c();
+    this.conn.close();
+  }
+
+  private async attach(reportMs: number): Promise<void> {
+    const { d, conn, taskId } = this;
+    const summaries = new SummaryScanner();
+    const onRefused = (id: string, status: number, message: string) => {
+      if (id !== taskId || this.refused) return;
+      // The model API refusing the host's key ends the task with the reason: it cannot do anything.
+      this.refused =
+        `the model API refused this host's API key (HTTP ${status}: ${message}); ` +
+        'the operator must fix LIA__CLAUDE__API_KEY, then start a new task';
+      this.end();
+    };
+    d.egress?.on('model-refused', onRefused);
+    this.cleanups.push(() => d.egress?.off('model-refused', onRefused));
+
+    conn.onFrame(({ header, body }) => {
+      const m = header as SidecarMessage;
+      if (m.type === 'output') {
+        if (m.seq <= this.stored) return;
+        const summary = this.runtime === 'claude-headless' ? summaries.push(body) : undefined;
+        if (summary)
+          saveSummary(d.pool, taskId, summary).catch((err) =>
+            d.logger.warn({ taskId, err: err.message }, 'could not store the run summary'),
+          );
+        this.pending.push({ seq: m.seq, data: body });
+        this.ioSinceReport = true;
+        this.kick();
+      } else if (m.type === 'exit') {
+        this.exit = {
+          exitCode: m.code,
+          signal: m.signal,
+          message: m.message ?? describeAgentExit(this.runtime, d.config, m.code),
+        };
+        this.end();
+      } else if (m.type === 'error') {
+        d.logger.warn({ taskId, message: m.message }, 'sidecar reported an error');
+      }
+    });
+    conn.onClose(() => this.end());
+
+    const onEgress = (id: string) => {
+      if (id === taskId) this.ioSinceReport = true;
+    };
+    d.egress?.on('activity', onEgress);
+    const report = setInterval(() => this.report(), reportMs);
+    this.cleanups.push(() => {
+      clearInterval(report);
+      d.egress?.off('activity', onEgress);
+    });
+
+    conn.send({ type: 'attach', fromSeq: this.stored + 1 });
+    // A fresh VM's agent is started here, with the pump already listening; input waits for it.
+    if (conn.hello.agent === 'idle') await sendStart(d, conn, taskId, this.runtime);
+    // Only now: before the start the sidecar has nowhere to put input, and would drop it.
+    this.cleanups.push(d.inputBus.watch(taskId, { input: () => void this.deliver() }));
+    void this.deliver();
+  }
+
+  /** Tells the workflow about agent I/O (which resets its idle timer), at most once per interval. */
+  private report(): void {
+    // A model request in flight keeps the task awake however long the model takes.
+    if (this.d.egress?.busy(this.taskId)) this.ioSinceReport = true;
+    if (!this.ioSinceReport) return;
+    this.ioSinceReport = false;
+    this.d.client.workflow
+      .getHandle(this.taskId)
+      .signal(agentActivitySignal)
+      .catch((err) =>
+        this.d.logger.debug({ taskId: this.taskId, err: err.message }, 'activity report failed'),
+      );
+  }
+
+  private async flush(): Promise<void> {
+    const { pool, config } = this.d;
+    while (this.pending.length) {
+      const batch = this.pending;
+      this.pending = [];
+      await appendChunks(pool, this.taskId, batch);
+      const last = batch[batch.length - 1]!.seq;
+      this.stored = Math.max(this.stored, last);
+      this.conn.send({ type: 'ack', seq: last });
+      for (const c of batch) this.bytesSinceTrim += c.data.length;
+      if (this.bytesSinceTrim > config.output.retention_bytes / 8) {
+        this.bytesSinceTrim = 0;
+        await enforceRetention(pool, this.taskId, config.output.retention_bytes);
+      }
+    }
+  }
+
+  private kick(): void {
+    if (this.writing) return;
+    this.writing = this.flush()
+      .catch((err) => {
+        this.failed = err;
+        this.end();
+      })
+      .finally(() => {
+        this.writing = undefined;
+        if (this.pending.length && !this.failed) this.kick();
+      });
+  }
+
+  /** Whatever arrived before the end is stored before the pump returns or gives up the connection. */
+  private async drain(): Promise<void> {
+    while (this.writing || this.pending.length) {
+      if (!this.writing) this.kick();
+      await this.writing;
+      if (this.failed) return;
+    }
+  }
+
+  // Input: deliver what is queued now (e.g. typed while suspended), then on every notify.
+  private delivering = false;
+  private again = false;
+  private lastInputId = 0;
+  private async deliver(): Promise<void> {
+    if (this.delivering) {
+      this.again = true;
+      return;
+    }
+    this.delivering = true;
+    try {
+      do {
+        this.again = false;
+        const items = await pendingInput(this.d.pool, this.taskId, this.lastInputId);
+        for (const it of items) {
+          if (it.kind === 'stdin') this.conn.send({ type: 'stdin' }, it.data);
+          else this.conn.send({ type: 'resize', cols: it.cols, rows: it.rows });
+          this.lastInputId = it.id;
+        }
+        if (items.length) {
+          this.ioSinceReport = true;
+          await consumeInput(this.d.pool, this.taskId, this.lastInputId);
+          if (items.length === 500) this.again = true;
+        }
+      } while (this.again && !this.closed);
+    } catch (err) {
+      this.failed = err;
+      this.end();
+    } finally {
+      this.delivering = false;
+    }
+  }
+}
+
+/** Hands the task's files to the sidecar, then starts the agent (the sidecar ignores a second start). */
+export async function sendStart(
+  d: HostActivityDeps,
+  conn: SidecarConnection,
+  taskId: string,
+  runtime: Runtime,
+): Promise<void> {
+  for (const f of await readTaskFiles(d.pool, taskId)) conn.send({ type: 'file', name: f.name }, f.data);
+  conn.send({
+    type: 'start',
+    ...agentCommand(runtime, d.config, taskId, d.driver.guestEnv),
+    cols: 120,
+    rows: 32,
+  });
+}
