@@ -13,7 +13,7 @@ import {
 import type { agentTask } from '../workflows/agentTask.js';
 import { resumeUpdate, stateQuery, terminateSignal, WORKFLOW_TYPE } from '../workflows/definitions.js';
 import { CONTROL_QUEUE, type Config, publicUrl } from './config.js';
-import { enqueueInput } from './db/input.js';
+import { enqueueInput, type InputOrigin } from './db/input.js';
 import type { Pool } from './db/pool.js';
 import { createTask, deleteTask, getTask, listTasks, QuotaExceeded, type TaskRow } from './db/tasks.js';
 import { newTaskId } from './ids.js';
@@ -216,11 +216,17 @@ export class TaskClient {
    * Queues terminal input. Input to a suspended task resumes it; the input waits in PostgreSQL
    * and reaches the agent once the VM is back.
    */
-  async input(actor: Actor, taskId: string, data: Buffer, knownStatus?: TaskStatus): Promise<void> {
+  async input(
+    actor: Actor,
+    taskId: string,
+    data: Buffer,
+    knownStatus?: TaskStatus,
+    origin?: InputOrigin,
+  ): Promise<void> {
     const status = knownStatus ?? (await this.authorized(actor, taskId)).status;
     if (isEnded(status))
       throw new TaskError('conflict', `task ${taskId} has ${status}; it takes no more input`);
-    await enqueueInput(this.pool, taskId, { kind: 'stdin', data });
+    await enqueueInput(this.pool, taskId, { kind: 'stdin', data }, origin);
     if (status === 'suspended') await this.resume(actor, taskId, 'accepted').catch(() => {});
   }
 

@@ -205,6 +205,51 @@ describe('a shell task, end to end', () => {
     await waitStatus(taskId, 'terminated');
   });
 
+  test('numbered input is stored exactly once across a dropped connection, and acknowledged', async () => {
+    const { taskId, token } = await spawnShell();
+    await waitStatus(taskId, 'running');
+    const sender = `page-${Date.now()}`;
+    const a = await StreamClient.open(s.apiUrl, taskId, token, 0, sender);
+    a.type('echo one-$((1 + 1))\r', 1);
+    await waitFor('the ack of input 1', () => a.acks.includes(1));
+    // Sent, then the connection dies before any ack can come back: the client cannot know
+    // whether it was stored, so it sends it again on the next connection.
+    a.type('echo two-$((2 + 2))\r', 2);
+    a.cut();
+    const b = await StreamClient.open(s.apiUrl, taskId, token, 0, sender);
+    b.type('echo two-$((2 + 2))\r', 2);
+    b.type('echo one-$((1 + 1))\r', 1); // a stale repeat
+    b.type('echo three-$((3 + 3))\r', 3);
+    await b.waitForText('three-6\r\n');
+    await waitFor('acks of 1, 2 and 3', () => [1, 2, 3].every((n) => b.acks.includes(n)));
+    const lines = terminalLines(b.text());
+    assert.deepEqual(
+      ['one-2', 'two-4', 'three-6'].map((x) => lines.filter((l) => l === x).length),
+      [1, 1, 1],
+      `each command ran once: ${JSON.stringify(lines)}`,
+    );
+    // Another client's numbers are its own.
+    const c = await StreamClient.open(s.apiUrl, taskId, token, 0, `${sender}-other`);
+    c.type('echo four-$((4 + 4))\r', 1);
+    await c.waitForText('four-8\r\n');
+    // Numbered input needs a sender; a malformed sender is refused before the upgrade.
+    const d = await StreamClient.open(s.apiUrl, taskId, token);
+    d.type('echo x\r', 1);
+    await waitFor('the error', () => d.errors.some((e) => /sender/.test(e)));
+    const bad = await fetch(
+      `${s.apiUrl}/api/v1/tasks/${taskId}/stream?sender=no!&token=${encodeURIComponent(token)}`,
+    );
+    assert.equal(bad.status, 400);
+    assert.match((await bad.json()).error.message, /sender must be/);
+    for (const x of [b, c, d]) await x.close();
+    await s.api('DELETE', `/api/v1/tasks/${taskId}`, OWNER);
+    await waitStatus(taskId, 'terminated');
+    const senders = await s.pool.query('SELECT count(*)::int AS n FROM input_senders WHERE task_id = $1', [
+      taskId,
+    ]);
+    assert.equal(senders.rows[0].n, 0, 'the senders of an ended task are forgotten');
+  });
+
   test("the owner's tasks are found in Temporal by LiaOwner", async () => {
     const owner = `u-find-${Date.now()}`;
     const { taskId } = await spawnShell(600, owner);

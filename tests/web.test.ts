@@ -1,7 +1,7 @@
 /**
  * The web UI in a real browser (Chromium through playwright-core) against the real stack: the
  * signed link opens the task page, the terminal shows the agent and takes keystrokes, a stream
- * cut by the server resumes with nothing lost or doubled, idle suspend → resume by the button,
+ * cut by the server resumes with nothing lost or doubled (output, and keystrokes in flight), idle suspend → resume by the button,
  * suspend again → resume by typing (the typed command runs), keyboard-only use, stop, the list,
  * and the same page from Vite's dev server with the API (and its WebSocket) proxied.
  */
@@ -133,6 +133,50 @@ describe('the web UI', () => {
       assert.equal(n, 1, `line-${i} is shown ${n} times`);
     }
     assert.equal(await page.getByTestId('reconnecting').count(), 0, 'the banner is gone once reconnected');
+  });
+
+  test('keystrokes lost in flight are sent again after a reconnect; a lost ack doubles nothing', async () => {
+    // From here the page's sockets pass through the test, which can lose frames either way.
+    let loseInput = false;
+    let loseAcks = false;
+    await page.routeWebSocket(/\/stream\?/, (ws) => {
+      const server = ws.connectToServer();
+      ws.onMessage((m) => {
+        if (!(loseInput && typeof m === 'string' && m.includes('"input"'))) server.send(m);
+      });
+      server.onMessage((m) => {
+        if (!(loseAcks && typeof m === 'string' && m.includes('"ack"'))) ws.send(m);
+      });
+    });
+    const reconnect = async () => {
+      assert.ok(s.dropStreams() >= 1, 'the server cut the stream');
+      await page.getByTestId('reconnecting').waitFor({ timeout: 5000 });
+      await page.getByTestId('reconnecting').waitFor({ state: 'detached', timeout: 15_000 });
+    };
+    await reconnect(); // now through the route
+
+    loseInput = true;
+    await page.keyboard.type('echo lost-$((3*3))');
+    await page.keyboard.press('Enter');
+    await new Promise((r) => setTimeout(r, 700));
+    assert.ok(!has('lost-9')(await screenLines(page)), 'the keystrokes never reached the server');
+    loseInput = false;
+    await reconnect();
+    await waitForScreen(page, has('lost-9'), 'the command, sent again after the reconnect');
+
+    loseAcks = true;
+    await page.keyboard.type('echo acked-$((5*5))');
+    await page.keyboard.press('Enter');
+    await waitForScreen(page, has('acked-25'), 'the command to run (its acks lost)');
+    loseAcks = false;
+    await reconnect();
+    await page.keyboard.type('echo after-$((2*3))');
+    await page.keyboard.press('Enter');
+    await waitForScreen(page, has('after-6'), 'the next command');
+    const lines = await screenLines(page);
+    assert.equal(lines.filter((l) => l.trim() === 'lost-9').length, 1, 'the resent command ran once');
+    assert.equal(lines.filter((l) => l.trim() === 'acked-25').length, 1, 'the repeat was not run again');
+    await page.unrouteAll();
   });
 
   test('suspended by the idle timer, resumed by the button: the same shell', async () => {

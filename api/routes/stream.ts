@@ -3,8 +3,15 @@
  *
  * Server → client: binary frames `u64 BE seq | bytes` (output, each seq exactly once and in
  * order from `from`), and JSON text frames: `hello`, `state` (on every change), `truncated`,
- * `error`. Client → server: JSON text frames `{type:"input",data}`, `{type:"resize",cols,rows}`,
- * or binary frames of raw input bytes.
+ * `ack`, `error`. Client → server: JSON text frames `{type:"input",data}`,
+ * `{type:"resize",cols,rows}`, `{type:"ping"}`, or binary frames of raw input bytes.
+ *
+ * Input a client must not lose or double across reconnects: connect with `sender=<id>` (random,
+ * kept for the page's life) and number each input, `{type:"input",data,seq}` (1, 2, …). The
+ * server answers `{type:"ack",seq}` once it is stored (or refused with an `error` that says
+ * why); after a reconnect the client sends again
+ * everything without an ack, and a number stored before is not stored twice. Input that cannot be
+ * stored closes the socket (1011) before anything after it is taken, so nothing is skipped.
  */
 
 import { Hono } from 'hono';
@@ -22,7 +29,11 @@ import { describeZodError, invalid } from '../errors.js';
 import { parseTaskId } from './tasks.js';
 
 const clientMessage = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('input'), data: z.string().max(LIMITS.inputMaxBytes) }),
+  z.object({
+    type: z.literal('input'),
+    data: z.string().max(LIMITS.inputMaxBytes),
+    seq: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
+  }),
   z.object({
     type: z.literal('resize'),
     cols: z.number().int().min(LIMITS.terminal.minCols).max(LIMITS.terminal.maxCols),
@@ -34,6 +45,7 @@ const clientMessage = z.discriminatedUnion('type', [
 /** Above this many queued bytes on a socket, stop reading the log until the client catches up. */
 const HIGH_WATER = 4 * 1024 * 1024;
 const STATE_REFRESH_MS = 5000;
+const SENDER = /^[A-Za-z0-9_-]{8,64}$/;
 
 export interface StreamDeps {
   tasks: TaskClient;
@@ -66,6 +78,9 @@ export function streamRoutes(d: StreamDeps): Hono<AuthEnv> {
       const from = c.req.query('from') ?? '1';
       if (!/^\d{1,15}$/.test(from))
         throw invalid('from must be the first seq wanted (a whole number; 0 or 1 = from the start)');
+      const sender = c.req.query('sender');
+      if (sender !== undefined && !SENDER.test(sender))
+        throw invalid('sender must be 8 to 64 letters, digits, - or _ (one random id per client)');
       await d.tasks.authorized(caller, id);
       await next();
     },
@@ -73,6 +88,7 @@ export function streamRoutes(d: StreamDeps): Hono<AuthEnv> {
       const caller = c.get('caller');
       const id = c.req.param('id')!;
       const from = Math.max(1, Number(c.req.query('from') ?? '1'));
+      const sender = c.req.query('sender');
       let ws: WSContext<WebSocket>;
       let cursor = from - 1;
       let status: TaskStatus = 'pending';
@@ -145,13 +161,33 @@ export function streamRoutes(d: StreamDeps): Hono<AuthEnv> {
         }
       };
 
-      const onInput = (data: Buffer) => {
+      let inputBroken = false;
+      const onInput = (data: Buffer, seq?: number) => {
+        if (seq !== undefined && !sender)
+          return sendJson({ type: 'error', message: 'numbered input needs the sender query parameter' });
         inputChain = inputChain
-          .then(() => d.tasks.input(caller, id, data, status))
-          .then(() => {
+          .then(async () => {
+            if (inputBroken) return;
+            await d.tasks.input(
+              caller,
+              id,
+              data,
+              status,
+              seq === undefined ? undefined : { sender: sender!, seq },
+            );
             if (status === 'suspended') status = 'starting'; // resuming: don't ask to resume per keystroke
+            if (seq !== undefined) sendJson({ type: 'ack', seq });
           })
-          .catch(fail);
+          .catch((err) => {
+            fail(err);
+            if (seq === undefined) return;
+            // Refused for good (e.g. the task has ended): said, and nothing to send again.
+            if (err instanceof TaskError) return sendJson({ type: 'ack', seq });
+            // Unstored numbered input: take nothing after it on this socket; the client's
+            // reconnect sends it again, in order.
+            inputBroken = true;
+            ws.close(1011, 'input could not be stored; reconnect and send it again');
+          });
       };
 
       return {
@@ -196,7 +232,7 @@ export function streamRoutes(d: StreamDeps): Hono<AuthEnv> {
               message: 'a text frame must be JSON: {"type":"input","data":"…"}',
             });
           }
-          if (parsed.type === 'input') onInput(Buffer.from(parsed.data, 'utf8'));
+          if (parsed.type === 'input') onInput(Buffer.from(parsed.data, 'utf8'), parsed.seq);
           else if (parsed.type === 'resize') {
             inputChain = inputChain.then(() => d.tasks.resize(id, parsed.cols, parsed.rows)).catch(fail);
           } else sendJson({ type: 'pong' });

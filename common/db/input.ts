@@ -4,23 +4,53 @@ export type InputItem =
   | { id: number; kind: 'stdin'; data: Buffer }
   | { id: number; kind: 'resize'; cols: number; rows: number };
 
-/** Queues terminal input for the host that holds the task's VM, and wakes it. */
+/** Who sent an input and its number: a client's repeat of a number it sent before is ignored. */
+export interface InputOrigin {
+  sender: string;
+  seq: number;
+}
+
+/**
+ * Queues terminal input for the host that holds the task's VM, and wakes it. With an origin,
+ * input numbered at or below the sender's last stored one is a repeat and is not queued again;
+ * either way the input is stored when this resolves.
+ */
 export async function enqueueInput(
   pool: Pool,
   taskId: string,
   item: { kind: 'stdin'; data: Buffer } | { kind: 'resize'; cols: number; rows: number },
+  origin?: InputOrigin,
 ): Promise<void> {
+  const values = [
+    taskId,
+    item.kind,
+    item.kind === 'stdin' ? item.data : null,
+    item.kind === 'resize' ? item.cols : null,
+    item.kind === 'resize' ? item.rows : null,
+    CHANNELS.input,
+  ];
+  if (!origin) {
+    await pool.query(
+      `WITH ins AS (INSERT INTO task_input (task_id, kind, data, cols, rows) VALUES ($1, $2, $3, $4, $5) RETURNING 1)
+       SELECT pg_notify($6, $1) FROM ins`,
+      values,
+    );
+    return;
+  }
+  // The sender's row is locked by the upsert, so two connections of one client (a dying one and
+  // its replacement) cannot both store the same number.
   await pool.query(
-    `WITH ins AS (INSERT INTO task_input (task_id, kind, data, cols, rows) VALUES ($1, $2, $3, $4, $5) RETURNING 1)
+    `WITH s AS (
+       INSERT INTO input_senders (task_id, sender, last_seq) VALUES ($1, $7, $8)
+       ON CONFLICT (task_id, sender) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now()
+         WHERE input_senders.last_seq < EXCLUDED.last_seq
+       RETURNING 1
+     ), ins AS (
+       INSERT INTO task_input (task_id, kind, data, cols, rows)
+       SELECT $1::text, $2::text, $3::bytea, $4::int, $5::int FROM s RETURNING 1
+     )
      SELECT pg_notify($6, $1) FROM ins`,
-    [
-      taskId,
-      item.kind,
-      item.kind === 'stdin' ? item.data : null,
-      item.kind === 'resize' ? item.cols : null,
-      item.kind === 'resize' ? item.rows : null,
-      CHANNELS.input,
-    ],
+    [...values, origin.sender, origin.seq],
   );
 }
 
@@ -55,4 +85,5 @@ export async function consumeInput(pool: Pool, taskId: string, uptoId: number): 
 
 export async function dropInput(pool: Pool, taskId: string): Promise<void> {
   await pool.query('DELETE FROM task_input WHERE task_id = $1', [taskId]);
+  await pool.query('DELETE FROM input_senders WHERE task_id = $1', [taskId]);
 }

@@ -185,25 +185,40 @@ export async function startTestStack(name: string, extra: Record<string, string>
 export class StreamClient {
   readonly chunks = new Map<number, Buffer>();
   readonly states: string[] = [];
+  /** Numbered input the server acknowledged, and the errors it sent. */
+  readonly acks: number[] = [];
+  readonly errors: string[] = [];
   lastSeq = 0;
   duplicates = 0;
   gaps = 0;
   private ws!: WebSocket;
 
-  static async open(apiUrl: string, taskId: string, token: string, from = 0): Promise<StreamClient> {
-    const c = new StreamClient();
+  /** `sender`: the id under which this client numbers its input (see api/routes/stream.ts). */
+  constructor(private readonly sender?: string) {}
+
+  static async open(
+    apiUrl: string,
+    taskId: string,
+    token: string,
+    from = 0,
+    sender?: string,
+  ): Promise<StreamClient> {
+    const c = new StreamClient(sender);
     await c.connect(apiUrl, taskId, token, from);
     return c;
   }
 
   async connect(apiUrl: string, taskId: string, token: string, from = this.lastSeq + 1): Promise<void> {
-    const url = `${apiUrl.replace(/^http/, 'ws')}/api/v1/tasks/${taskId}/stream?from=${from}&token=${encodeURIComponent(token)}`;
+    const senderParam = this.sender ? `&sender=${this.sender}` : '';
+    const url = `${apiUrl.replace(/^http/, 'ws')}/api/v1/tasks/${taskId}/stream?from=${from}${senderParam}&token=${encodeURIComponent(token)}`;
     this.ws = new WebSocket(url);
     this.ws.on('message', (data, isBinary) => {
       const buf = data as Buffer;
       if (!isBinary) {
         const msg = JSON.parse(buf.toString('utf8'));
         if (msg.type === 'state') this.states.push(msg.status);
+        else if (msg.type === 'ack') this.acks.push(msg.seq);
+        else if (msg.type === 'error') this.errors.push(msg.message);
         return;
       }
       const seq = Number(buf.readBigUInt64BE(0));
@@ -224,8 +239,8 @@ export class StreamClient {
     );
   }
 
-  type(data: string): void {
-    this.ws.send(JSON.stringify({ type: 'input', data }));
+  type(data: string, seq?: number): void {
+    this.ws.send(JSON.stringify({ type: 'input', data, seq }));
   }
 
   async close(): Promise<void> {

@@ -1,8 +1,10 @@
 /**
  * The task's terminal stream (protocol: api/routes/stream.ts). Output chunks are numbered by seq
  * and each is shown exactly once: when the socket drops, it reconnects with backoff from the last
- * seq it has, so nothing is missed or doubled. Keystrokes typed while disconnected are kept and
- * sent once connected; the terminal's size is sent on every connect, so the PTY follows a window
+ * seq it has, so nothing is missed or doubled. Input is numbered too: each keystroke is kept
+ * until the server acknowledges it as stored, and sent again after a reconnect (the server
+ * stores a number only once), so keystrokes typed offline, or in flight when a connection died,
+ * arrive exactly once. The terminal's size is sent on every connect, so the PTY follows a window
  * resized while offline.
  */
 import { token } from './api';
@@ -38,7 +40,11 @@ export class TaskStream {
   private retryTimer?: ReturnType<typeof setTimeout>;
   private pingTimer?: ReturnType<typeof setInterval>;
   private lastHeard = 0;
-  private queue: string[] = [];
+  /** Input not yet acknowledged, oldest first: sent again, in order, on every connect. */
+  private unacked: { seq: number; frame: string }[] = [];
+  private inputSeq = 0;
+  /** Identifies this page's input to the server across reconnects. */
+  private readonly sender = randomId();
   private size?: { cols: number; rows: number };
 
   constructor(
@@ -51,7 +57,7 @@ export class TaskStream {
 
   private connect(): void {
     const proto = location.protocol === 'https:' ? 'wss' : 'ws';
-    const url = `${proto}://${location.host}/api/v1/tasks/${this.taskId}/stream?from=${this.lastSeq + 1}&token=${encodeURIComponent(token() ?? '')}`;
+    const url = `${proto}://${location.host}/api/v1/tasks/${this.taskId}/stream?from=${this.lastSeq + 1}&sender=${this.sender}&token=${encodeURIComponent(token() ?? '')}`;
     const ws = new WebSocket(url);
     ws.binaryType = 'arraybuffer';
     this.ws = ws;
@@ -60,7 +66,7 @@ export class TaskStream {
       this.lastHeard = Date.now();
       this.on.connection('open');
       if (this.size) ws.send(JSON.stringify({ type: 'resize', ...this.size }));
-      for (const m of this.queue.splice(0)) ws.send(m);
+      for (const m of this.unacked) ws.send(m.frame);
       this.pingTimer = setInterval(() => this.checkAlive(), PING_MS);
     };
     ws.onmessage = (e) => {
@@ -75,10 +81,14 @@ export class TaskStream {
     ws.onclose = () => this.lost(ws);
   }
 
-  private onJson(m: { type: string; message?: string } & StreamState): void {
+  private onJson(m: { type: string; message?: string; seq?: number } & StreamState): void {
     if (m.type === 'state') this.on.state(m);
     else if (m.type === 'truncated') this.on.truncated(m.message ?? 'earlier output was dropped');
     else if (m.type === 'error') this.on.error(m.message ?? 'stream error');
+    else if (m.type === 'ack') {
+      const upto = m.seq ?? 0;
+      while (this.unacked.length && this.unacked[0]!.seq <= upto) this.unacked.shift();
+    }
   }
 
   /** Sends a ping, or gives up on a socket that has said nothing for too long. */
@@ -103,14 +113,11 @@ export class TaskStream {
     this.retry = Math.min(this.retry * 2, MAX_RETRY_MS);
   }
 
-  private send(m: object): void {
-    const s = JSON.stringify(m);
-    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(s);
-    else this.queue.push(s);
-  }
-
   input(data: string): void {
-    this.send({ type: 'input', data });
+    const seq = ++this.inputSeq;
+    const frame = JSON.stringify({ type: 'input', data, seq });
+    this.unacked.push({ seq, frame });
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(frame);
   }
 
   resize(cols: number, rows: number): void {
@@ -128,4 +135,10 @@ export class TaskStream {
     if (ws?.readyState === WebSocket.CONNECTING) ws.onopen = () => ws.close();
     else ws?.close();
   }
+}
+
+/** Random hex; crypto.randomUUID needs a secure context, which a plain-HTTP deployment is not. */
+function randomId(): string {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 }
