@@ -5,10 +5,16 @@
  *             had parsed it all
  *   stream    the same output from Lia's stream into a plain WebSocket in a blank page (no xterm.js)
  *   bare      the same bytes through a bare WebSocket pipe (the ws package → the same browser)
+ *   bare pty  a bare terminal pipe: the same command in node-pty, each read sent straight into a
+ *             WebSocket (no sidecar, PostgreSQL or API), into xterm.js with the task page's
+ *             options and size, and into a plain WebSocket: Lia's path against the simplest one
  *   pty       the same command in a PTY read by node-pty on the host, nothing else: the most any
  *             terminal path can carry here
  * Run: ./lia bench bench/web-terminal.ts [keystrokes] [MiB]   (defaults 300 and 20)
  */
+import fs from 'node:fs';
+import http from 'node:http';
+import { createRequire } from 'node:module';
 import type net from 'node:net';
 import pty from 'node-pty';
 import type { Page } from 'playwright-core';
@@ -68,6 +74,8 @@ async function echoLatencies(page: Page): Promise<number[]> {
     }
     return out;
   }, keystrokes);
+  // End the line first: Ctrl+D ends `cat` only at the start of a line.
+  await page.keyboard.press('Enter');
   await page.keyboard.press('Control+D');
   return ms;
 }
@@ -165,6 +173,70 @@ async function barePipe(page: Page): Promise<number> {
   }
 }
 
+/**
+ * A bare terminal pipe: node-pty → WebSocket → the browser, into xterm.js (the same version and
+ * options as the task page, at its size) or into a plain socket. First byte → last byte received,
+ * and → last byte parsed.
+ */
+async function bareTerminalPipe(
+  page: Page,
+  size: { cols: number; rows: number },
+  withXterm: boolean,
+): Promise<{ received: number; parsed: number }> {
+  const xtermJs = fs.readFileSync(createRequire(import.meta.url).resolve('@xterm/xterm/lib/xterm.js'));
+  const server = http.createServer((req, res) => {
+    if (req.url === '/xterm.js') res.end(xtermJs);
+    else res.end('<!doctype html><div id="t" style="width:100vw;height:100vh"></div>');
+  });
+  const wss = new WebSocketServer({ server });
+  wss.on('connection', (ws) => {
+    const p = pty.spawn('/bin/bash', ['-c', command('d').replace(/\r$/, '')], {
+      cols: size.cols,
+      rows: size.rows,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+      encoding: null,
+    } as unknown as pty.IPtyForkOptions);
+    p.onData((d) => ws.send(d as unknown as Buffer));
+    // The end of the output is the end of the stream (a bare pipe has no prompt to wait for).
+    p.onExit(() => ws.close());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  try {
+    await page.goto(`http://127.0.0.1:${port}/`);
+    if (withXterm) await page.addScriptTag({ url: '/xterm.js' });
+    return await page.evaluate(
+      ({ port, size, withXterm }) =>
+        new Promise<{ received: number; parsed: number }>((resolve) => {
+          const X = (window as unknown as { Terminal?: typeof import('@xterm/xterm').Terminal }).Terminal;
+          const term =
+            withXterm && X
+              ? new X({ cursorBlink: true, fontSize: 14, scrollback: 10_000, ...size })
+              : undefined;
+          term?.open(document.getElementById('t')!);
+          const ws = new WebSocket(`ws://127.0.0.1:${port}`);
+          ws.binaryType = 'arraybuffer';
+          let t0 = 0;
+          let last = 0;
+          ws.onmessage = (e) => {
+            last = performance.now();
+            if (!t0) t0 = last;
+            term?.write(new Uint8Array(e.data as ArrayBuffer));
+          };
+          ws.onclose = () => {
+            const received = last - t0;
+            if (!term) return resolve({ received, parsed: received });
+            term.write('', () => resolve({ received, parsed: performance.now() - t0 }));
+          };
+        }),
+      { port, size, withXterm },
+    );
+  } finally {
+    wss.close();
+    server.close();
+  }
+}
+
 /** The PTY alone: the same output, read by node-pty as the sidecar reads it. */
 function ptyAlone(): Promise<number> {
   return new Promise((resolve) => {
@@ -190,7 +262,14 @@ try {
   await waitForScreen(page, (l) => l.some((x) => x.includes('$')), 'the prompt', 30_000);
   const echo = await echoLatencies(page);
   const term = await intoTerminal(page);
+  const size = await page.evaluate(() => {
+    const t = (window as unknown as Win).liaTerminal;
+    return { cols: t.cols, rows: t.rows };
+  });
   await page.close();
+  const bareTermPage = await browser.newPage();
+  const bareTerm = await bareTerminalPipe(bareTermPage, size, true);
+  await bareTermPage.close();
   await s.api('DELETE', `/api/v1/tasks/${task.taskId}`, 'u-bench');
 
   // A second task, so that no terminal page is receiving the same output meanwhile.
@@ -198,6 +277,7 @@ try {
   const blank = await browser.newPage();
   const plain = await intoPlainSocket(blank, other);
   const bare = await barePipe(blank);
+  const barePlain = await bareTerminalPipe(blank, size, false);
   await s.api('DELETE', `/api/v1/tasks/${other.taskId}`, 'u-bench');
 
   const mb = (expected / 1e6).toFixed(1);
@@ -215,6 +295,14 @@ try {
     `stream    ${mbps(plain).toFixed(1)} MB/s into a plain WebSocket (${(plain / 1000).toFixed(2)} s)`,
   );
   console.log(`bare ws   ${mbps(bare).toFixed(1)} MB/s (${(bare / 1000).toFixed(2)} s)`);
+  console.log(
+    `bare pty  ${mbps(bareTerm.parsed).toFixed(1)} MB/s into xterm.js (${(bareTerm.parsed / 1000).toFixed(2)} s), ` +
+      `${mbps(barePlain.received).toFixed(1)} MB/s into a plain WebSocket (${(barePlain.received / 1000).toFixed(2)} s)`,
+  );
+  console.log(
+    `ratios    terminal page / bare pty into xterm.js ${((100 * bareTerm.parsed) / term.parsed).toFixed(0)}%, ` +
+      `stream / bare pty into a plain socket ${((100 * barePlain.received) / plain).toFixed(0)}%`,
+  );
   console.log(`pty       ${mbps(alone).toFixed(1)} MB/s from a PTY alone (${(alone / 1000).toFixed(2)} s)`);
 } finally {
   await browser.close();

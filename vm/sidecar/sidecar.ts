@@ -30,7 +30,10 @@ import {
 /** Unacknowledged output beyond this pauses the PTY: the agent blocks instead of memory growing. */
 const PAUSE_ABOVE_BYTES = 32 * 1024 * 1024;
 const RESUME_BELOW_BYTES = 8 * 1024 * 1024;
-/** Bytes from several PTY reads within this window go out as one chunk (fewer rows, same latency class). */
+/**
+ * Bytes from several PTY reads within this window go out as one chunk (fewer rows under heavy
+ * output). The first read after a quiet moment (a keystroke's echo) goes out at once.
+ */
 const COALESCE_MS = 2;
 const MAX_CHUNK_BYTES = 256 * 1024;
 
@@ -73,6 +76,7 @@ let paused = false;
 let pendingOut: Buffer[] = [];
 let pendingBytes = 0;
 let coalesceTimer: NodeJS.Timeout | undefined;
+let lastSealAt = 0;
 
 /** The connected host (at most one) and the seq it wants next (undefined until it attaches). */
 let host: { stream: Duplex; wantSeq?: number } | undefined;
@@ -87,6 +91,7 @@ function sealChunk(): void {
   if (coalesceTimer) clearTimeout(coalesceTimer);
   coalesceTimer = undefined;
   if (!pendingBytes) return;
+  lastSealAt = performance.now();
   const data = pendingOut.length === 1 ? pendingOut[0]! : Buffer.concat(pendingOut);
   pendingOut = [];
   pendingBytes = 0;
@@ -104,7 +109,7 @@ function sealChunk(): void {
 function onOutput(data: Buffer): void {
   pendingOut.push(data);
   pendingBytes += data.length;
-  if (pendingBytes >= MAX_CHUNK_BYTES) sealChunk();
+  if (pendingBytes >= MAX_CHUNK_BYTES || performance.now() - lastSealAt > COALESCE_MS) sealChunk();
   else if (!coalesceTimer) coalesceTimer = setTimeout(sealChunk, COALESCE_MS);
 }
 
