@@ -85,6 +85,12 @@ export class TaskClient {
     private readonly pool: Pool,
     private readonly config: Config,
     private readonly links: LinkSigner,
+    /**
+     * The client shares its NativeConnection with a control worker in this process: the server
+     * then hands the workflow's first task straight back to that worker (eager start), skipping
+     * a trip through its task queue.
+     */
+    private readonly options: { eagerStart?: boolean } = {},
   ) {}
 
   async create(actor: Actor, t: NewTask): Promise<{ taskId: string; url: string; status: TaskStatus }> {
@@ -142,6 +148,7 @@ export class TaskClient {
           { key: STATUS_KEY, value: 'pending' },
         ],
         memo: { prompt: input.promptFirstLine, runtime: t.runtime },
+        requestEagerStart: this.options.eagerStart,
       });
     } catch (err) {
       // Nothing may be left behind: the row would count against the user's quota forever.

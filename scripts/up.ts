@@ -9,7 +9,7 @@ import { createPool } from '../common/db/pool.js';
 import { LinkSigner } from '../common/links.js';
 import { createLogger } from '../common/logger.js';
 import { TaskClient } from '../common/task-client.js';
-import { connectTemporal } from '../common/temporal.js';
+import { connectTemporalShared } from '../common/temporal.js';
 import { egressFromConfig } from '../vm/egress/proxy.js';
 import { selectDriver } from '../vm/select.js';
 import { createControlWorker } from '../workers/control.js';
@@ -22,7 +22,13 @@ const stack = await bringUpStack(config);
 const pool = createPool(stack.databaseUrl);
 config.api.service_token = stack.serviceToken;
 
+// The API and the control worker share a connection, so task workflows start eagerly.
+const { client: temporal, connection: temporalConnection } = await connectTemporalShared(
+  stack.temporalAddress,
+  config.temporal.namespace,
+);
 const control = await createControlWorker({
+  connection: temporalConnection,
   temporalAddress: stack.temporalAddress,
   namespace: config.temporal.namespace,
   pool,
@@ -40,9 +46,8 @@ const host = await createHostWorker({
   driver,
   logger,
 });
-const temporal = await connectTemporal(stack.temporalAddress, config.temporal.namespace);
 const links = new LinkSigner(stack.linkSecret, config.api.link_ttl_minutes);
-const tasks = new TaskClient(temporal, pool, config, links);
+const tasks = new TaskClient(temporal, pool, config, links, { eagerStart: true });
 await (await import('../web/build.js')).ensureWebBuilt((m) => logger.info(m));
 const { startApi } = await import('../api/server.js');
 const api = await startApi({ config, tasks, pool, links, logger, databaseUrl: stack.databaseUrl });

@@ -13,10 +13,12 @@ export interface ControlWorkerOptions {
   pool: Pool;
   workflowBundlePath: string;
   hostStaleSeconds: number;
+  /** A connection to share with this process's Temporal client (eager workflow start); else its own. */
+  connection?: NativeConnection;
 }
 
 export async function createControlWorker(o: ControlWorkerOptions): Promise<Worker> {
-  const connection = await NativeConnection.connect({ address: o.temporalAddress });
+  const connection = o.connection ?? (await NativeConnection.connect({ address: o.temporalAddress }));
   return Worker.create({
     connection,
     namespace: o.namespace,

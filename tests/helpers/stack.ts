@@ -15,6 +15,7 @@ import { createPool, type Pool } from '../../common/db/pool.js';
 import { LinkSigner } from '../../common/links.js';
 import { createLogger } from '../../common/logger.js';
 import { TaskClient } from '../../common/task-client.js';
+import { connectTemporalShared } from '../../common/temporal.js';
 import { readPidFile, sessionPids, signalPids } from '../../vm/procs.js';
 import { createControlWorker } from '../../workers/control.js';
 import {
@@ -69,7 +70,10 @@ export async function startTestStack(name: string, extra: Record<string, string>
   const config = testConfig(vars);
   const pool = createPool(dbUrl);
   const logger = createLogger(`test-${name}`, 'warn');
+  // As `./lia start` does: the API's client shares the control worker's connection (eager start).
+  const shared = await connectTemporalShared(temporal.address, config.temporal.namespace);
   const control: Worker = await createControlWorker({
+    connection: shared.connection,
     temporalAddress: temporal.address,
     namespace: config.temporal.namespace,
     pool,
@@ -78,7 +82,7 @@ export async function startTestStack(name: string, extra: Record<string, string>
   });
   const controlRun = control.run();
   const links = new LinkSigner(config.api.link_secret!, config.api.link_ttl_minutes);
-  const tasks = new TaskClient(temporal.client, pool, config, links);
+  const tasks = new TaskClient(shared.client, pool, config, links, { eagerStart: true });
   const api = await startApi({ config, tasks, pool, links, logger, databaseUrl: dbUrl });
   config.server.public_url = api.url;
 
@@ -176,6 +180,7 @@ export async function startTestStack(name: string, extra: Record<string, string>
       await controlRun.catch(() => {});
       await api.close();
       await pool.end();
+      await shared.connection.close();
       await temporal.teardown();
     },
   };
