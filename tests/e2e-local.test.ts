@@ -76,6 +76,10 @@ describe('a shell task, end to end', () => {
     assert.ok(seen.has('running'));
     const { rows } = await s.pool.query('SELECT status, host_id FROM tasks WHERE id = $1', [taskId]);
     assert.equal(rows[0].host_id, s.config.host.id);
+    // Started eagerly: the API shares the control worker's connection, so the server handed the
+    // first workflow task back with the start instead of through the task queue.
+    const [started] = (await s.temporal.client.workflow.getHandle(taskId).fetchHistory()).events ?? [];
+    assert.equal(started?.workflowExecutionStartedEventAttributes?.eagerExecutionAccepted, true);
     const stream = await StreamClient.open(s.apiUrl, taskId, token);
     await stream.waitForText('$ ');
     stream.type('echo "sum=$((40 + 2))"\r');
