@@ -4,8 +4,8 @@
  * sidecar and every process of the agent's PTY session with SIGSTOP; resume continues them
  * with SIGCONT. Nothing is written to disk for that, and nothing is isolated: development only.
  *
- * One sidecar is kept started ahead, in a spare folder: a boot renames that folder to the task's
- * (the sidecar works by relative paths) and starts the next spare, so a task does not wait for a
+ * Sidecars are kept started ahead, in spare folders: a boot renames one to the task's folder
+ * (the sidecar works by relative paths) and starts a replacement, so a task does not wait for a
  * Node.js process to start.
  */
 import { spawn } from 'node:child_process';
@@ -22,6 +22,8 @@ import { ensureSidecarBuilt } from '../sidecar/build.js';
 import { SidecarConnection } from '../sidecar/client.js';
 
 const READY_TIMEOUT_MS = 15_000;
+/** Sidecars kept started ahead (two: tasks spawned back to back find one ready). */
+const SPARES = 2;
 const SPARE_DELAY_MS = 100;
 /** sun_path holds 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH = 107;
@@ -36,7 +38,7 @@ export class LocalDriver implements VmDriver {
   readonly name = 'local' as const;
   readonly acceleration = 'none';
   private readonly root: string;
-  private spare?: Promise<string | undefined>;
+  private readonly spares: Promise<string | undefined>[] = [];
   private spareTimer?: NodeJS.Timeout;
 
   constructor(private readonly o: LocalDriverOptions) {
@@ -100,18 +102,25 @@ export class LocalDriver implements VmDriver {
     await this.startSidecar(f.dir, false);
   }
 
-  /** The spare's folder if one is ready (and starts the next one soon), else undefined. */
+  /** The oldest spare's folder if there is one (and tops the spares up soon), else undefined. */
   private async takeSpare(): Promise<string | undefined> {
-    const ready = this.spare;
-    this.spare = undefined;
-    // Not at once: starting Node.js takes a core for a while, and this task's first output
-    // should not wait behind it.
+    const ready = this.spares.shift();
+    this.refillSoon();
+    return ready ? await ready : undefined;
+  }
+
+  /**
+   * Starts spares one at a time, each a moment after the last: starting Node.js takes a core for
+   * a while, and the first output of the task that was just booted should not wait behind it.
+   */
+  private refillSoon(): void {
     this.spareTimer ??= setTimeout(() => {
       this.spareTimer = undefined;
-      this.spare ??= this.makeSpare();
+      if (this.spares.length >= SPARES) return;
+      this.spares.push(this.makeSpare());
+      this.refillSoon();
     }, SPARE_DELAY_MS);
     this.spareTimer.unref();
-    return ready ? await ready : undefined;
   }
 
   private makeSpare(): Promise<string | undefined> {
