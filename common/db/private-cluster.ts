@@ -79,9 +79,21 @@ async function isReady(bin: string, port: number, socketDir: string): Promise<bo
   }
 }
 
+/** Whether a process with this pid exists (signal 0 checks without sending anything). */
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /**
  * Starts (or reuses, when already running) the private cluster under `<stateDir>/postgres`.
- * `stop()` stops it only if this call started it.
+ * `stop()` stops it if this process owns it: it started it, or found it left running by a
+ * process that is gone (a run killed before it could stop it), so nothing is left behind.
+ * A cluster whose starter still runs is shared and left to that process.
  */
 export async function ensurePrivateCluster(
   stateDir: string,
@@ -91,6 +103,11 @@ export async function ensurePrivateCluster(
   const dataDir = path.join(root, 'data');
   const socketDir = path.join(root, 'run');
   const portFile = path.join(root, 'port');
+  const ownerFile = path.join(root, 'owner.pid');
+  const stop = async () => {
+    await pg(bin, 'pg_ctl', ['-D', dataDir, '-m', 'fast', '-w', 'stop']).catch(() => {});
+    fs.rmSync(ownerFile, { force: true });
+  };
   const bin = findBinDir() ?? (await installPostgres(progress));
   fs.mkdirSync(socketDir, { recursive: true });
   if (process.getuid?.() === 0) {
@@ -108,7 +125,11 @@ export async function ensurePrivateCluster(
   let port = fs.existsSync(portFile) ? Number(fs.readFileSync(portFile, 'utf8')) : 0;
   const url = () => `postgresql://postgres@127.0.0.1:${port}/lia`;
   if (port && (await isReady(bin, port, socketDir))) {
-    return { url: url(), dataDir, stop: async () => {} };
+    const owner = fs.existsSync(ownerFile) ? Number(fs.readFileSync(ownerFile, 'utf8')) : 0;
+    if (owner && owner !== process.pid && isRunning(owner)) return { url: url(), dataDir, stop: async () => {} };
+    progress(`[postgres] taking over the private cluster on 127.0.0.1:${port} (its starter is gone)`);
+    fs.writeFileSync(ownerFile, String(process.pid));
+    return { url: url(), dataDir, stop };
   }
   if (!fs.existsSync(path.join(dataDir, 'PG_VERSION'))) {
     progress(`[postgres] creating a private cluster in ${dataDir}…`);
@@ -149,13 +170,8 @@ export async function ensurePrivateCluster(
   if (!exists.trim()) {
     await pg(bin, 'createdb', ['-h', socketDir, '-p', String(port), '-U', 'postgres', 'lia']);
   }
-  return {
-    url: url(),
-    dataDir,
-    stop: async () => {
-      await pg(bin, 'pg_ctl', ['-D', dataDir, '-m', 'fast', '-w', 'stop']).catch(() => {});
-    },
-  };
+  fs.writeFileSync(ownerFile, String(process.pid));
+  return { url: url(), dataDir, stop };
 }
 
 /** Creates a fresh database on the cluster behind `url` and returns its URL (for isolated tests). */
