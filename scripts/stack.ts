@@ -60,6 +60,7 @@ export async function bringUpStack(config: Config): Promise<Stack> {
         port: config.temporal.port,
         uiPort: config.temporal.ui_port,
         namespace: config.temporal.namespace,
+        progress: say,
       });
       stops.push(server.stop);
       temporalAddress = server.address;

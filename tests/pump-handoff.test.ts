@@ -20,9 +20,9 @@ import { TaskBus } from '../common/db/task-bus.js';
 import { createTask } from '../common/db/tasks.js';
 import { newTaskId } from '../common/ids.js';
 import { createLogger } from '../common/logger.js';
+import { isAlive, readPidFile } from '../common/procs.js';
 import type { TaskLimits } from '../common/task.js';
 import { LocalDriver } from '../vm/drivers/local.js';
-import { isAlive, readPidFile } from '../vm/procs.js';
 import { type TestTemporal, testConfig, testDatabase, testTemporal, waitFor } from './helpers/env.js';
 
 let pool: Pool;

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { isAlive } from '../procs.js';
 
 const run = promisify(execFile);
 
@@ -79,16 +80,6 @@ async function isReady(bin: string, port: number, socketDir: string): Promise<bo
   }
 }
 
-/** Whether a process with this pid exists (signal 0 checks without sending anything). */
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * Starts (or reuses, when already running) the private cluster under `<stateDir>/postgres`.
  * `stop()` stops it if this process owns it: it started it, or found it left running by a
@@ -126,7 +117,8 @@ export async function ensurePrivateCluster(
   const url = () => `postgresql://postgres@127.0.0.1:${port}/lia`;
   if (port && (await isReady(bin, port, socketDir))) {
     const owner = fs.existsSync(ownerFile) ? Number(fs.readFileSync(ownerFile, 'utf8')) : 0;
-    if (owner && owner !== process.pid && isRunning(owner)) return { url: url(), dataDir, stop: async () => {} };
+    if (owner && owner !== process.pid && isAlive(owner))
+      return { url: url(), dataDir, stop: async () => {} };
     progress(`[postgres] taking over the private cluster on 127.0.0.1:${port} (its starter is gone)`);
     fs.writeFileSync(ownerFile, String(process.pid));
     return { url: url(), dataDir, stop };

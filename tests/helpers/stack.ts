@@ -14,9 +14,9 @@ import type { Config } from '../../common/config.js';
 import { createPool, type Pool } from '../../common/db/pool.js';
 import { LinkSigner } from '../../common/links.js';
 import { createLogger } from '../../common/logger.js';
+import { readPidFile, sessionPids, signalPids } from '../../common/procs.js';
 import { TaskClient } from '../../common/task-client.js';
 import { connectTemporalShared } from '../../common/temporal.js';
-import { readPidFile, sessionPids, signalPids } from '../../vm/procs.js';
 import { createControlWorker } from '../../workers/control.js';
 import {
   repoRoot,

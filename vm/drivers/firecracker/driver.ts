@@ -12,8 +12,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../../common/logger.js';
+import { isAlive, sessionPids, signalPids } from '../../../common/procs.js';
 import { type Progress, type VmDriver, VmError, type VmPresence, type VmSpec } from '../../driver.js';
-import { isAlive, sessionPids, signalPids } from '../../procs.js';
 import { FirecrackerApi } from './api.js';
 import { connectVsock } from './vsock.js';
 

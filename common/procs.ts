@@ -1,5 +1,5 @@
 /**
- * Process lookups through /proc: the drivers must find every process of a task (an agent's
+ * Process lookups through /proc. The VM drivers must find every process of a task (an agent's
  * background jobs included) without trusting any record the agent could have changed.
  */
 import fs from 'node:fs';
