@@ -4,7 +4,7 @@
  * builds what the tests run (workflow bundle, sidecar), then runs node's test runner over
  * tests/*.test.ts (or the files given as arguments) with their addresses in the environment.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -35,6 +35,24 @@ const env = await TestWorkflowEnvironment.createLocal({
 const temporalAddress = env.address;
 let databaseUrl = process.env.LIA__DATABASE__URL;
 let stopDb = async () => {};
+
+// Stopped by a signal (Ctrl-C, `timeout`, a CI runner giving up): the tests get the signal, and
+// the dev server and the database this run started are stopped, not left behind.
+let child: ChildProcess | undefined;
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    say(`[test] ${signal}: stopping…`);
+    if (child && child.exitCode === null) child.kill(signal);
+    else void cleanUp().then(() => process.exit(1));
+  });
+}
+async function cleanUp(): Promise<void> {
+  await env.teardown().catch(() => {});
+  await stopDb().catch(() => {});
+}
 if (!databaseUrl) {
   const cluster = await ensurePrivateCluster(stateDir, say);
   databaseUrl = cluster.url;
@@ -64,7 +82,7 @@ const files = args.length
       .filter((f) => f.endsWith('.test.ts'))
       .sort()
       .map((f) => path.join('tests', f));
-const child = spawn(
+child = spawn(
   process.execPath,
   runScript
     ? ['--import', 'tsx', ...args]
@@ -92,7 +110,6 @@ const child = spawn(
     },
   },
 );
-const code: number = await new Promise((resolve) => child.on('exit', (c, s) => resolve(c ?? (s ? 1 : 0))));
-await env.teardown().catch(() => {});
-await stopDb().catch(() => {});
+const code: number = await new Promise((resolve) => child?.on('exit', (c, s) => resolve(c ?? (s ? 1 : 0))));
+await cleanUp();
 process.exit(code);
