@@ -138,6 +138,11 @@ export const CONFIG_VARS = {
       default: '5',
       doc: 'Tasks a user may have that are not ended',
     },
+    running_tasks_per_user: {
+      schema: int(1, 1000),
+      default: '3',
+      doc: 'Tasks a user may have running at once (a running VM holds CPU and memory; a suspended one does not)',
+    },
   },
   discord: {
     token: { schema: optionalString, secret: true, doc: 'Discord bot token; unset: the bot is not started' },

@@ -15,7 +15,16 @@ import { resumeUpdate, stateQuery, terminateSignal, WORKFLOW_TYPE } from '../wor
 import { CONTROL_QUEUE, type Config, publicUrl } from './config.js';
 import { enqueueInput, type InputOrigin } from './db/input.js';
 import type { Pool } from './db/pool.js';
-import { createTask, deleteTask, getTask, listTasks, QuotaExceeded, type TaskRow } from './db/tasks.js';
+import {
+  countRunning,
+  createTask,
+  deleteTask,
+  getTask,
+  listTasks,
+  QuotaExceeded,
+  runningQuotaMessage,
+  type TaskRow,
+} from './db/tasks.js';
 import { newTaskId } from './ids.js';
 import { type LinkSigner, taskUrl } from './links.js';
 import type { TokenCounts } from './pricing.js';
@@ -132,7 +141,7 @@ export class TaskClient {
           promptFirstLine: input.promptFirstLine,
           files: [{ name: 'PROMPT.md', data: Buffer.from(t.prompt, 'utf8') }, ...t.files],
         },
-        this.config.quota.live_tasks_per_user,
+        { live: this.config.quota.live_tasks_per_user, running: this.config.quota.running_tasks_per_user },
       );
     } catch (err) {
       if (err instanceof QuotaExceeded) throw new TaskError('quota', err.message);
@@ -194,6 +203,7 @@ export class TaskClient {
     const row = await this.authorized(actor, taskId);
     if (isEnded(row.status))
       throw new TaskError('conflict', `task ${taskId} has ${row.status}; it cannot be resumed`);
+    if (row.status === 'suspended') await this.checkRunningQuota(row, 'resume this one');
     const handle = this.temporal.workflow.getHandle(taskId);
     try {
       if (wait === 'accepted') {
@@ -233,8 +243,21 @@ export class TaskClient {
     const status = knownStatus ?? (await this.authorized(actor, taskId)).status;
     if (isEnded(status))
       throw new TaskError('conflict', `task ${taskId} has ${status}; it takes no more input`);
+    // Input that would resume the task over its owner's limit is refused, not kept for later.
+    if (status === 'suspended')
+      await this.checkRunningQuota(await this.authorized(actor, taskId), 'resume this one for your input');
     await enqueueInput(this.pool, taskId, { kind: 'stdin', data }, origin);
     if (status === 'suspended') await this.resume(actor, taskId, 'accepted').catch(() => {});
+  }
+
+  /**
+   * Refuses to bring a task back to running past its owner's limit of running tasks. Checked
+   * when the resume is asked for, so two resumes at the same instant can both pass.
+   */
+  private async checkRunningQuota(row: TaskRow, doing: string): Promise<void> {
+    const limit = this.config.quota.running_tasks_per_user;
+    if ((await countRunning(this.pool, row.owner, row.id)) >= limit)
+      throw new TaskError('quota', runningQuotaMessage(limit, doing));
   }
 
   async resize(taskId: string, cols: number, rows: number): Promise<void> {

@@ -65,7 +65,11 @@ after(async () => {
 
 async function newShellTask(): Promise<string> {
   const id = newTaskId();
-  await createTask(pool, { id, owner: 'u-handoff', runtime: 'shell', promptFirstLine: 'p', files: [] }, 100);
+  await createTask(
+    pool,
+    { id, owner: 'u-handoff', runtime: 'shell', promptFirstLine: 'p', files: [] },
+    { live: 100, running: 100 },
+  );
   return id;
 }
 

@@ -91,7 +91,8 @@ export function streamRoutes(d: StreamDeps): Hono<AuthEnv> {
       const sender = c.req.query('sender');
       let ws: WSContext<WebSocket>;
       let cursor = from - 1;
-      let status: TaskStatus = 'pending';
+      // Unknown until the first state read: input before that has the task client look it up.
+      let status: TaskStatus | undefined;
       let closed = false;
       let lastState = '';
       let unwatch = () => {};

@@ -27,12 +27,31 @@ const COLUMNS = `id, owner, runtime, status, prompt_first_line AS "promptFirstLi
   cache_creation_tokens::float8 AS "cacheCreationTokens", cost_usd::float8 AS "costUsd", summary,
   created_at AS "createdAt", updated_at AS "updatedAt"`;
 
-export class QuotaExceeded extends Error {
-  constructor(readonly limit: number) {
-    super(
-      `you already have ${limit} live tasks (the limit); stop one with /stop or DELETE before starting another`,
-    );
-  }
+export class QuotaExceeded extends Error {}
+
+export interface UserQuotas {
+  /** Tasks not ended (running or suspended). */
+  live: number;
+  /** Tasks starting or running: their VMs hold CPU and memory. */
+  running: number;
+}
+
+const RUNNING = `status IN ('pending', 'starting', 'running')`;
+
+export function runningQuotaMessage(limit: number, doing: string): string {
+  return (
+    `you already have ${limit} running task${limit === 1 ? '' : 's'} (the limit) and cannot ${doing}; ` +
+    'stop one with /stop or DELETE, or wait until one is suspended when idle'
+  );
+}
+
+/** The owner's tasks that are starting or running, but for `except`. */
+export async function countRunning(pool: Pool, owner: string, except?: string): Promise<number> {
+  const { rows } = await pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM tasks WHERE owner = $1 AND ${RUNNING} AND id <> $2`,
+    [owner, except ?? ''],
+  );
+  return rows[0]?.n ?? 0;
 }
 
 /**
@@ -48,17 +67,26 @@ export async function createTask(
     promptFirstLine: string;
     files: { name: string; data: Buffer }[];
   },
-  liveQuota: number,
+  quotas: UserQuotas,
 ): Promise<void> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
     await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`owner:${t.owner}`]);
-    const { rows } = await client.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM tasks WHERE owner = $1 AND status NOT IN ('terminated', 'failed')`,
+    const { rows } = await client.query<{ live: number; running: number }>(
+      `SELECT count(*) FILTER (WHERE status NOT IN ('terminated', 'failed'))::int AS live,
+              count(*) FILTER (WHERE ${RUNNING})::int AS running
+       FROM tasks WHERE owner = $1`,
       [t.owner],
     );
-    if ((rows[0]?.n ?? 0) >= liveQuota) throw new QuotaExceeded(liveQuota);
+    const { live = 0, running = 0 } = rows[0] ?? {};
+    if (live >= quotas.live) {
+      throw new QuotaExceeded(
+        `you already have ${quotas.live} live tasks (the limit); stop one with /stop or DELETE before starting another`,
+      );
+    }
+    if (running >= quotas.running)
+      throw new QuotaExceeded(runningQuotaMessage(quotas.running, 'start another'));
     await client.query(
       `INSERT INTO tasks (id, owner, runtime, status, prompt_first_line) VALUES ($1, $2, $3, 'pending', $4)`,
       [t.id, t.owner, t.runtime, t.promptFirstLine],
