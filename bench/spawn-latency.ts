@@ -19,6 +19,7 @@ const gapMs = Number(process.argv[3] ?? 500);
 const s = await startTestStack('bench_spawn', {
   LIA__HOST__MAX_VMS: '1000',
   LIA__QUOTA__LIVE_TASKS_PER_USER: '1000',
+  LIA__QUOTA__RUNNING_TASKS_PER_USER: '1000',
 });
 
 interface Sample {
