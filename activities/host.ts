@@ -13,8 +13,7 @@ import type { Logger } from '../common/logger.js';
 import { activityReportInterval, type Runtime } from '../common/task.js';
 import { type VmDriver, VmError } from '../vm/driver.js';
 import type { EgressProxy } from '../vm/egress/proxy.js';
-import { SidecarConnection } from '../vm/sidecar/client.js';
-import { HELLO_TIMEOUT_MS, OutputPump, sendStart } from './output-pump.js';
+import { connectSidecar, HELLO_TIMEOUT_MS, OutputPump, sendStart } from './output-pump.js';
 import type { PumpHandoff } from './pump-handoff.js';
 
 export interface HostActivityDeps {
@@ -41,15 +40,11 @@ function vmFailure(err: unknown): never {
 export function createHostActivities(d: HostActivityDeps): HostActivities {
   const { driver, logger } = d;
   const heartbeat = (what: string) => Context.current().heartbeat(what);
-  const handoff = d.handoff;
-
-  async function connect(taskId: string): Promise<SidecarConnection> {
-    return SidecarConnection.open(await driver.connect(taskId), HELLO_TIMEOUT_MS);
-  }
+  const { handoff } = d;
 
   /** Starts the agent unless it already runs (an earlier attempt started it). */
   async function startIfIdle(taskId: string, runtime: Runtime): Promise<void> {
-    const conn = await connect(taskId);
+    const conn = await connectSidecar(d, taskId);
     try {
       if (conn.hello.agent !== 'idle') return;
       await sendStart(d, conn, taskId, runtime);

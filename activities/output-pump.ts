@@ -21,6 +21,14 @@ import { SummaryScanner } from './summary-scanner.js';
 
 export const HELLO_TIMEOUT_MS = 15_000;
 
+/** A host session with the task's sidecar (hello answered). */
+export async function connectSidecar(
+  d: Pick<HostActivityDeps, 'driver'>,
+  taskId: string,
+): Promise<SidecarConnection> {
+  return SidecarConnection.open(await d.driver.connect(taskId), HELLO_TIMEOUT_MS);
+}
+
 export class OutputPump {
   /** The highest seq stored in PostgreSQL. */
   stored: number;
@@ -58,7 +66,7 @@ export class OutputPump {
     runtime: Runtime,
     reportMs: number,
   ): Promise<OutputPump> {
-    const conn = await SidecarConnection.open(await d.driver.connect(taskId), HELLO_TIMEOUT_MS);
+    const conn = await connectSidecar(d, taskId);
     let pump: OutputPump;
     try {
       pump = new OutputPump(d, conn, taskId, runtime, await lastSeq(d.pool, taskId));

@@ -173,6 +173,15 @@ async function barePipe(page: Page): Promise<number> {
   }
 }
 
+/** The bench's command in a PTY of its own, as the sidecar runs an agent (bytes, not strings). */
+function commandInPty(ch: string, size: { cols: number; rows: number }): pty.IPty {
+  return pty.spawn('/bin/bash', ['-c', command(ch).replace(/\r$/, '')], {
+    ...size,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+    encoding: null,
+  } as unknown as pty.IPtyForkOptions);
+}
+
 /**
  * A bare terminal pipe: node-pty → WebSocket → the browser, into xterm.js (the same version and
  * options as the task page, at its size) or into a plain socket. First byte → last byte received,
@@ -190,12 +199,7 @@ async function bareTerminalPipe(
   });
   const wss = new WebSocketServer({ server });
   wss.on('connection', (ws) => {
-    const p = pty.spawn('/bin/bash', ['-c', command('d').replace(/\r$/, '')], {
-      cols: size.cols,
-      rows: size.rows,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
-      encoding: null,
-    } as unknown as pty.IPtyForkOptions);
+    const p = commandInPty('d', size);
     p.onData((d) => ws.send(d as unknown as Buffer));
     // The end of the output is the end of the stream (a bare pipe has no prompt to wait for).
     p.onExit(() => ws.close());
@@ -240,12 +244,7 @@ async function bareTerminalPipe(
 /** The PTY alone: the same output, read by node-pty as the sidecar reads it. */
 function ptyAlone(): Promise<number> {
   return new Promise((resolve) => {
-    const p = pty.spawn('/bin/bash', ['-c', command('c').replace(/\r$/, '')], {
-      cols: 120,
-      rows: 30,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
-      encoding: null,
-    } as unknown as pty.IPtyForkOptions);
+    const p = commandInPty('c', { cols: 120, rows: 30 });
     let t0 = 0;
     p.onData(() => {
       if (!t0) t0 = performance.now();

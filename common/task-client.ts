@@ -204,6 +204,15 @@ export class TaskClient {
     if (isEnded(row.status))
       throw new TaskError('conflict', `task ${taskId} has ${row.status}; it cannot be resumed`);
     if (row.status === 'suspended') await this.checkRunningQuota(row, 'resume this one');
+    return this.askResume(actor, taskId, wait);
+  }
+
+  /** The resume update itself (the workflow's validator refuses a task that is not suspended). */
+  private async askResume(
+    actor: Actor,
+    taskId: string,
+    wait: 'accepted' | 'completed',
+  ): Promise<TaskState | undefined> {
     const handle = this.temporal.workflow.getHandle(taskId);
     try {
       if (wait === 'accepted') {
@@ -240,14 +249,16 @@ export class TaskClient {
     knownStatus?: TaskStatus,
     origin?: InputOrigin,
   ): Promise<void> {
-    const status = knownStatus ?? (await this.authorized(actor, taskId)).status;
+    let row = knownStatus ? undefined : await this.authorized(actor, taskId);
+    const status = knownStatus ?? row!.status;
     if (isEnded(status))
       throw new TaskError('conflict', `task ${taskId} has ${status}; it takes no more input`);
+    if (status !== 'suspended') return enqueueInput(this.pool, taskId, { kind: 'stdin', data }, origin);
     // Input that would resume the task over its owner's limit is refused, not kept for later.
-    if (status === 'suspended')
-      await this.checkRunningQuota(await this.authorized(actor, taskId), 'resume this one for your input');
+    row ??= await this.authorized(actor, taskId);
+    await this.checkRunningQuota(row, 'resume this one for your input');
     await enqueueInput(this.pool, taskId, { kind: 'stdin', data }, origin);
-    if (status === 'suspended') await this.resume(actor, taskId, 'accepted').catch(() => {});
+    await this.askResume(actor, taskId, 'accepted').catch(() => {});
   }
 
   /**

@@ -9,9 +9,9 @@
  * Input a client must not lose or double across reconnects: connect with `sender=<id>` (random,
  * kept for the page's life) and number each input, `{type:"input",data,seq}` (1, 2, …). The
  * server answers `{type:"ack",seq}` once it is stored (or refused with an `error` that says
- * why); after a reconnect the client sends again
- * everything without an ack, and a number stored before is not stored twice. Input that cannot be
- * stored closes the socket (1011) before anything after it is taken, so nothing is skipped.
+ * why); after a reconnect the client sends again everything without an ack, and a number stored
+ * before is not stored twice. Input that cannot be stored closes the socket (1011) before
+ * anything after it is taken, so nothing is skipped.
  */
 
 import { Hono } from 'hono';

@@ -95,11 +95,11 @@ export async function ensurePrivateCluster(
   const socketDir = path.join(root, 'run');
   const portFile = path.join(root, 'port');
   const ownerFile = path.join(root, 'owner.pid');
+  const bin = findBinDir() ?? (await installPostgres(progress));
   const stop = async () => {
     await pg(bin, 'pg_ctl', ['-D', dataDir, '-m', 'fast', '-w', 'stop']).catch(() => {});
     fs.rmSync(ownerFile, { force: true });
   };
-  const bin = findBinDir() ?? (await installPostgres(progress));
   fs.mkdirSync(socketDir, { recursive: true });
   if (process.getuid?.() === 0) {
     // The postgres user must reach the folder; the state folder itself stays root's.
