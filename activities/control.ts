@@ -1,7 +1,6 @@
 /** Control activities: placement and task records. Run as local activities of the workflow worker. */
 import { ApplicationFailure } from '@temporalio/activity';
 import type { ControlActivities } from '../common/activities.js';
-import { hostQueue } from '../common/config.js';
 import { NoCapacity, placeOnHost } from '../common/db/hosts.js';
 import { dropInput } from '../common/db/input.js';
 import type { Pool } from '../common/db/pool.js';
@@ -12,7 +11,7 @@ export function createControlActivities(pool: Pool, opts: { hostStaleSeconds: nu
     async placeTask({ taskId }) {
       try {
         const host = await placeOnHost(pool, taskId, opts.hostStaleSeconds);
-        return { hostId: host.id, taskQueue: hostQueue(host.id) };
+        return { hostId: host.id };
       } catch (err) {
         if (err instanceof NoCapacity) {
           throw ApplicationFailure.create({

@@ -3,32 +3,16 @@
  * holds the VM. Everything here is idempotent or resumable, because Temporal retries it.
  */
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
-import type { Client } from '@temporalio/client';
 import type { HostActivities } from '../common/activities.js';
-import type { Config } from '../common/config.js';
-import type { Pool } from '../common/db/pool.js';
-import type { TaskBus } from '../common/db/task-bus.js';
 import { getTask } from '../common/db/tasks.js';
-import type { Logger } from '../common/logger.js';
 import { activityReportInterval, type Runtime } from '../common/task.js';
-import { type VmDriver, VmError } from '../vm/driver.js';
-import type { EgressProxy } from '../vm/egress/proxy.js';
-import { connectSidecar, HELLO_TIMEOUT_MS, OutputPump, sendStart } from './output-pump.js';
+import { VmError } from '../vm/driver.js';
+import type { HostActivityDeps } from './deps.js';
+import { OutputPump } from './output-pump.js';
 import type { PumpHandoff } from './pump-handoff.js';
+import { connectSidecar, HELLO_TIMEOUT_MS, sendStart } from './sidecar-session.js';
 
-export interface HostActivityDeps {
-  driver: VmDriver;
-  pool: Pool;
-  config: Config;
-  logger: Logger;
-  client: Client;
-  /** Listens on the input channel: wakes a task's pump when input is queued for it. */
-  inputBus: TaskBus;
-  /** The host's egress proxy: a model request in flight is agent activity. */
-  egress?: Pick<EgressProxy, 'busy' | 'on' | 'off'>;
-  /** Pumps bootVm started, for pumpOutput to take over (stopped by the worker's shutdown). */
-  handoff: PumpHandoff;
-}
+export type { HostActivityDeps } from './deps.js';
 
 function vmFailure(err: unknown): never {
   if (err instanceof VmError && !err.retryable) {
@@ -37,10 +21,13 @@ function vmFailure(err: unknown): never {
   throw err;
 }
 
-export function createHostActivities(d: HostActivityDeps): HostActivities {
+/**
+ * @param handoff pumps bootVm started, for pumpOutput to take over (the worker stops what is
+ *   left at shutdown).
+ */
+export function createHostActivities(d: HostActivityDeps, handoff: PumpHandoff<OutputPump>): HostActivities {
   const { driver, logger } = d;
   const heartbeat = (what: string) => Context.current().heartbeat(what);
-  const { handoff } = d;
 
   /** Starts the agent unless it already runs (an earlier attempt started it). */
   async function startIfIdle(taskId: string, runtime: Runtime): Promise<void> {

@@ -9,25 +9,17 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { AgentExit } from '../common/activities.js';
 import { consumeInput, pendingInput } from '../common/db/input.js';
-import { appendChunks, type Chunk, enforceRetention, lastSeq } from '../common/db/output.js';
-import { readTaskFiles, saveSummary } from '../common/db/tasks.js';
+import { saveSummary } from '../common/db/tasks.js';
+import { coalesced } from '../common/rerun.js';
 import type { Runtime } from '../common/task.js';
+import type { Chunk } from '../output/log.js';
 import type { SidecarMessage } from '../vm/protocol.js';
-import { SidecarConnection } from '../vm/sidecar/client.js';
+import type { SidecarConnection } from '../vm/sidecar/client.js';
 import { agentActivitySignal } from '../workflows/definitions.js';
-import { agentCommand, describeAgentExit } from './agent-command.js';
-import type { HostActivityDeps } from './host.js';
+import { describeAgentExit } from './agent-command.js';
+import type { HostActivityDeps } from './deps.js';
+import { connectSidecar, sendStart } from './sidecar-session.js';
 import { SummaryScanner } from './summary-scanner.js';
-
-export const HELLO_TIMEOUT_MS = 15_000;
-
-/** A host session with the task's sidecar (hello answered). */
-export async function connectSidecar(
-  d: Pick<HostActivityDeps, 'driver'>,
-  taskId: string,
-): Promise<SidecarConnection> {
-  return SidecarConnection.open(await d.driver.connect(taskId), HELLO_TIMEOUT_MS);
-}
 
 export class OutputPump {
   /** The highest seq stored in PostgreSQL. */
@@ -69,7 +61,7 @@ export class OutputPump {
     const conn = await connectSidecar(d, taskId);
     let pump: OutputPump;
     try {
-      pump = new OutputPump(d, conn, taskId, runtime, await lastSeq(d.pool, taskId));
+      pump = new OutputPump(d, conn, taskId, runtime, await d.output.lastSeq(taskId));
     } catch (err) {
       conn.close();
       throw err;
@@ -90,7 +82,7 @@ export class OutputPump {
       if (this.failed) throw this.failed;
       if (this.refused) {
         // Said in the terminal too, after everything the agent printed (the VM goes with the task).
-        await appendChunks(this.d.pool, this.taskId, [
+        await this.d.output.append(this.taskId, [
           { seq: this.stored + 1, data: Buffer.from(`\r\n\x1b[1;31mLia: ${this.refused}\x1b[0m\r\n`) },
         ]);
         return { exitCode: null, signal: null, message: this.refused };
@@ -191,18 +183,18 @@ export class OutputPump {
   }
 
   private async flush(): Promise<void> {
-    const { pool, config } = this.d;
+    const { output, config } = this.d;
     while (this.pending.length) {
       const batch = this.pending;
       this.pending = [];
-      await appendChunks(pool, this.taskId, batch);
+      await output.append(this.taskId, batch);
       const last = batch[batch.length - 1]!.seq;
       this.stored = Math.max(this.stored, last);
       this.conn.send({ type: 'ack', seq: last });
       for (const c of batch) this.bytesSinceTrim += c.data.length;
       if (this.bytesSinceTrim > config.output.retention_bytes / 8) {
         this.bytesSinceTrim = 0;
-        await enforceRetention(pool, this.taskId, config.output.retention_bytes);
+        await output.enforceRetention(this.taskId, config.output.retention_bytes);
       }
     }
   }
@@ -229,52 +221,26 @@ export class OutputPump {
     }
   }
 
-  // Input: deliver what is queued now (e.g. typed while suspended), then on every notify.
-  private delivering = false;
-  private again = false;
+  // Input: what is queued now (e.g. typed while suspended), then again on every notify.
   private lastInputId = 0;
-  private async deliver(): Promise<void> {
-    if (this.delivering) {
-      this.again = true;
-      return;
-    }
-    this.delivering = true;
+  private readonly deliver = coalesced(async () => {
+    if (this.closed) return;
     try {
-      do {
-        this.again = false;
+      for (;;) {
         const items = await pendingInput(this.d.pool, this.taskId, this.lastInputId);
         for (const it of items) {
           if (it.kind === 'stdin') this.conn.send({ type: 'stdin' }, it.data);
           else this.conn.send({ type: 'resize', cols: it.cols, rows: it.rows });
           this.lastInputId = it.id;
         }
-        if (items.length) {
-          this.ioSinceReport = true;
-          await consumeInput(this.d.pool, this.taskId, this.lastInputId);
-          if (items.length === 500) this.again = true;
-        }
-      } while (this.again && !this.closed);
+        if (!items.length) return;
+        this.ioSinceReport = true;
+        await consumeInput(this.d.pool, this.taskId, this.lastInputId);
+        if (items.length < 500 || this.closed) return;
+      }
     } catch (err) {
       this.failed = err;
       this.end();
-    } finally {
-      this.delivering = false;
     }
-  }
-}
-
-/** Hands the task's files to the sidecar, then starts the agent (the sidecar ignores a second start). */
-export async function sendStart(
-  d: HostActivityDeps,
-  conn: SidecarConnection,
-  taskId: string,
-  runtime: Runtime,
-): Promise<void> {
-  for (const f of await readTaskFiles(d.pool, taskId)) conn.send({ type: 'file', name: f.name }, f.data);
-  conn.send({
-    type: 'start',
-    ...agentCommand(runtime, d.config, taskId, d.driver.guestEnv),
-    cols: 120,
-    rows: 32,
   });
 }

@@ -3,21 +3,26 @@
  * One that nobody claims (the workflow went another way, or took too long) is stopped: the
  * sidecar keeps what it has not had acknowledged, so the next pump loses nothing.
  */
-import type { OutputPump } from './output-pump.js';
+/** What the handoff needs of a pump. */
+export interface HandedPump {
+  readonly taskId: string;
+  /** Stores what it has received, then lets go of the sidecar. */
+  stop(): Promise<void>;
+}
 
-export class PumpHandoff {
-  private readonly waiting = new Map<string, { pump: OutputPump; timer: NodeJS.Timeout }>();
+export class PumpHandoff<P extends HandedPump = HandedPump> {
+  private readonly waiting = new Map<string, { pump: P; timer: NodeJS.Timeout }>();
 
   constructor(private readonly unclaimedMs = 60_000) {}
 
-  offer(pump: OutputPump): void {
+  offer(pump: P): void {
     void this.release(pump.taskId);
     const timer = setTimeout(() => void this.release(pump.taskId), this.unclaimedMs);
     timer.unref();
     this.waiting.set(pump.taskId, { pump, timer });
   }
 
-  take(taskId: string): OutputPump | undefined {
+  take(taskId: string): P | undefined {
     const w = this.waiting.get(taskId);
     if (!w) return undefined;
     this.waiting.delete(taskId);

@@ -7,21 +7,23 @@ import { bodyLimit } from 'hono/body-limit';
 import type { UpgradeWebSocket } from 'hono/ws';
 import type { WebSocket } from 'ws';
 import type { Config } from '../common/config.js';
-import type { Pool } from '../common/db/pool.js';
-import type { TaskBus } from '../common/db/task-bus.js';
-import type { LinkSigner } from '../common/links.js';
 import type { Logger } from '../common/logger.js';
 import { LIMITS } from '../common/task.js';
-import type { TaskClient } from '../common/task-client.js';
+import type { TaskBus } from '../output/bus.js';
+import type { OutputLog } from '../output/log.js';
+import type { LinkSigner } from '../tasks/links.js';
+import type { TaskService } from '../tasks/service.js';
 import { type AuthEnv, authenticate } from './auth.js';
 import { errorBody, HttpError, sendError, toHttpError } from './errors.js';
+import { outputRoutes } from './routes/output.js';
 import { streamRoutes } from './routes/stream.js';
 import { taskRoutes } from './routes/tasks.js';
+import { taskScope } from './task-scope.js';
 
 export interface AppDeps {
   config: Config;
-  tasks: TaskClient;
-  pool: Pool;
+  tasks: TaskService;
+  output: OutputLog;
   links: LinkSigner;
   logger: Logger;
   bus: TaskBus;
@@ -66,8 +68,12 @@ export function createApp(d: AppDeps, app = new Hono<AuthEnv>()): Hono<AuthEnv> 
     }),
   );
   api.use('*', authenticate(d.config, d.links));
+  // The door of every per-task route: the id parsed, a link held to its own task.
+  api.use('/tasks/:id', taskScope());
+  api.use('/tasks/:id/*', taskScope());
+  api.route('/tasks', taskRoutes(d.tasks));
+  api.route('/tasks', outputRoutes(d.tasks, d.output));
   api.route('/tasks', streamRoutes(d));
-  api.route('/tasks', taskRoutes(d.tasks, d.pool));
   app.route('/api/v1', api);
 
   const dist = d.webDist;

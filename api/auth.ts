@@ -9,8 +9,8 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
 import type { Config } from '../common/config.js';
-import type { LinkSigner } from '../common/links.js';
-import type { Actor } from '../common/task-client.js';
+import type { LinkSigner } from '../tasks/links.js';
+import type { Actor } from '../tasks/service.js';
 import { HttpError, sendError } from './errors.js';
 
 export interface Caller extends Actor {
@@ -19,7 +19,8 @@ export interface Caller extends Actor {
   via: 'service' | 'link';
 }
 
-export type AuthEnv = { Variables: { caller: Caller } };
+/** `taskId` is set by the per-task door (task-scope.ts), already checked. */
+export type AuthEnv = { Variables: { caller: Caller; taskId: string } };
 
 const USER_RE = /^[A-Za-z0-9_.:@-]{1,128}$/;
 

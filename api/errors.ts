@@ -2,7 +2,7 @@
 import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { z } from 'zod';
-import { TaskError, type TaskErrorCode } from '../common/task-client.js';
+import { TaskError, type TaskErrorCode } from '../tasks/errors.js';
 
 export class HttpError extends Error {
   constructor(

@@ -5,18 +5,18 @@ import { serve } from '@hono/node-server';
 import { createNodeWebSocket } from '@hono/node-ws';
 import { Hono } from 'hono';
 import type { Config } from '../common/config.js';
-import type { Pool } from '../common/db/pool.js';
-import { TaskBus } from '../common/db/task-bus.js';
-import type { LinkSigner } from '../common/links.js';
 import type { Logger } from '../common/logger.js';
-import type { TaskClient } from '../common/task-client.js';
+import { TaskBus } from '../output/bus.js';
+import type { OutputLog } from '../output/log.js';
+import type { LinkSigner } from '../tasks/links.js';
+import type { TaskService } from '../tasks/service.js';
 import { createApp } from './app.js';
 import type { AuthEnv } from './auth.js';
 
 export interface ApiOptions {
   config: Config;
-  tasks: TaskClient;
-  pool: Pool;
+  tasks: TaskService;
+  output: OutputLog;
   links: LinkSigner;
   logger: Logger;
   databaseUrl: string;

@@ -4,7 +4,7 @@
  */
 import type { GuildMember, Interaction, Message, PartialGuildMember } from 'discord.js';
 import type { Config } from '../common/config.js';
-import type { Actor } from '../common/task-client.js';
+import type { Actor } from '../tasks/service.js';
 
 type Member = GuildMember | PartialGuildMember | { roles: string[] } | null | undefined;
 

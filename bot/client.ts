@@ -2,24 +2,24 @@
  * The Discord bot: discord.js on the gateway, slash commands, buttons and thread messages, all
  * acting through the same task client as the API (Temporal and PostgreSQL, not our own HTTP).
  */
-import { Client, Events, GatewayIntentBits, type Interaction, MessageFlags } from 'discord.js';
+import { Client, Events, GatewayIntentBits } from 'discord.js';
 import type { Config } from '../common/config.js';
-import type { Pool } from '../common/db/pool.js';
-import { TaskBus } from '../common/db/task-bus.js';
 import type { Logger } from '../common/logger.js';
-import type { TaskClient } from '../common/task-client.js';
-import { resumeTask, stopTask } from './actions.js';
-import { commands } from './commands/index.js';
+import { TaskBus } from '../output/bus.js';
+import type { OutputLog } from '../output/log.js';
+import type { TaskService } from '../tasks/service.js';
+import type { ThreadRecords } from '../tasks/threads.js';
 import type { BotContext } from './context.js';
-import { userMessage } from './errors.js';
+import { route } from './router.js';
 import { ThreadRelay } from './threads.js';
-import { parseButton } from './view.js';
 
 export interface BotDeps {
   config: Config;
-  tasks: TaskClient;
-  pool: Pool;
+  tasks: TaskService;
+  output: OutputLog;
+  threadRecords: ThreadRecords;
   logger: Logger;
+  /** For the bot's own LISTEN connection (task changes and output wake its threads). */
   databaseUrl: string;
 }
 
@@ -37,8 +37,8 @@ export async function startBot(d: BotDeps): Promise<Bot> {
     ...(d.config.discord.api_url ? { rest: { api: d.config.discord.api_url } } : {}),
   });
   const bus = await TaskBus.start(d.databaseUrl, logger);
-  const threads = new ThreadRelay(client, d.pool, bus, d.tasks, d.config, logger);
-  const ctx: BotContext = { config: d.config, tasks: d.tasks, pool: d.pool, logger, threads };
+  const threads = new ThreadRelay(client, d.threadRecords, d.output, bus, d.tasks, d.config, logger);
+  const ctx: BotContext = { config: d.config, tasks: d.tasks, logger, threads };
 
   client.on(Events.InteractionCreate, (i) => {
     void route(i, ctx).catch((err) => logger.error({ err }, 'interaction failed'));
@@ -73,31 +73,4 @@ export async function startBot(d: BotDeps): Promise<Bot> {
       await bus.close();
     },
   };
-}
-
-async function route(i: Interaction, ctx: BotContext): Promise<void> {
-  if (i.isAutocomplete()) {
-    await commands.get(i.commandName)?.autocomplete?.(i, ctx);
-    return;
-  }
-  if (i.isChatInputCommand()) {
-    const command = commands.get(i.commandName);
-    if (!command) {
-      await i.reply({ content: `Unknown command /${i.commandName}.`, flags: MessageFlags.Ephemeral });
-      return;
-    }
-    await command.execute(i, ctx);
-    return;
-  }
-  if (i.isButton()) {
-    const b = parseButton(i.customId);
-    if (!b) return;
-    await i.deferReply({ flags: MessageFlags.Ephemeral });
-    try {
-      if (b.action === 'resume') await resumeTask(i, ctx, b.taskId);
-      else await stopTask(i, ctx, b.taskId);
-    } catch (err) {
-      await i.editReply({ content: userMessage(err, ctx.logger, b.action) });
-    }
-  }
 }

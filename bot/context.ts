@@ -1,14 +1,12 @@
 import type { Config } from '../common/config.js';
-import type { Pool } from '../common/db/pool.js';
 import type { Logger } from '../common/logger.js';
-import type { TaskClient } from '../common/task-client.js';
+import type { TaskService } from '../tasks/service.js';
 import type { ThreadRelay } from './threads.js';
 
-/** What every command and button handler gets: the same task client the API uses. */
+/** What every command and button handler gets: the same task service the API uses. */
 export interface BotContext {
   config: Config;
-  tasks: TaskClient;
-  pool: Pool;
+  tasks: TaskService;
   logger: Logger;
   threads: ThreadRelay;
 }

@@ -1,7 +1,7 @@
 /** Turns a failure into the one line the user sees; unexpected ones are logged, not shown raw. */
 
 import type { Logger } from '../common/logger.js';
-import { TaskError } from '../common/task-client.js';
+import { TaskError } from '../tasks/service.js';
 
 export class Refusal extends Error {}
 

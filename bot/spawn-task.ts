@@ -1,9 +1,10 @@
 /** What /spawn and /spawn-file share: permission, the task, the answer, the thread. */
-import { type ChatInputCommandInteraction, MessageFlags } from 'discord.js';
+import type { ChatInputCommandInteraction } from 'discord.js';
 import { RUNTIMES, type Runtime } from '../common/task.js';
 import { interactionActor, memberRoles, spawnRefusal } from './actor.js';
+import type { Reply } from './commands/types.js';
 import type { BotContext } from './context.js';
-import { Refusal, userMessage } from './errors.js';
+import { Refusal } from './errors.js';
 import { taskButtons, taskEmbed } from './view.js';
 
 export function runtimeOption(i: ChatInputCommandInteraction): Runtime {
@@ -11,37 +12,26 @@ export function runtimeOption(i: ChatInputCommandInteraction): Runtime {
   return r && (RUNTIMES as readonly string[]).includes(r) ? (r as Runtime) : 'claude';
 }
 
-/**
- * Acknowledges at once (Discord allows 3 s), then does the work: `files` may download an
- * attachment, which can take longer.
- */
+/** Creates the task (`files` may download an attachment), answers, then opens the task's thread. */
 export async function spawnTask(
   i: ChatInputCommandInteraction,
   ctx: BotContext,
   files: () => Promise<{ name: string; data: Buffer }[]>,
-): Promise<void> {
+): Promise<Reply | undefined> {
   const refusal = spawnRefusal(ctx.config, i.guildId, memberRoles(i.member));
-  if (refusal) {
-    await i.reply({ content: refusal, flags: MessageFlags.Ephemeral });
-    return;
-  }
-  await i.deferReply({ flags: MessageFlags.Ephemeral });
-  try {
-    const prompt = i.options.getString('prompt', true);
-    const runtime = runtimeOption(i);
-    const actor = interactionActor(ctx.config, i);
-    const { taskId, url } = await ctx.tasks.create(actor, { prompt, runtime, files: await files() });
-    const firstLine = prompt.split('\n')[0]!.slice(0, 200);
-    await i.editReply({
-      content: `Task **${taskId}** is starting. Its thread follows what it does.`,
-      embeds: [taskEmbed({ id: taskId, status: 'pending', promptFirstLine: firstLine, runtime })],
-      components: [taskButtons(taskId, url)],
-    });
-    await ctx.threads.open(i, taskId, firstLine).catch((err) => {
-      ctx.logger.warn({ taskId, err: (err as Error).message }, 'could not open the task thread');
-    });
-  } catch (err) {
-    await i.editReply({ content: userMessage(err, ctx.logger, `/${i.commandName}`) });
-    if (!(err instanceof Refusal) && !(err instanceof Error && err.name === 'TaskError')) throw err;
-  }
+  if (refusal) throw new Refusal(refusal);
+  const prompt = i.options.getString('prompt', true);
+  const runtime = runtimeOption(i);
+  const actor = interactionActor(ctx.config, i);
+  const { taskId, url } = await ctx.tasks.create(actor, { prompt, runtime, files: await files() });
+  const firstLine = prompt.split('\n')[0]!.slice(0, 200);
+  await i.editReply({
+    content: `Task **${taskId}** is starting. Its thread follows what it does.`,
+    embeds: [taskEmbed({ id: taskId, status: 'pending', promptFirstLine: firstLine, runtime })],
+    components: [taskButtons(taskId, url)],
+  });
+  await ctx.threads.open(i, taskId, firstLine).catch((err) => {
+    ctx.logger.warn({ taskId, err: (err as Error).message }, 'could not open the task thread');
+  });
+  return undefined;
 }

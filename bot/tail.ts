@@ -60,13 +60,10 @@ export function threadPost(header: string, raw: string): string {
 }
 
 /** The end of a headless run, for its thread: outcome, turns, tokens and cost, then the answer. */
-export function summaryPost(t: {
-  summary: { result: string; isError: boolean; numTurns: number } | null;
-  inputTokens: number;
-  outputTokens: number;
-  costUsd: number;
-}): string {
-  const s = t.summary!;
+export function summaryPost(
+  s: { result: string; isError: boolean; numTurns: number },
+  t: { inputTokens: number; outputTokens: number; costUsd: number },
+): string {
   const head =
     `**Claude Code ${s.isError ? 'failed' : 'finished'}** after ${s.numTurns} turns · ` +
     `${t.inputTokens.toLocaleString('en-US')} tokens in, ${t.outputTokens.toLocaleString('en-US')} out · ` +

@@ -5,14 +5,12 @@
  */
 import { ChannelType, type ChatInputCommandInteraction, type Client, type Message } from 'discord.js';
 import type { Config } from '../common/config.js';
-import { readTail } from '../common/db/output.js';
-import type { Pool } from '../common/db/pool.js';
-import type { TaskBus } from '../common/db/task-bus.js';
-import { getTask } from '../common/db/tasks.js';
-import { liveThreads, markPosted, saveThread, taskOfThread, threadOfTask } from '../common/db/threads.js';
 import type { Logger } from '../common/logger.js';
 import { isEnded } from '../common/task.js';
-import type { TaskClient } from '../common/task-client.js';
+import type { TaskBus } from '../output/bus.js';
+import type { OutputLog } from '../output/log.js';
+import type { TaskService } from '../tasks/service.js';
+import type { ThreadRecords } from '../tasks/threads.js';
 import { messageActor } from './actor.js';
 import { userMessage } from './errors.js';
 import { summaryPost, threadPost } from './tail.js';
@@ -31,16 +29,17 @@ export class ThreadRelay {
 
   constructor(
     private readonly client: Client,
-    private readonly pool: Pool,
+    private readonly records: ThreadRecords,
+    private readonly output: OutputLog,
     private readonly bus: TaskBus,
-    private readonly tasks: TaskClient,
+    private readonly tasks: TaskService,
     private readonly config: Config,
     private readonly logger: Logger,
   ) {}
 
   /** Picks up the threads of tasks that are still going (after a restart too). */
   async start(): Promise<void> {
-    for (const t of await liveThreads(this.pool)) this.watch(t.taskId);
+    for (const t of await this.records.live()) this.watch(t.taskId);
   }
 
   stop(): void {
@@ -60,7 +59,7 @@ export class ThreadRelay {
       autoArchiveDuration: 1440,
       reason: `Lia task ${taskId}`,
     });
-    await saveThread(this.pool, { taskId, threadId: thread.id, channelId: channel.id });
+    await this.records.save({ taskId, threadId: thread.id, channelId: channel.id });
     await thread.send({
       content: `Task **${taskId}** by <@${i.user.id}>. What you write here goes to the agent.`,
       allowedMentions: { parse: [] },
@@ -103,31 +102,34 @@ export class ThreadRelay {
 
   private async flush(taskId: string): Promise<void> {
     const w = this.watches.get(taskId);
-    const [row, thread] = await Promise.all([getTask(this.pool, taskId), threadOfTask(this.pool, taskId)]);
-    if (!w || !row || !thread) return;
-    if (row.summary && !thread.summaryPosted) {
+    const [task, thread] = await Promise.all([this.tasks.peek(taskId), this.records.ofTask(taskId)]);
+    if (!w || !task || !thread) return;
+    if (task.summary && !thread.summaryPosted) {
       const channel = await this.client.channels.fetch(thread.threadId);
       if (channel?.isSendable())
-        await channel.send({ content: summaryPost(row), allowedMentions: { parse: [] } });
-      await markPosted(this.pool, taskId, { summary: true });
+        await channel.send({
+          content: summaryPost(task.summary, task.usage),
+          allowedMentions: { parse: [] },
+        });
+      await this.records.markPosted(taskId, { summary: true });
     }
-    const tail = await readTail(this.pool, taskId, TAIL_BYTES);
+    const tail = await this.output.tail(taskId, TAIL_BYTES);
     const newOutput = tail.seq > thread.postedSeq;
-    const stateChanged = row.status !== thread.lastStatus;
+    const stateChanged = task.status !== thread.lastStatus;
     if (!stateChanged && !newOutput) return;
     if (!stateChanged && Date.now() - w.lastPostAt < this.config.discord.tail_seconds * 1000) {
       this.schedule(taskId, false);
       return;
     }
-    let header = stateChanged ? `**${row.status}**` : '';
-    if (stateChanged && row.error) header += ` — ${row.error}`;
+    let header = stateChanged ? `**${task.status}**` : '';
+    if (stateChanged && task.error) header += ` — ${task.error}`;
     const content = threadPost(header || `output of ${taskId}`, newOutput ? tail.data.toString('utf8') : '');
     const channel = await this.client.channels.fetch(thread.threadId);
     if (!channel?.isSendable()) throw new Error(`thread ${thread.threadId} is gone`);
     await channel.send({ content, allowedMentions: { parse: [] } });
     w.lastPostAt = Date.now();
-    await markPosted(this.pool, taskId, { status: row.status, seq: tail.seq });
-    if (isEnded(row.status)) {
+    await this.records.markPosted(taskId, { status: task.status, seq: tail.seq });
+    if (isEnded(task.status)) {
       w.unwatch();
       this.watches.delete(taskId);
     }
@@ -136,18 +138,18 @@ export class ThreadRelay {
   /** A message in a task's thread: from its owner (or an admin), it is typed into the agent. */
   async onMessage(m: Message): Promise<void> {
     if (m.author.bot || !m.channel.isThread()) return;
-    const t = await taskOfThread(this.pool, m.channelId);
+    const t = await this.records.byThread(m.channelId);
     this.logger.debug({ threadId: m.channelId, taskId: t?.taskId }, 'thread message');
     if (!t) return;
     try {
       const actor = messageActor(this.config, m);
-      const row = await this.tasks.authorized(actor, t.taskId);
-      if (row.status === 'suspended')
+      const task = await this.tasks.authorized(actor, t.taskId);
+      if (task.status === 'suspended')
         await m.reply({
           content: 'Resuming the task; your message reaches the agent once it runs again.',
           allowedMentions: { parse: [] },
         });
-      await this.tasks.input(actor, t.taskId, Buffer.from(`${m.content}\r`, 'utf8'), row.status);
+      await this.tasks.input(actor, t.taskId, Buffer.from(`${m.content}\r`, 'utf8'), task.status);
     } catch (err) {
       await m.reply({
         content: userMessage(err, this.logger, 'thread input'),

@@ -1,7 +1,7 @@
 /** How a task looks in Discord: an embed with its state, and the buttons that act on it. */
 import { ActionRowBuilder, ButtonBuilder, ButtonStyle, EmbedBuilder } from 'discord.js';
 import type { TaskStatus } from '../common/task.js';
-import type { TaskView } from '../common/task-client.js';
+import type { TaskView } from '../tasks/service.js';
 
 const COLORS: Record<TaskStatus, number> = {
   pending: 0x9e9e9e,

@@ -3,9 +3,9 @@
  */
 import type { Runtime, TaskLimits, TaskStatus } from './task.js';
 
+/** Where a task runs: its VM activities go to that host's queue (`hostQueue(hostId)`). */
 export interface Placement {
   hostId: string;
-  taskQueue: string;
 }
 
 export interface TaskRecordPatch {

@@ -244,9 +244,3 @@ export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Config {
 export function publicUrl(config: Config): string {
   return config.server.public_url ?? `http://${config.server.host}:${config.server.port}`;
 }
-
-export function hostQueue(hostId: string): string {
-  return `lia-host-${hostId}`;
-}
-
-export const CONTROL_QUEUE = 'lia-control';

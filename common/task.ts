@@ -3,6 +3,7 @@
  * Imported by workflows (types and pure helpers only), the API, the bot and the activities.
  */
 import { z } from 'zod';
+import { TASK_ID_RE } from './task-id.js';
 
 export const TASK_STATUSES = ['pending', 'starting', 'running', 'suspended', 'terminated', 'failed'] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
@@ -13,8 +14,7 @@ export const isEnded = (s: TaskStatus): boolean => ENDED_STATUSES.includes(s);
 export const RUNTIMES = ['shell', 'claude', 'claude-headless'] as const;
 export type Runtime = (typeof RUNTIMES)[number];
 
-/** `t_` + 10 lower-case base32 characters (RFC 4648 alphabet): short, URL-safe, unambiguous. */
-export const TASK_ID_RE = /^t_[a-z2-7]{10}$/;
+export { TASK_ID_RE } from './task-id.js';
 export const taskIdSchema = z
   .string()
   .regex(TASK_ID_RE, 'a task id looks like t_ followed by 10 characters from a-z and 2-7, e.g. t_abcdefg234');
@@ -44,6 +44,14 @@ export const promptSchema = z
   .max(LIMITS.promptMaxChars, `the prompt must be at most ${LIMITS.promptMaxChars} characters`)
   .refine((s) => s.trim().length > 0, 'the prompt must not be empty');
 
+/** Model tokens of a task, as the host's egress proxy counted them. */
+export interface TokenCounts {
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  cacheCreationTokens: number;
+}
+
 export interface TaskLimits {
   idleTimeoutMs: number;
   vcpus: number;
@@ -58,7 +66,6 @@ export interface TaskInput {
   runtime: Runtime;
   /** The first line only, for the memo; the whole prompt is in `task_files` as `PROMPT.md`. */
   promptFirstLine: string;
-  fileNames: string[];
   limits: TaskLimits;
   /** How often the host may report agent I/O to the workflow (idle timer resets). */
   activityReportMs: number;

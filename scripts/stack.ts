@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../common/config.js';
 import { migrate } from '../common/db/migrate.js';
-import { ensurePrivateCluster } from '../common/db/private-cluster.js';
+import { ensurePrivateCluster } from '../postgres-dev/cluster.js';
 import { ensureTemporalCli } from '../temporal-dev/cli.js';
 import { startDevServer } from '../temporal-dev/server.js';
 import { ensureWorkflowBundle } from '../workers/bundle.js';

@@ -6,14 +6,16 @@
  */
 import { loadConfigOrExit, publicUrl } from '../common/config.js';
 import { createPool } from '../common/db/pool.js';
-import { LinkSigner } from '../common/links.js';
 import { createLogger } from '../common/logger.js';
-import { TaskClient } from '../common/task-client.js';
-import { connectTemporalShared } from '../common/temporal.js';
+import { OutputLog } from '../output/log.js';
+import { LinkSigner } from '../tasks/links.js';
+import { TaskService } from '../tasks/service.js';
+import { ThreadRecords } from '../tasks/threads.js';
 import { egressFromConfig } from '../vm/egress/proxy.js';
 import { selectDriver } from '../vm/select.js';
 import { createControlWorker } from '../workers/control.js';
 import { createHostWorker } from '../workers/host.js';
+import { connectTemporalShared } from '../workers/shared-connection.js';
 import { bringUpStack } from './stack.js';
 
 const config = loadConfigOrExit();
@@ -47,15 +49,23 @@ const host = await createHostWorker({
   logger,
 });
 const links = new LinkSigner(stack.linkSecret, config.api.link_ttl_minutes);
-const tasks = new TaskClient(temporal, pool, config, links, { eagerStart: true });
+const tasks = new TaskService(temporal, pool, config, links, { eagerStart: true });
 await (await import('../web/build.js')).ensureWebBuilt((m) => logger.info(m));
 const { startApi } = await import('../api/server.js');
-const api = await startApi({ config, tasks, pool, links, logger, databaseUrl: stack.databaseUrl });
+const output = new OutputLog(pool);
+const api = await startApi({ config, tasks, output, links, logger, databaseUrl: stack.databaseUrl });
 
 let bot: { stop(): Promise<void> } | undefined;
 if (config.discord.token) {
   const { startBot } = await import('../bot/client.js');
-  bot = await startBot({ config, tasks, pool, logger, databaseUrl: stack.databaseUrl });
+  bot = await startBot({
+    config,
+    tasks,
+    output,
+    threadRecords: new ThreadRecords(pool),
+    logger,
+    databaseUrl: stack.databaseUrl,
+  });
 }
 
 const running = [control.run(), host.run()];

@@ -9,8 +9,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
-import { isAlive } from '../common/procs.js';
 import { searchAttributeFlags } from '../common/search-attributes.js';
+import { isAlive } from '../system/procs.js';
 
 export interface DevServer {
   address: string;

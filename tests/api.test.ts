@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
-import { LinkSigner } from '../common/links.js';
+import { LinkSigner } from '../tasks/links.js';
 import { waitFor } from './helpers/env.js';
 import { startTestStack, type TestStack } from './helpers/stack.js';
 

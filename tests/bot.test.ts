@@ -10,6 +10,7 @@ import type { APIMessage } from 'discord-api-types/v10';
 import { type Bot, startBot } from '../bot/client.js';
 import { deployCommands } from '../bot/deploy-commands.js';
 import { createLogger } from '../common/logger.js';
+import { ThreadRecords } from '../tasks/threads.js';
 import { DiscordStandIn, type InteractionRecord, snowflake } from './discord/standin.js';
 import { waitFor } from './helpers/env.js';
 import { startTestStack, type TestStack } from './helpers/stack.js';
@@ -26,7 +27,8 @@ const startTheBot = async () => {
   bot = await startBot({
     config: s.config,
     tasks: s.tasks,
-    pool: s.pool,
+    output: s.output,
+    threadRecords: new ThreadRecords(s.pool),
     logger: createLogger('bot-test', process.env.LIA_BOT_TEST_LOG ?? 'warn'),
     databaseUrl: s.vars.LIA__DATABASE__URL!,
   });

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Bot, startBot } from '../bot/client.js';
 import { createLogger } from '../common/logger.js';
+import { ThreadRecords } from '../tasks/threads.js';
 import { DiscordStandIn } from './discord/standin.js';
 import { waitFor } from './helpers/env.js';
 import { StreamClient, startTestStack, type TestStack, terminalLines } from './helpers/stack.js';
@@ -46,7 +47,8 @@ before(async () => {
   bot = await startBot({
     config: s.config,
     tasks: s.tasks,
-    pool: s.pool,
+    output: s.output,
+    threadRecords: new ThreadRecords(s.pool),
     logger: createLogger('bot', 'warn'),
     databaseUrl: s.vars.LIA__DATABASE__URL!,
   });

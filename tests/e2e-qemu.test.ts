@@ -12,7 +12,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { isAlive } from '../common/procs.js';
+import { isAlive } from '../system/procs.js';
 import { waitFor } from './helpers/env.js';
 import { StreamClient, startTestStack, type TestStack, terminalLines } from './helpers/stack.js';
 

@@ -11,17 +11,19 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createHostActivities } from '../activities/host.js';
+import type { OutputPump } from '../activities/output-pump.js';
 import { PumpHandoff } from '../activities/pump-handoff.js';
 import type { AgentExit, HostActivities } from '../common/activities.js';
+import { CHANNELS } from '../common/db/channels.js';
 import { enqueueInput } from '../common/db/input.js';
-import { readChunks } from '../common/db/output.js';
-import { CHANNELS, createPool, type Pool } from '../common/db/pool.js';
-import { TaskBus } from '../common/db/task-bus.js';
+import { createPool, type Pool } from '../common/db/pool.js';
 import { createTask } from '../common/db/tasks.js';
 import { newTaskId } from '../common/ids.js';
 import { createLogger } from '../common/logger.js';
-import { isAlive, readPidFile } from '../common/procs.js';
 import type { TaskLimits } from '../common/task.js';
+import { TaskBus } from '../output/bus.js';
+import { OutputLog } from '../output/log.js';
+import { isAlive, readPidFile } from '../system/procs.js';
 import { LocalDriver } from '../vm/drivers/local.js';
 import { type TestTemporal, testConfig, testDatabase, testTemporal, waitFor } from './helpers/env.js';
 
@@ -31,7 +33,7 @@ let temporal: TestTemporal;
 let stateDir: string;
 let driver: LocalDriver;
 let acts: HostActivities;
-let handoff: PumpHandoff;
+let handoff: PumpHandoff<OutputPump>;
 const limits: TaskLimits = { idleTimeoutMs: 60_000, vcpus: 1, memoryMib: 256, storageGb: 1 };
 
 before(async () => {
@@ -42,17 +44,20 @@ before(async () => {
   const logger = createLogger('test-handoff', 'warn');
   bus = await TaskBus.start(url, logger, [CHANNELS.input]);
   driver = new LocalDriver({ stateDir, hostId: 'handoff', logger });
-  handoff = new PumpHandoff(1_500);
+  handoff = new PumpHandoff<OutputPump>(1_500);
   const config = testConfig({ LIA__DATABASE__URL: url, LIA__STATE__DIR: stateDir });
-  acts = createHostActivities({
-    driver,
-    pool,
-    config,
-    logger,
-    client: temporal.client,
-    inputBus: bus,
+  acts = createHostActivities(
+    {
+      driver,
+      pool,
+      output: new OutputLog(pool),
+      config,
+      logger,
+      client: temporal.client,
+      inputBus: bus,
+    },
     handoff,
-  });
+  );
 });
 after(async () => {
   await handoff?.releaseAll();
@@ -77,7 +82,7 @@ const run = <A extends unknown[], R>(fn: (...a: A) => Promise<R>, ...args: A) =>
   new MockActivityEnvironment().run(fn, ...args);
 
 async function storedText(taskId: string): Promise<{ text: string; seqs: number[] }> {
-  const chunks = await readChunks(pool, taskId, 0, 10_000);
+  const chunks = await new OutputLog(pool).read(taskId, 0, 10_000);
   return {
     text: Buffer.concat(chunks.map((c) => c.data)).toString(),
     seqs: chunks.map((c) => Number(c.seq)),

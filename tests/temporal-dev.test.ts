@@ -9,7 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { isAlive } from '../common/procs.js';
+import { isAlive } from '../system/procs.js';
 import { ensureTemporalCli } from '../temporal-dev/cli.js';
 import { startDevServer } from '../temporal-dev/server.js';
 import { repoRoot, waitFor } from './helpers/env.js';

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { descendantPids, isAlive } from '../common/procs.js';
+import { descendantPids, isAlive } from '../system/procs.js';
 import { repoRoot, waitFor } from './helpers/env.js';
 
 test('./lia test stopped by SIGTERM leaves no process behind', async () => {

@@ -7,7 +7,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 const here = import.meta.dirname;
+const root = path.dirname(here);
 export const WEB_DIST = path.join(here, 'dist');
+/** What the page takes from the server's side (api/types.ts and what it names). */
+const SHARED = ['api/types.ts', 'common/task.ts', 'common/task-id.ts', 'common/task-view.ts'];
 
 function sources(dir: string): string[] {
   return fs
@@ -22,6 +25,7 @@ export function webSourceHash(): string {
     path.join(here, 'index.html'),
     path.join(here, 'vite.config.ts'),
     ...sources(path.join(here, 'src')),
+    ...SHARED.map((f) => path.join(root, f)),
   ]) {
     h.update(path.relative(here, f));
     h.update(fs.readFileSync(f));

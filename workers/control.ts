@@ -4,8 +4,8 @@
  */
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createControlActivities } from '../activities/control.js';
-import { CONTROL_QUEUE } from '../common/config.js';
 import type { Pool } from '../common/db/pool.js';
+import { CONTROL_QUEUE } from '../common/queues.js';
 
 export interface ControlWorkerOptions {
   temporalAddress: string;

@@ -6,15 +6,19 @@
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createHostActivities } from '../activities/host.js';
+import type { OutputPump } from '../activities/output-pump.js';
 import { PumpHandoff } from '../activities/pump-handoff.js';
-import { type Config, hostQueue } from '../common/config.js';
+import type { Config } from '../common/config.js';
+import { CHANNELS } from '../common/db/channels.js';
 import { heartbeatHost } from '../common/db/hosts.js';
-import { CHANNELS, type Pool } from '../common/db/pool.js';
-import { TaskBus } from '../common/db/task-bus.js';
+import type { Pool } from '../common/db/pool.js';
 import { addUsage } from '../common/db/tasks.js';
 import type { Logger } from '../common/logger.js';
-import { costUsd } from '../common/pricing.js';
+import { hostQueue } from '../common/queues.js';
+import { TaskBus } from '../output/bus.js';
+import { OutputLog } from '../output/log.js';
 import type { VmDriver } from '../vm/driver.js';
+import { costUsd } from '../vm/egress/pricing.js';
 import type { EgressProxy } from '../vm/egress/proxy.js';
 import type { ModelUsage } from '../vm/egress/usage-meter.js';
 
@@ -65,21 +69,24 @@ export async function createHostWorker(o: HostWorkerOptions): Promise<HostWorker
   const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
   const inputBus = await TaskBus.start(o.databaseUrl, logger, [CHANNELS.input]);
   const connection = await NativeConnection.connect({ address: o.temporalAddress });
-  const handoff = new PumpHandoff();
+  const handoff = new PumpHandoff<OutputPump>();
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: info.taskQueue,
-    activities: createHostActivities({
-      driver,
-      pool,
-      config,
-      logger,
-      client,
-      inputBus,
-      egress: o.egress,
+    activities: createHostActivities(
+      {
+        driver,
+        pool,
+        output: new OutputLog(pool),
+        config,
+        logger,
+        client,
+        inputBus,
+        egress: o.egress,
+      },
       handoff,
-    }),
+    ),
     // Heartbeats carry cancellation back: keep them frequent so a suspend starts promptly.
     maxHeartbeatThrottleInterval: '1 second',
     defaultHeartbeatThrottleInterval: '1 second',

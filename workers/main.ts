@@ -8,7 +8,7 @@ import { loadConfigOrExit } from '../common/config.js';
 import { migrate } from '../common/db/migrate.js';
 import { createPool } from '../common/db/pool.js';
 import { createLogger } from '../common/logger.js';
-import { exitWithParent } from '../common/parent-watch.js';
+import { exitWithParent } from '../system/parent-watch.js';
 import { egressFromConfig } from '../vm/egress/proxy.js';
 import { selectDriver } from '../vm/select.js';
 import { ensureWorkflowBundle } from './bundle.js';

@@ -22,8 +22,15 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { AgentExit, ControlActivities, HostActivities, TaskRecordPatch } from '../common/activities.js';
+import { hostQueue } from '../common/queues.js';
 import { HOST_KEY, STATUS_KEY } from '../common/search-attributes.js';
-import type { CarriedState, TaskInput, TaskState, TaskStatus } from '../common/task.js';
+import {
+  type CarriedState,
+  isEnded,
+  type TaskInput,
+  type TaskState,
+  type TaskStatus,
+} from '../common/task.js';
 import { agentActivitySignal, resumeUpdate, stateQuery, terminateSignal } from './definitions.js';
 
 const control = proxyLocalActivities<ControlActivities>({
@@ -33,7 +40,7 @@ const control = proxyLocalActivities<ControlActivities>({
 
 /** Every VM activity runs on the queue of the host that holds the VM. */
 function hostActivities(hostId: string) {
-  const taskQueue = `lia-host-${hostId}`;
+  const taskQueue = hostQueue(hostId);
   // A host that is gone for good fails its tasks visibly instead of leaving them waiting.
   const scheduleToStartTimeout = '2 minutes';
   return {
@@ -96,7 +103,7 @@ export async function agentTask(input: TaskInput, carried?: CarriedState): Promi
     resumeUpdate,
     async (_req: { by?: string }) => {
       resumeRequested = true;
-      await condition(() => !resumeRequested || isEndedStatus(state.status));
+      await condition(() => !resumeRequested || isEnded(state.status));
       return { ...state };
     },
     {
@@ -275,10 +282,6 @@ export async function agentTask(input: TaskInput, carried?: CarriedState): Promi
     if (pumpResult && 'error' in pumpResult && !isCancellation(pumpResult.error)) throw pumpResult.error;
     return outcome;
   }
-}
-
-function isEndedStatus(s: TaskStatus): boolean {
-  return s === 'terminated' || s === 'failed';
 }
 
 function describeFailure(err: unknown): string {

@@ -18,15 +18,15 @@ import { Hono } from 'hono';
 import type { UpgradeWebSocket, WSContext } from 'hono/ws';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
-import { firstSeq, readChunks } from '../../common/db/output.js';
-import type { Pool } from '../../common/db/pool.js';
-import type { TaskBus } from '../../common/db/task-bus.js';
 import type { Logger } from '../../common/logger.js';
 import { isEnded, LIMITS, type TaskStatus } from '../../common/task.js';
-import { type TaskClient, TaskError, type TaskView } from '../../common/task-client.js';
-import { type AuthEnv, checkLinkScope } from '../auth.js';
+import type { TaskBus } from '../../output/bus.js';
+import { OutputFollower } from '../../output/follow.js';
+import type { OutputLog } from '../../output/log.js';
+import { TaskError, type TaskService, type TaskView } from '../../tasks/service.js';
+import type { AuthEnv } from '../auth.js';
 import { describeZodError, invalid } from '../errors.js';
-import { parseTaskId } from './tasks.js';
+import type { StreamServerMessage } from '../types.js';
 
 const clientMessage = z.discriminatedUnion('type', [
   z.object({
@@ -48,14 +48,14 @@ const STATE_REFRESH_MS = 5000;
 const SENDER = /^[A-Za-z0-9_-]{8,64}$/;
 
 export interface StreamDeps {
-  tasks: TaskClient;
-  pool: Pool;
+  tasks: TaskService;
+  output: OutputLog;
   bus: TaskBus;
   logger: Logger;
   upgradeWebSocket: UpgradeWebSocket<WebSocket>;
 }
 
-function stateMessage(v: TaskView) {
+function stateMessage(v: TaskView): StreamServerMessage {
   return {
     type: 'state',
     status: v.status,
@@ -72,34 +72,30 @@ export function streamRoutes(d: StreamDeps): Hono<AuthEnv> {
   app.get(
     '/:id/stream',
     async (c, next) => {
-      const caller = c.get('caller');
-      const id = parseTaskId(c.req.param('id'));
-      checkLinkScope(caller, id);
       const from = c.req.query('from') ?? '1';
       if (!/^\d{1,15}$/.test(from))
         throw invalid('from must be the first seq wanted (a whole number; 0 or 1 = from the start)');
       const sender = c.req.query('sender');
       if (sender !== undefined && !SENDER.test(sender))
         throw invalid('sender must be 8 to 64 letters, digits, - or _ (one random id per client)');
-      await d.tasks.authorized(caller, id);
+      await d.tasks.authorized(c.get('caller'), c.get('taskId'));
       await next();
     },
     d.upgradeWebSocket((c) => {
       const caller = c.get('caller');
-      const id = c.req.param('id')!;
+      const id = c.get('taskId');
       const from = Math.max(1, Number(c.req.query('from') ?? '1'));
       const sender = c.req.query('sender');
       let ws: WSContext<WebSocket>;
-      let cursor = from - 1;
-      // Unknown until the first state read: input before that has the task client look it up.
+      // Unknown until the first state read: input before that has the task service look it up.
       let status: TaskStatus | undefined;
       let closed = false;
       let lastState = '';
-      let unwatch = () => {};
+      let follower: OutputFollower | undefined;
       let refresh: NodeJS.Timeout | undefined;
       let inputChain: Promise<void> = Promise.resolve();
 
-      const sendJson = (m: unknown) => {
+      const sendJson = (m: StreamServerMessage) => {
         if (!closed) ws.send(JSON.stringify(m));
       };
       const fail = (err: unknown) => {
@@ -109,38 +105,16 @@ export function streamRoutes(d: StreamDeps): Hono<AuthEnv> {
         sendJson({ type: 'error', message });
       };
 
-      // Output: one reader per socket, from its own cursor; notifies only say "look again".
-      let draining = false;
-      let again = false;
-      const drain = async () => {
-        if (draining) {
-          again = true;
-          return;
+      // Output: one follower per socket, from its own cursor; a slow client holds it back.
+      const sendChunks = async (chunks: { seq: number; data: Buffer }[]) => {
+        for (const ch of chunks) {
+          if (closed) return;
+          const frame = Buffer.allocUnsafe(8 + ch.data.length);
+          frame.writeBigUInt64BE(BigInt(ch.seq), 0);
+          ch.data.copy(frame, 8);
+          ws.raw!.send(frame);
         }
-        draining = true;
-        try {
-          do {
-            again = false;
-            for (;;) {
-              if (closed) return;
-              const batch = await readChunks(d.pool, id, cursor, 256);
-              if (!batch.length || closed) break;
-              for (const ch of batch) {
-                const frame = Buffer.allocUnsafe(8 + ch.data.length);
-                frame.writeBigUInt64BE(BigInt(ch.seq), 0);
-                ch.data.copy(frame, 8);
-                ws.raw!.send(frame);
-                cursor = ch.seq;
-              }
-              while (!closed && ws.raw!.bufferedAmount > HIGH_WATER)
-                await new Promise((r) => setTimeout(r, 5));
-            }
-          } while (again);
-        } catch (err) {
-          fail(err);
-        } finally {
-          draining = false;
-        }
+        while (!closed && ws.raw!.bufferedAmount > HIGH_WATER) await new Promise((r) => setTimeout(r, 5));
       };
 
       const pushState = async () => {
@@ -194,25 +168,27 @@ export function streamRoutes(d: StreamDeps): Hono<AuthEnv> {
       return {
         async onOpen(_evt, socket) {
           ws = socket;
-          const first = await firstSeq(d.pool, id);
-          if (first !== undefined && from < first) {
-            sendJson({
-              type: 'truncated',
-              firstAvailableSeq: first,
-              message: `output before seq ${first} was dropped (retention limit)`,
-            });
-            cursor = first - 1;
-          }
-          sendJson({ type: 'hello', taskId: id, fromSeq: cursor + 1 });
-          unwatch = d.bus.watch(id, {
-            output: (seq) => {
-              if (seq > cursor) void drain();
+          follower = await OutputFollower.start(d.output, d.bus, id, {
+            from,
+            truncated: (first) =>
+              sendJson({
+                type: 'truncated',
+                firstAvailableSeq: first,
+                message: `output before seq ${first} was dropped (retention limit)`,
+              }),
+            ready: async (fromSeq) => {
+              sendJson({ type: 'hello', taskId: id, fromSeq });
+              refresh = setInterval(() => void pushState(), STATE_REFRESH_MS);
+              await pushState();
             },
-            task: () => void pushState(),
+            deliver: sendChunks,
+            taskChanged: () => void pushState(),
+            onError: fail,
+          }).catch((err) => {
+            fail(err);
+            return undefined;
           });
-          refresh = setInterval(() => void pushState(), STATE_REFRESH_MS);
-          await pushState();
-          await drain();
+          if (closed) follower?.close();
         },
         onMessage(evt) {
           const data = evt.data;
@@ -240,7 +216,7 @@ export function streamRoutes(d: StreamDeps): Hono<AuthEnv> {
         },
         onClose() {
           closed = true;
-          unwatch();
+          follower?.close();
           if (refresh) clearInterval(refresh);
         },
       };

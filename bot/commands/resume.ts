@@ -1,4 +1,4 @@
-import { MessageFlags, SlashCommandBuilder } from 'discord.js';
+import { SlashCommandBuilder } from 'discord.js';
 import { resumeTask } from '../actions.js';
 import { suggestTasks } from '../autocomplete.js';
 import { taskIdOption } from './task-option.js';
@@ -9,9 +9,6 @@ export const resume: Command = {
     .setName('resume')
     .setDescription('Resume a suspended task')
     .addStringOption(taskIdOption),
-  async execute(i, ctx) {
-    await i.deferReply({ flags: MessageFlags.Ephemeral });
-    await resumeTask(i, ctx, i.options.getString('task_id', true).trim());
-  },
+  execute: (i, ctx) => resumeTask(i, ctx, i.options.getString('task_id', true).trim()),
   autocomplete: suggestTasks,
 };

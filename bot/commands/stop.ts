@@ -1,4 +1,4 @@
-import { MessageFlags, SlashCommandBuilder } from 'discord.js';
+import { SlashCommandBuilder } from 'discord.js';
 import { stopTask } from '../actions.js';
 import { suggestTasks } from '../autocomplete.js';
 import { taskIdOption } from './task-option.js';
@@ -9,9 +9,6 @@ export const stop: Command = {
     .setName('stop')
     .setDescription('Stop a task and remove its VM')
     .addStringOption(taskIdOption),
-  async execute(i, ctx) {
-    await i.deferReply({ flags: MessageFlags.Ephemeral });
-    await stopTask(i, ctx, i.options.getString('task_id', true).trim());
-  },
+  execute: (i, ctx) => stopTask(i, ctx, i.options.getString('task_id', true).trim()),
   autocomplete: suggestTasks,
 };

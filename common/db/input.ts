@@ -1,4 +1,5 @@
-import { CHANNELS, type Pool } from './pool.js';
+import { CHANNELS } from './channels.js';
+import type { Pool } from './pool.js';
 
 export type InputItem =
   | { id: number; kind: 'stdin'; data: Buffer }

@@ -20,12 +20,3 @@ export async function listenClient(url: string, channels: string[]): Promise<pg.
   for (const ch of channels) await client.query(`LISTEN ${pg.escapeIdentifier(ch)}`);
   return client;
 }
-
-export const CHANNELS = {
-  /** payload: `<taskId>:<last seq written>` */
-  output: 'lia_output',
-  /** payload: `<taskId>` — new rows in task_input */
-  input: 'lia_input',
-  /** payload: `<taskId>` — the task's row changed (status, error, usage) */
-  task: 'lia_task',
-} as const;

@@ -1,7 +1,7 @@
 import type { TaskRecordPatch } from '../activities.js';
-import type { TokenCounts } from '../pricing.js';
-import type { HeadlessSummary, Runtime, TaskStatus } from '../task.js';
-import { CHANNELS, type Pool } from './pool.js';
+import type { HeadlessSummary, Runtime, TaskStatus, TokenCounts } from '../task.js';
+import { CHANNELS } from './channels.js';
+import type { Pool } from './pool.js';
 
 /** A task's row; its token counts are those the egress proxy recorded. */
 export interface TaskRow extends TokenCounts {
@@ -27,8 +27,6 @@ const COLUMNS = `id, owner, runtime, status, prompt_first_line AS "promptFirstLi
   cache_creation_tokens::float8 AS "cacheCreationTokens", cost_usd::float8 AS "costUsd", summary,
   created_at AS "createdAt", updated_at AS "updatedAt"`;
 
-export class QuotaExceeded extends Error {}
-
 export interface UserQuotas {
   /** Tasks not ended (running or suspended). */
   live: number;
@@ -37,13 +35,6 @@ export interface UserQuotas {
 }
 
 const RUNNING = `status IN ('pending', 'starting', 'running')`;
-
-export function runningQuotaMessage(limit: number, doing: string): string {
-  return (
-    `you already have ${limit} running task${limit === 1 ? '' : 's'} (the limit) and cannot ${doing}; ` +
-    'stop one with /stop or DELETE, or wait until one is suspended when idle'
-  );
-}
 
 /** The owner's tasks that are starting or running, but for `except`. */
 export async function countRunning(pool: Pool, owner: string, except?: string): Promise<number> {
@@ -55,8 +46,9 @@ export async function countRunning(pool: Pool, owner: string, except?: string): 
 }
 
 /**
- * Creates the task's row and files in one transaction, refusing when the owner is at the quota
- * of live tasks. The per-owner advisory lock makes the count-then-insert safe under concurrency.
+ * Creates the task's row and files in one transaction, unless the owner is at a quota: then it
+ * creates nothing and says which. The per-owner advisory lock makes the count-then-insert safe
+ * under concurrency.
  */
 export async function createTask(
   pool: Pool,
@@ -68,7 +60,7 @@ export async function createTask(
     files: { name: string; data: Buffer }[];
   },
   quotas: UserQuotas,
-): Promise<void> {
+): Promise<keyof UserQuotas | undefined> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
@@ -80,13 +72,11 @@ export async function createTask(
       [t.owner],
     );
     const { live = 0, running = 0 } = rows[0] ?? {};
-    if (live >= quotas.live) {
-      throw new QuotaExceeded(
-        `you already have ${quotas.live} live tasks (the limit); stop one with /stop or DELETE before starting another`,
-      );
+    const refused = live >= quotas.live ? 'live' : running >= quotas.running ? 'running' : undefined;
+    if (refused) {
+      await client.query('ROLLBACK');
+      return refused;
     }
-    if (running >= quotas.running)
-      throw new QuotaExceeded(runningQuotaMessage(quotas.running, 'start another'));
     await client.query(
       `INSERT INTO tasks (id, owner, runtime, status, prompt_first_line) VALUES ($1, $2, $3, 'pending', $4)`,
       [t.id, t.owner, t.runtime, t.promptFirstLine],
@@ -99,6 +89,7 @@ export async function createTask(
       ]);
     }
     await client.query('COMMIT');
+    return undefined;
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {});
     throw err;

@@ -7,8 +7,8 @@ import { Client, Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { type Config, loadConfig } from '../../common/config.js';
 import { migrate } from '../../common/db/migrate.js';
-import { createDatabase, ensurePrivateCluster } from '../../common/db/private-cluster.js';
 import { LIA_SEARCH_ATTRIBUTE_KEYS } from '../../common/search-attributes.js';
+import { createDatabase, ensurePrivateCluster } from '../../postgres-dev/cluster.js';
 import { ensureTemporalCli } from '../../temporal-dev/cli.js';
 import { ensureWorkflowBundle } from '../../workers/bundle.js';
 

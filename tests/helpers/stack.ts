@@ -12,12 +12,13 @@ import WebSocket from 'ws';
 import { startApi } from '../../api/server.js';
 import type { Config } from '../../common/config.js';
 import { createPool, type Pool } from '../../common/db/pool.js';
-import { LinkSigner } from '../../common/links.js';
 import { createLogger } from '../../common/logger.js';
-import { readPidFile, sessionPids, signalPids } from '../../common/procs.js';
-import { TaskClient } from '../../common/task-client.js';
-import { connectTemporalShared } from '../../common/temporal.js';
+import { OutputLog } from '../../output/log.js';
+import { readPidFile, sessionPids, signalPids } from '../../system/procs.js';
+import { LinkSigner } from '../../tasks/links.js';
+import { TaskService } from '../../tasks/service.js';
 import { createControlWorker } from '../../workers/control.js';
+import { connectTemporalShared } from '../../workers/shared-connection.js';
 import {
   repoRoot,
   type TestTemporal,
@@ -32,8 +33,9 @@ export interface TestStack {
   config: Config;
   vars: Record<string, string>;
   pool: Pool;
+  output: OutputLog;
   temporal: TestTemporal;
-  tasks: TaskClient;
+  tasks: TaskService;
   links: LinkSigner;
   apiUrl: string;
   /** Cuts every WebSocket stream of the API from the server's side. */
@@ -82,8 +84,9 @@ export async function startTestStack(name: string, extra: Record<string, string>
   });
   const controlRun = control.run();
   const links = new LinkSigner(config.api.link_secret!, config.api.link_ttl_minutes);
-  const tasks = new TaskClient(shared.client, pool, config, links, { eagerStart: true });
-  const api = await startApi({ config, tasks, pool, links, logger, databaseUrl: dbUrl });
+  const tasks = new TaskService(shared.client, pool, config, links, { eagerStart: true });
+  const output = new OutputLog(pool);
+  const api = await startApi({ config, tasks, output, links, logger, databaseUrl: dbUrl });
   config.server.public_url = api.url;
 
   let host: ChildProcess | undefined;
@@ -140,6 +143,7 @@ export async function startTestStack(name: string, extra: Record<string, string>
     config,
     vars,
     pool,
+    output,
     temporal,
     tasks,
     links,

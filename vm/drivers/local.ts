@@ -15,7 +15,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../common/logger.js';
-import { isAlive, isStopped, readPidFile, sessionPids, signalPids } from '../../common/procs.js';
+import { isAlive, isStopped, readPidFile, sessionPids, signalPids } from '../../system/procs.js';
 import type { Progress, VmDriver, VmPresence, VmSpec } from '../driver.js';
 import { VmError } from '../driver.js';
 import { ensureSidecarBuilt } from '../sidecar/build.js';

@@ -1,10 +1,10 @@
 /** The user's tasks and their states, refreshed every few seconds. */
 import { useEffect, useState } from 'react';
-import { ApiError, api, type TaskView, taskHref } from './api';
+import { ApiError, api, type TaskListResponse, taskHref } from './api';
 import { formatAgo } from './format';
 import { StatusBadge } from './StatusBadge';
 
-type Listed = TaskView & { url: string };
+type Listed = TaskListResponse['tasks'][number];
 const REFRESH_MS = 5000;
 
 export function TaskList() {
@@ -12,7 +12,7 @@ export function TaskList() {
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
     const load = () =>
-      api<{ tasks: Listed[] }>('GET', '/tasks')
+      api<TaskListResponse>('GET', '/tasks')
         .then((r) => {
           setTasks(r.tasks);
           setError(null);

@@ -1,19 +1,7 @@
 /** The page's API client: the signed link's token authenticates every call. */
 
-export type TaskStatus = 'pending' | 'starting' | 'running' | 'suspended' | 'terminated' | 'failed';
-
-export interface TaskView {
-  id: string;
-  status: TaskStatus;
-  runtime: string;
-  promptFirstLine: string;
-  driver: string | null;
-  acceleration: string | null;
-  error: string | null;
-  createdAt: string;
-  idleDeadline?: number;
-  usage?: { inputTokens: number; outputTokens: number; costUsd: number };
-}
+// The server's own definitions of what it sends (types only: nothing of the server is bundled).
+export type { StreamServerMessage, TaskListResponse, TaskStatus, TaskView } from '../../api/types';
 
 const KEY = 'lia-token';
 

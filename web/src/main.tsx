@@ -1,6 +1,7 @@
 /** The page's routes: /tasks/<id> is a task, / and /tasks the list; every page needs a link's token. */
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
+import { TASK_ID_RE } from '../../common/task-id';
 import { token } from './api';
 import { TaskList } from './TaskList';
 import { TaskPage } from './TaskPage';
@@ -14,8 +15,8 @@ function App() {
         <p>Open this page from the link the Lia bot gave you in Discord (its Open terminal button).</p>
       </main>
     );
-  const task = /^\/tasks\/(t_[a-z2-7]{10})\/?$/.exec(location.pathname);
-  if (task) return <TaskPage taskId={task[1]!} />;
+  const task = /^\/tasks\/([^/]+)\/?$/.exec(location.pathname)?.[1];
+  if (task && TASK_ID_RE.test(task)) return <TaskPage taskId={task} />;
   if (/^\/(tasks\/?)?$/.test(location.pathname)) return <TaskList />;
   return (
     <main className="list">

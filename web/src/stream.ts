@@ -7,13 +7,9 @@
  * arrive exactly once. The terminal's size is sent on every connect, so the PTY follows a window
  * resized while offline.
  */
-import { token } from './api';
+import { type StreamServerMessage, token } from './api';
 
-export interface StreamState {
-  status: string;
-  idleDeadline: number | null;
-  error: string | null;
-}
+export type StreamState = Extract<StreamServerMessage, { type: 'state' }>;
 
 export type Connection = 'connecting' | 'open' | 'reconnecting';
 
@@ -81,13 +77,12 @@ export class TaskStream {
     ws.onclose = () => this.lost(ws);
   }
 
-  private onJson(m: { type: string; message?: string; seq?: number } & StreamState): void {
+  private onJson(m: StreamServerMessage): void {
     if (m.type === 'state') this.on.state(m);
-    else if (m.type === 'truncated') this.on.truncated(m.message ?? 'earlier output was dropped');
-    else if (m.type === 'error') this.on.error(m.message ?? 'stream error');
+    else if (m.type === 'truncated') this.on.truncated(m.message);
+    else if (m.type === 'error') this.on.error(m.message);
     else if (m.type === 'ack') {
-      const upto = m.seq ?? 0;
-      while (this.unacked.length && this.unacked[0]!.seq <= upto) this.unacked.shift();
+      while (this.unacked.length && this.unacked[0]!.seq <= m.seq) this.unacked.shift();
     }
   }
 

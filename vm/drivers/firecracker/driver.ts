@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../../common/logger.js';
-import { isAlive, sessionPids, signalPids } from '../../../common/procs.js';
+import { isAlive, sessionPids, signalPids } from '../../../system/procs.js';
 import { type Progress, type VmDriver, VmError, type VmPresence, type VmSpec } from '../../driver.js';
 import { FirecrackerApi } from './api.js';
 import { connectVsock } from './vsock.js';

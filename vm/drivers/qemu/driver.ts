@@ -16,7 +16,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../../common/logger.js';
-import { isAlive, readPidFile } from '../../../common/procs.js';
+import { isAlive, readPidFile } from '../../../system/procs.js';
 import type { Progress, VmDriver, VmPresence, VmSpec } from '../../driver.js';
 import { VmError } from '../../driver.js';
 import type { GuestImage } from '../../image/ensure.js';

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { isAlive } from '../procs.js';
+import { isAlive } from '../system/procs.js';
 
 const run = promisify(execFile);
 

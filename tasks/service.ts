@@ -1,7 +1,7 @@
 /**
- * What the API and the bot do to tasks: one implementation, so a slash command and a REST call
- * behave the same. It starts workflows and sends signals, updates and queries; it never touches
- * a VM. Errors are TaskErrors whose messages say what to fix.
+ * The task service: what the API and the bot do to tasks, in one implementation, so a slash
+ * command and a REST call behave the same. It starts workflows and sends signals, updates and
+ * queries; it never touches a VM. Errors are TaskErrors whose messages say what to fix.
  */
 import {
   type Client,
@@ -10,48 +10,39 @@ import {
   WorkflowUpdateFailedError,
   WorkflowUpdateStage,
 } from '@temporalio/client';
-import type { agentTask } from '../workflows/agentTask.js';
-import { resumeUpdate, stateQuery, terminateSignal, WORKFLOW_TYPE } from '../workflows/definitions.js';
-import { CONTROL_QUEUE, type Config, publicUrl } from './config.js';
-import { enqueueInput, type InputOrigin } from './db/input.js';
-import type { Pool } from './db/pool.js';
+import { type Config, publicUrl } from '../common/config.js';
+import { enqueueInput, type InputOrigin } from '../common/db/input.js';
+import type { Pool } from '../common/db/pool.js';
 import {
   countRunning,
   createTask,
   deleteTask,
   getTask,
   listTasks,
-  QuotaExceeded,
-  runningQuotaMessage,
   type TaskRow,
-} from './db/tasks.js';
-import { newTaskId } from './ids.js';
-import { type LinkSigner, taskUrl } from './links.js';
-import type { TokenCounts } from './pricing.js';
-import { OWNER_KEY, STATUS_KEY } from './search-attributes.js';
+} from '../common/db/tasks.js';
+import { newTaskId } from '../common/ids.js';
+import { CONTROL_QUEUE } from '../common/queues.js';
+import { OWNER_KEY, STATUS_KEY } from '../common/search-attributes.js';
 import {
   activityReportInterval,
   firstLine,
-  type HeadlessSummary,
   isEnded,
   LIMITS,
   type Runtime,
   type TaskInput,
   type TaskState,
   type TaskStatus,
-} from './task.js';
+} from '../common/task.js';
+import type { agentTask } from '../workflows/agentTask.js';
+import { resumeUpdate, stateQuery, terminateSignal, WORKFLOW_TYPE } from '../workflows/definitions.js';
+import { TaskError } from './errors.js';
+import { type LinkSigner, taskUrl } from './links.js';
+import { liveQuotaError, runningQuotaError } from './quotas.js';
+import { type TaskView, toView } from './views.js';
 
-export type TaskErrorCode = 'invalid' | 'not_found' | 'forbidden' | 'conflict' | 'quota' | 'unavailable';
-
-export class TaskError extends Error {
-  constructor(
-    readonly code: TaskErrorCode,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'TaskError';
-  }
-}
+export { TaskError, type TaskErrorCode } from './errors.js';
+export type { TaskView } from './views.js';
 
 /** Who is asking. Admins may act on every task. */
 export interface Actor {
@@ -66,29 +57,7 @@ export interface NewTask {
   idleTimeoutSeconds?: number;
 }
 
-export interface TaskView {
-  id: string;
-  owner: string;
-  runtime: Runtime;
-  status: TaskStatus;
-  promptFirstLine: string;
-  hostId: string | null;
-  driver: string | null;
-  acceleration: string | null;
-  error: string | null;
-  exitCode: number | null;
-  /** Tokens counted by the host's egress proxy, and their estimated cost in US dollars. */
-  usage: TokenCounts & { costUsd: number };
-  /** The end of a headless run: its final answer and turns. */
-  summary: HeadlessSummary | null;
-  createdAt: string;
-  updatedAt: string;
-  /** Epoch ms at which the idle timer suspends the task (running tasks, from the workflow). */
-  idleDeadline?: number;
-  lastActivityAt?: number;
-}
-
-export class TaskClient {
+export class TaskService {
   constructor(
     private readonly temporal: Client,
     private readonly pool: Pool,
@@ -122,7 +91,6 @@ export class TaskClient {
       owner: actor.userId,
       runtime: t.runtime,
       promptFirstLine: firstLine(t.prompt),
-      fileNames: t.files.map((f) => f.name),
       limits: {
         idleTimeoutMs,
         vcpus: this.config.vm.vcpus,
@@ -131,22 +99,20 @@ export class TaskClient {
       },
       activityReportMs: activityReportInterval(idleTimeoutMs),
     };
-    try {
-      await createTask(
-        this.pool,
-        {
-          id: taskId,
-          owner: actor.userId,
-          runtime: t.runtime,
-          promptFirstLine: input.promptFirstLine,
-          files: [{ name: 'PROMPT.md', data: Buffer.from(t.prompt, 'utf8') }, ...t.files],
-        },
-        { live: this.config.quota.live_tasks_per_user, running: this.config.quota.running_tasks_per_user },
-      );
-    } catch (err) {
-      if (err instanceof QuotaExceeded) throw new TaskError('quota', err.message);
-      throw err;
-    }
+    const { live_tasks_per_user: live, running_tasks_per_user: running } = this.config.quota;
+    const refused = await createTask(
+      this.pool,
+      {
+        id: taskId,
+        owner: actor.userId,
+        runtime: t.runtime,
+        promptFirstLine: input.promptFirstLine,
+        files: [{ name: 'PROMPT.md', data: Buffer.from(t.prompt, 'utf8') }, ...t.files],
+      },
+      { live, running },
+    );
+    if (refused === 'live') throw liveQuotaError(live);
+    if (refused === 'running') throw runningQuotaError(running, 'start another');
     try {
       await this.temporal.workflow.start<typeof agentTask>(WORKFLOW_TYPE, {
         workflowId: taskId,
@@ -171,7 +137,7 @@ export class TaskClient {
 
   /** The task's record, with live idle-timer details from the workflow when it is open. */
   async get(actor: Actor, taskId: string): Promise<TaskView> {
-    const row = await this.authorized(actor, taskId);
+    const row = await this.ownRow(actor, taskId);
     const view = toView(row);
     if (!isEnded(row.status)) {
       const live = await this.query(taskId).catch(() => undefined);
@@ -189,6 +155,15 @@ export class TaskClient {
     return view;
   }
 
+  /**
+   * The task's view without an actor's check: for the service's own relays (a task's Discord
+   * thread follows the task whoever looks at it). Undefined for an unknown task.
+   */
+  async peek(taskId: string): Promise<TaskView | undefined> {
+    const row = await getTask(this.pool, taskId);
+    return row && toView(row);
+  }
+
   async list(actor: Actor, all = false): Promise<TaskView[]> {
     const rows = await listTasks(this.pool, all && actor.admin ? undefined : actor.userId);
     return rows.map(toView);
@@ -200,7 +175,7 @@ export class TaskClient {
     taskId: string,
     wait: 'accepted' | 'completed' = 'completed',
   ): Promise<TaskState | undefined> {
-    const row = await this.authorized(actor, taskId);
+    const row = await this.ownRow(actor, taskId);
     if (isEnded(row.status))
       throw new TaskError('conflict', `task ${taskId} has ${row.status}; it cannot be resumed`);
     if (row.status === 'suspended') await this.checkRunningQuota(row, 'resume this one');
@@ -229,7 +204,7 @@ export class TaskClient {
   }
 
   async stop(actor: Actor, taskId: string, reason = 'stopped by its owner'): Promise<void> {
-    const row = await this.authorized(actor, taskId);
+    const row = await this.ownRow(actor, taskId);
     if (isEnded(row.status)) throw new TaskError('conflict', `task ${taskId} has already ${row.status}`);
     try {
       await this.temporal.workflow.getHandle(taskId).signal(terminateSignal, { reason, by: actor.userId });
@@ -249,13 +224,13 @@ export class TaskClient {
     knownStatus?: TaskStatus,
     origin?: InputOrigin,
   ): Promise<void> {
-    let row = knownStatus ? undefined : await this.authorized(actor, taskId);
+    let row = knownStatus ? undefined : await this.ownRow(actor, taskId);
     const status = knownStatus ?? row!.status;
     if (isEnded(status))
       throw new TaskError('conflict', `task ${taskId} has ${status}; it takes no more input`);
     if (status !== 'suspended') return enqueueInput(this.pool, taskId, { kind: 'stdin', data }, origin);
     // Input that would resume the task over its owner's limit is refused, not kept for later.
-    row ??= await this.authorized(actor, taskId);
+    row ??= await this.ownRow(actor, taskId);
     await this.checkRunningQuota(row, 'resume this one for your input');
     await enqueueInput(this.pool, taskId, { kind: 'stdin', data }, origin);
     await this.askResume(actor, taskId, 'accepted').catch(() => {});
@@ -267,8 +242,7 @@ export class TaskClient {
    */
   private async checkRunningQuota(row: TaskRow, doing: string): Promise<void> {
     const limit = this.config.quota.running_tasks_per_user;
-    if ((await countRunning(this.pool, row.owner, row.id)) >= limit)
-      throw new TaskError('quota', runningQuotaMessage(limit, doing));
+    if ((await countRunning(this.pool, row.owner, row.id)) >= limit) throw runningQuotaError(limit, doing);
   }
 
   async resize(taskId: string, cols: number, rows: number): Promise<void> {
@@ -283,8 +257,12 @@ export class TaskClient {
     return taskUrl(publicUrl(this.config), taskId, await this.links.sign(userId, taskId, expiresAt));
   }
 
-  /** Loads the task and checks the actor may act on it. Unknown and foreign tasks are told apart. */
-  async authorized(actor: Actor, taskId: string): Promise<TaskRow> {
+  /** The task, if the actor may act on it; unknown and foreign tasks are refused, told apart. */
+  async authorized(actor: Actor, taskId: string): Promise<TaskView> {
+    return toView(await this.ownRow(actor, taskId));
+  }
+
+  private async ownRow(actor: Actor, taskId: string): Promise<TaskRow> {
     const row = await getTask(this.pool, taskId);
     if (!row) throw new TaskError('not_found', `no task ${taskId}`);
     if (row.owner !== actor.userId && !actor.admin) {
@@ -299,35 +277,10 @@ export class TaskClient {
     if (err instanceof WorkflowUpdateFailedError) {
       return new TaskError('conflict', (err.cause as Error | undefined)?.message ?? err.message);
     }
-    const msg = (err as Error).message ?? String(err);
+    const msg = err instanceof Error ? err.message : String(err);
     if (/validat|rejected/i.test(msg)) return new TaskError('conflict', msg);
     if (/completed|closed/i.test(msg))
       return new TaskError('conflict', `task ${taskId} is no longer running`);
     return new TaskError('unavailable', msg);
   }
-}
-
-export function toView(row: TaskRow): TaskView {
-  return {
-    id: row.id,
-    owner: row.owner,
-    runtime: row.runtime,
-    status: row.status,
-    promptFirstLine: row.promptFirstLine,
-    hostId: row.hostId,
-    driver: row.driver,
-    acceleration: row.acceleration,
-    error: row.error,
-    exitCode: row.exitCode,
-    usage: {
-      inputTokens: row.inputTokens,
-      outputTokens: row.outputTokens,
-      cacheReadTokens: row.cacheReadTokens,
-      cacheCreationTokens: row.cacheCreationTokens,
-      costUsd: row.costUsd,
-    },
-    summary: row.summary,
-    createdAt: row.createdAt.toISOString(),
-    updatedAt: row.updatedAt.toISOString(),
-  };
 }

@@ -1,31 +1,35 @@
 /**
  * One LISTEN connection per process: fans out "task X has output up to seq N", "task X changed"
- * and "task X has input queued" to whoever watches X (streams, the bot's threads, output pumps). Reconnects when PostgreSQL drops it, and then
- * wakes every watcher, because notifies sent while it was away are lost (the watchers re-read
- * from their own cursors, so a spurious wake-up costs a query, never a byte).
+ * and "task X has input queued" to whoever watches X (streams, the bot's threads, output pumps).
+ * Reconnects when PostgreSQL drops it, and then wakes every watcher, because notifies sent while
+ * it was away are lost (the watchers re-read from their own cursors, so a spurious wake-up costs
+ * a query, never a byte).
  */
 import type pg from 'pg';
-import type { Logger } from '../logger.js';
-import { CHANNELS, listenClient } from './pool.js';
+import { CHANNELS, type Channel, parseNotification } from '../common/db/channels.js';
+import { listenClient } from '../common/db/pool.js';
+import type { Logger } from '../common/logger.js';
 
-type Listener = { output?(seq: number): void; task?(): void; input?(): void };
+export type TaskListener = { output?(seq: number): void; task?(): void; input?(): void };
 
 export class TaskBus {
-  private readonly watchers = new Map<string, Set<Listener>>();
+  private readonly watchers = new Map<string, Set<TaskListener>>();
   private client?: pg.Client;
   private closed = false;
+  /** How many times the LISTEN connection was re-established (for tests and logs). */
+  reconnects = 0;
 
   private constructor(
     private readonly url: string,
     private readonly logger: Logger,
-    private readonly channels: string[],
+    private readonly channels: Channel[],
   ) {}
 
   /** Listens on `channels` (default: output and task changes). */
   static async start(
     url: string,
     logger: Logger,
-    channels: string[] = [CHANNELS.output, CHANNELS.task],
+    channels: Channel[] = [CHANNELS.output, CHANNELS.task],
   ): Promise<TaskBus> {
     const bus = new TaskBus(url, logger, channels);
     await bus.connect();
@@ -36,29 +40,32 @@ export class TaskBus {
     const client = await listenClient(this.url, this.channels);
     this.client = client;
     client.on('notification', (n) => {
-      if (!n.payload) return;
-      if (n.channel === CHANNELS.output) {
-        const i = n.payload.lastIndexOf(':');
-        const seq = Number(n.payload.slice(i + 1));
-        for (const l of this.watchers.get(n.payload.slice(0, i)) ?? []) l.output?.(seq);
-      } else if (n.channel === CHANNELS.input) {
-        for (const l of this.watchers.get(n.payload) ?? []) l.input?.();
-      } else {
-        for (const l of this.watchers.get(n.payload) ?? []) l.task?.();
+      const m = parseNotification(n.channel, n.payload);
+      if (!m) return;
+      for (const l of this.watchers.get(m.taskId) ?? []) {
+        if (m.channel === CHANNELS.output) l.output?.(m.seq);
+        else if (m.channel === CHANNELS.input) l.input?.();
+        else l.task?.();
       }
     });
     client.on('error', (err) => {
+      if (this.client !== client) return;
       this.logger.warn({ err: err.message }, 'task bus: LISTEN connection lost; reconnecting');
       void this.reconnect();
+    });
+    client.on('end', () => {
+      if (this.client === client && !this.closed) void this.reconnect();
     });
   }
 
   private async reconnect(): Promise<void> {
-    this.client?.end().catch(() => {});
+    const old = this.client;
     this.client = undefined;
+    old?.end().catch(() => {});
     for (let delay = 100; !this.closed; delay = Math.min(delay * 2, 5000)) {
       try {
         await this.connect();
+        this.reconnects++;
         for (const set of this.watchers.values()) {
           for (const l of set) {
             l.output?.(Number.MAX_SAFE_INTEGER);
@@ -73,7 +80,7 @@ export class TaskBus {
     }
   }
 
-  watch(taskId: string, l: Listener): () => void {
+  watch(taskId: string, l: TaskListener): () => void {
     let set = this.watchers.get(taskId);
     if (!set) {
       set = new Set();
@@ -88,6 +95,8 @@ export class TaskBus {
 
   async close(): Promise<void> {
     this.closed = true;
-    await this.client?.end().catch(() => {});
+    const c = this.client;
+    this.client = undefined;
+    await c?.end().catch(() => {});
   }
 }

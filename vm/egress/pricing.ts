@@ -3,19 +3,14 @@
  * million tokens, by model family (the list prices of the current models); cache reads cost a
  * tenth of input, cache writes a quarter more.
  */
+import type { TokenCounts } from '../../common/task.js';
+
 const PER_MTOK: { family: RegExp; input: number; output: number }[] = [
   { family: /opus/i, input: 5, output: 25 },
   { family: /sonnet/i, input: 3, output: 15 },
   { family: /haiku/i, input: 1, output: 5 },
 ];
 const FALLBACK = PER_MTOK[1]!;
-
-export interface TokenCounts {
-  inputTokens: number;
-  outputTokens: number;
-  cacheReadTokens: number;
-  cacheCreationTokens: number;
-}
 
 export function costUsd(model: string, t: TokenCounts): number {
   const p = PER_MTOK.find((x) => x.family.test(model)) ?? FALLBACK;

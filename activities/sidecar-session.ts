@@ -1,0 +1,32 @@
+/** A host session with a task's sidecar, and the agent's start (files first, then the command). */
+import { readTaskFiles } from '../common/db/tasks.js';
+import type { Runtime } from '../common/task.js';
+import { SidecarConnection } from '../vm/sidecar/client.js';
+import { agentCommand } from './agent-command.js';
+import type { HostActivityDeps } from './deps.js';
+
+export const HELLO_TIMEOUT_MS = 15_000;
+
+/** Connects to the task's sidecar and waits for its hello. */
+export async function connectSidecar(
+  d: Pick<HostActivityDeps, 'driver'>,
+  taskId: string,
+): Promise<SidecarConnection> {
+  return SidecarConnection.open(await d.driver.connect(taskId), HELLO_TIMEOUT_MS);
+}
+
+/** Hands the task's files to the sidecar, then starts the agent (the sidecar ignores a second start). */
+export async function sendStart(
+  d: Pick<HostActivityDeps, 'pool' | 'config' | 'driver'>,
+  conn: SidecarConnection,
+  taskId: string,
+  runtime: Runtime,
+): Promise<void> {
+  for (const f of await readTaskFiles(d.pool, taskId)) conn.send({ type: 'file', name: f.name }, f.data);
+  conn.send({
+    type: 'start',
+    ...agentCommand(runtime, d.config, taskId, d.driver.guestEnv),
+    cols: 120,
+    rows: 32,
+  });
+}

@@ -1,0 +1,45 @@
+/**
+ * The API's shapes on the wire, for its clients: the web page imports these (types only), so a
+ * field added on the server is seen by the page's compiler, not re-declared by hand.
+ */
+import type { TaskView } from '../common/task-view.js';
+
+export type { TaskStatus } from '../common/task.js';
+export type { TaskView } from '../common/task-view.js';
+
+/** GET /api/v1/tasks: the caller's tasks, each with its own link. */
+export interface TaskListResponse {
+  tasks: (TaskView & { url: string })[];
+}
+
+/** Every error: `{ "error": { "code", "message" } }`. */
+export interface ErrorResponse {
+  error: { code: string; message: string };
+}
+
+/** GET /api/v1/tasks/{id}/output (format=json). */
+export interface OutputResponse {
+  taskId: string;
+  fromSeq: number;
+  nextSeq: number;
+  firstAvailableSeq: number;
+  truncated: boolean;
+  text: string;
+}
+
+/** The stream's JSON text frames, server → client (output comes as binary frames). */
+export type StreamServerMessage =
+  | { type: 'hello'; taskId: string; fromSeq: number }
+  | {
+      type: 'state';
+      status: TaskView['status'];
+      idleDeadline: number | null;
+      error: string | null;
+      exitCode: number | null;
+      driver: string | null;
+      acceleration: string | null;
+    }
+  | { type: 'truncated'; firstAvailableSeq: number; message: string }
+  | { type: 'ack'; seq: number }
+  | { type: 'error'; message: string }
+  | { type: 'pong' };

@@ -1,0 +1,43 @@
+/** Request bodies and queries, checked at the edge (zod): bad input never reaches the service. */
+import { z } from 'zod';
+import { fileNameSchema, LIMITS, promptSchema, RUNTIMES } from '../common/task.js';
+import { invalid } from './errors.js';
+
+export const createTaskSchema = z
+  .object({
+    prompt: promptSchema,
+    runtime: z.enum(RUNTIMES).default('claude'),
+    idleTimeoutSeconds: z
+      .number()
+      .int('idleTimeoutSeconds must be a whole number of seconds')
+      .min(LIMITS.idleTimeoutSeconds.min)
+      .max(LIMITS.idleTimeoutSeconds.max)
+      .optional(),
+    files: z
+      .array(
+        z
+          .object({
+            name: fileNameSchema,
+            content: z.base64('content must be the file encoded as base64'),
+          })
+          .strict(),
+      )
+      .max(LIMITS.filesMax, `at most ${LIMITS.filesMax} files per task`)
+      .default([]),
+  })
+  .strict();
+
+export const outputQuery = z.object({
+  from: z.coerce.number().int().min(1, 'from is a seq, 1 or more').default(1),
+  format: z.enum(['json', 'raw']).default('json'),
+});
+
+export async function readJson(req: { text(): Promise<string> }): Promise<unknown> {
+  const text = await req.text();
+  if (!text.trim()) throw invalid('the request needs a JSON body');
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw invalid(`the body is not valid JSON: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * Each task's Discord thread: where the bot posts its state changes and output tail, and whose
+ * messages (from the owner) become the agent's input. Kept in PostgreSQL, so it outlives a bot
+ * restart.
+ */
+import type { Pool } from '../common/db/pool.js';
+
+export interface ThreadRow {
+  taskId: string;
+  threadId: string;
+  channelId: string;
+  lastStatus: string | null;
+  postedSeq: number;
+  summaryPosted: boolean;
+}
+
+const COLUMNS = `task_id AS "taskId", thread_id AS "threadId", channel_id AS "channelId",
+  last_status AS "lastStatus", posted_seq::float8 AS "postedSeq", summary_posted AS "summaryPosted"`;
+
+export class ThreadRecords {
+  constructor(private readonly pool: Pool) {}
+
+  async save(t: Pick<ThreadRow, 'taskId' | 'threadId' | 'channelId'>): Promise<void> {
+    await this.pool.query(
+      'INSERT INTO discord_threads (task_id, thread_id, channel_id) VALUES ($1, $2, $3) ON CONFLICT (task_id) DO NOTHING',
+      [t.taskId, t.threadId, t.channelId],
+    );
+  }
+
+  async ofTask(taskId: string): Promise<ThreadRow | undefined> {
+    const { rows } = await this.pool.query<ThreadRow>(
+      `SELECT ${COLUMNS} FROM discord_threads WHERE task_id = $1`,
+      [taskId],
+    );
+    return rows[0];
+  }
+
+  async byThread(threadId: string): Promise<ThreadRow | undefined> {
+    const { rows } = await this.pool.query<ThreadRow>(
+      `SELECT ${COLUMNS} FROM discord_threads WHERE thread_id = $1`,
+      [threadId],
+    );
+    return rows[0];
+  }
+
+  /** Threads of tasks that have not ended: the ones the bot still reports on. */
+  async live(): Promise<ThreadRow[]> {
+    const { rows } = await this.pool.query<ThreadRow>(
+      `SELECT ${COLUMNS} FROM discord_threads d
+       WHERE d.last_status IS NULL OR d.last_status NOT IN ('terminated', 'failed')`,
+    );
+    return rows;
+  }
+
+  async markPosted(taskId: string, p: { status?: string; seq?: number; summary?: boolean }): Promise<void> {
+    await this.pool.query(
+      `UPDATE discord_threads SET last_status = COALESCE($2, last_status),
+         posted_seq = GREATEST(posted_seq, COALESCE($3, posted_seq)),
+         summary_posted = summary_posted OR $4 WHERE task_id = $1`,
+      [taskId, p.status ?? null, p.seq ?? null, p.summary ?? false],
+    );
+  }
+}

@@ -1,0 +1,30 @@
+/** A task's row as callers see it (common/task-view.ts). */
+import type { TaskRow } from '../common/db/tasks.js';
+import type { TaskView } from '../common/task-view.js';
+
+export type { TaskView } from '../common/task-view.js';
+
+export function toView(row: TaskRow): TaskView {
+  return {
+    id: row.id,
+    owner: row.owner,
+    runtime: row.runtime,
+    status: row.status,
+    promptFirstLine: row.promptFirstLine,
+    hostId: row.hostId,
+    driver: row.driver,
+    acceleration: row.acceleration,
+    error: row.error,
+    exitCode: row.exitCode,
+    usage: {
+      inputTokens: row.inputTokens,
+      outputTokens: row.outputTokens,
+      cacheReadTokens: row.cacheReadTokens,
+      cacheCreationTokens: row.cacheCreationTokens,
+      costUsd: row.costUsd,
+    },
+    summary: row.summary,
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+  };
+}
