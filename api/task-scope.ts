@@ -7,7 +7,7 @@ import { taskIdSchema } from '../common/task.js';
 import { type AuthEnv, checkLinkScope } from './auth.js';
 import { describeZodError, invalid } from './errors.js';
 
-export function parseTaskId(raw: string): string {
+function parseTaskId(raw: string): string {
   const r = taskIdSchema.safeParse(raw);
   if (!r.success)
     throw invalid(`malformed task id ${JSON.stringify(raw.slice(0, 40))}: ${describeZodError(r.error)}`);

@@ -2,19 +2,9 @@
  * A task as callers see it (REST, the bot, the web page): the one definition of the API's task
  * shape. Types only: the web page imports it through api/types.ts.
  */
-import type { HeadlessSummary, Runtime, TaskStatus, TokenCounts } from './task.js';
+import type { HeadlessSummary, TaskFields, TokenCounts } from './task.js';
 
-export interface TaskView {
-  id: string;
-  owner: string;
-  runtime: Runtime;
-  status: TaskStatus;
-  promptFirstLine: string;
-  hostId: string | null;
-  driver: string | null;
-  acceleration: string | null;
-  error: string | null;
-  exitCode: number | null;
+export interface TaskView extends TaskFields {
   /** Tokens counted by the host's egress proxy, and their estimated cost in US dollars. */
   usage: TokenCounts & { costUsd: number };
   /** The end of a headless run: its final answer and turns. */

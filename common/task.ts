@@ -52,6 +52,20 @@ export interface TokenCounts {
   cacheCreationTokens: number;
 }
 
+/** What a task's record and its view share. */
+export interface TaskFields {
+  id: string;
+  owner: string;
+  runtime: Runtime;
+  status: TaskStatus;
+  promptFirstLine: string;
+  hostId: string | null;
+  driver: string | null;
+  acceleration: string | null;
+  error: string | null;
+  exitCode: number | null;
+}
+
 export interface TaskLimits {
   idleTimeoutMs: number;
   vcpus: number;

@@ -2,7 +2,7 @@
  * `./lia test`: the whole test suite against real parts. Brings up a real Temporal dev server
  * (through @temporalio/testing, pointed at the cached Temporal CLI) and a private PostgreSQL,
  * builds what the tests run (workflow bundle, sidecar), then runs node's test runner over
- * tests/*.test.ts (or the files given as arguments) with their addresses in the environment.
+ * tests/{unit,integration,e2e}/*.test.ts (or the files given as arguments) with their addresses in the environment.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -75,13 +75,16 @@ let args = process.argv.slice(2);
 // `--run <script> [args]` runs one script (a benchmark) against the same stack, outside the test runner.
 const runScript = args[0] === '--run';
 if (runScript) args = args.slice(1);
+// Fast to slow: unit tests first, then integration (one real part at a time), then end to end.
 const files = args.length
   ? args
-  : fs
-      .readdirSync(path.join(root, 'tests'))
-      .filter((f) => f.endsWith('.test.ts'))
-      .sort()
-      .map((f) => path.join('tests', f));
+  : ['unit', 'integration', 'e2e'].flatMap((kind) =>
+      fs
+        .readdirSync(path.join(root, 'tests', kind))
+        .filter((f) => f.endsWith('.test.ts'))
+        .sort()
+        .map((f) => path.join('tests', kind, f)),
+    );
 child = spawn(
   process.execPath,
   runScript

@@ -3,7 +3,7 @@
  * LIA__TEMPORAL__CLI, else `temporal` on PATH, else a cached build from the Go module proxy
  * under ~/.cache/lia/temporal-cli/<version>/, built on first use.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -84,8 +84,4 @@ export async function ensureTemporalCli(
   fs.rmSync(tmpBin, { recursive: true, force: true });
   progress(`[temporal] built ${bin} in ${Math.round((Date.now() - started) / 1000)} s`);
   return bin;
-}
-
-export function cliVersion(bin: string): string {
-  return spawnSync(bin, ['--version'], { encoding: 'utf8' }).stdout.trim();
 }

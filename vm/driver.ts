@@ -13,9 +13,6 @@ export interface VmSpec {
   storageGb: number;
 }
 
-/** What a driver reports about a task's VM on this host. */
-export type VmPresence = 'absent' | 'running' | 'suspended';
-
 export type Progress = (message: string) => void;
 
 export interface VmDriver {
@@ -37,7 +34,6 @@ export interface VmDriver {
   restore(taskId: string, progress: Progress): Promise<void>;
   /** Kills the VMM and every process of the task, deletes disk, snapshot, sockets. Idempotent. */
   destroy(taskId: string): Promise<void>;
-  presence(taskId: string): Promise<VmPresence>;
   /** Task ids that have anything (process, disk, snapshot) on this host: for reconciliation. */
   list(): Promise<string[]>;
 }

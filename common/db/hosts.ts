@@ -1,5 +1,5 @@
 import { CHANNELS } from './channels.js';
-import type { Pool } from './pool.js';
+import { inTransaction, type Pool } from './pool.js';
 
 export interface HostInfo {
   id: string;
@@ -34,9 +34,7 @@ export class NoCapacity extends Error {
  * against its host until the task ends (a suspended VM still holds its disk and snapshot).
  */
 export async function placeOnHost(pool: Pool, taskId: string, staleAfterSeconds: number): Promise<HostInfo> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  return inTransaction(pool, async (client) => {
     await client.query(`SELECT pg_advisory_xact_lock(hashtext('lia:placement'))`);
     const { rows } = await client.query<HostInfo & { used: number }>(
       `SELECT h.id, h.task_queue AS "taskQueue", h.driver, h.acceleration, h.max_vms AS "maxVms", h.vcpus,
@@ -62,13 +60,7 @@ export async function placeOnHost(pool: Pool, taskId: string, staleAfterSeconds:
        SELECT pg_notify('${CHANNELS.task}', id) FROM u`,
       [taskId, host.id],
     );
-    await client.query('COMMIT');
     const { used: _used, ...info } = host;
     return info;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }

@@ -20,3 +20,29 @@ export async function listenClient(url: string, channels: string[]): Promise<pg.
   for (const ch of channels) await client.query(`LISTEN ${pg.escapeIdentifier(ch)}`);
   return client;
 }
+
+/**
+ * Runs `fn` in one transaction on one client: committed when it returns, rolled back when it
+ * throws or returns `{ rollback: value }` (a refusal that must write nothing).
+ */
+export async function inTransaction<T>(
+  pool: pg.Pool,
+  fn: (client: pg.PoolClient) => Promise<T | { rollback: T }>,
+): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const r = await fn(client);
+    if (r && typeof r === 'object' && 'rollback' in r) {
+      await client.query('ROLLBACK');
+      return r.rollback;
+    }
+    await client.query('COMMIT');
+    return r as T;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
+}

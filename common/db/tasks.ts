@@ -1,20 +1,10 @@
 import type { TaskRecordPatch } from '../activities.js';
-import type { HeadlessSummary, Runtime, TaskStatus, TokenCounts } from '../task.js';
+import type { HeadlessSummary, Runtime, TaskFields, TokenCounts } from '../task.js';
 import { CHANNELS } from './channels.js';
-import type { Pool } from './pool.js';
+import { inTransaction, type Pool } from './pool.js';
 
 /** A task's row; its token counts are those the egress proxy recorded. */
-export interface TaskRow extends TokenCounts {
-  id: string;
-  owner: string;
-  runtime: Runtime;
-  status: TaskStatus;
-  promptFirstLine: string;
-  hostId: string | null;
-  driver: string | null;
-  acceleration: string | null;
-  error: string | null;
-  exitCode: number | null;
+export interface TaskRow extends TaskFields, TokenCounts {
   costUsd: number;
   summary: HeadlessSummary | null;
   createdAt: Date;
@@ -61,9 +51,7 @@ export async function createTask(
   },
   quotas: UserQuotas,
 ): Promise<keyof UserQuotas | undefined> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  return inTransaction<keyof UserQuotas | undefined>(pool, async (client) => {
     await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`owner:${t.owner}`]);
     const { rows } = await client.query<{ live: number; running: number }>(
       `SELECT count(*) FILTER (WHERE status NOT IN ('terminated', 'failed'))::int AS live,
@@ -73,10 +61,7 @@ export async function createTask(
     );
     const { live = 0, running = 0 } = rows[0] ?? {};
     const refused = live >= quotas.live ? 'live' : running >= quotas.running ? 'running' : undefined;
-    if (refused) {
-      await client.query('ROLLBACK');
-      return refused;
-    }
+    if (refused) return { rollback: refused };
     await client.query(
       `INSERT INTO tasks (id, owner, runtime, status, prompt_first_line) VALUES ($1, $2, $3, 'pending', $4)`,
       [t.id, t.owner, t.runtime, t.promptFirstLine],
@@ -88,14 +73,8 @@ export async function createTask(
         f.data,
       ]);
     }
-    await client.query('COMMIT');
     return undefined;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 export async function getTask(pool: Pool, id: string): Promise<TaskRow | undefined> {

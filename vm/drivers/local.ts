@@ -16,7 +16,7 @@ import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../common/logger.js';
 import { isAlive, isStopped, readPidFile, sessionPids, signalPids } from '../../system/procs.js';
-import type { Progress, VmDriver, VmPresence, VmSpec } from '../driver.js';
+import type { Progress, VmDriver, VmSpec } from '../driver.js';
 import { VmError } from '../driver.js';
 import { ensureSidecarBuilt } from '../sidecar/build.js';
 import { SidecarConnection } from '../sidecar/client.js';
@@ -235,14 +235,6 @@ export class LocalDriver implements VmDriver {
     if (left.length) throw new VmError(`task ${taskId}: processes ${left.join(', ')} survive SIGKILL`);
     fs.rmSync(f.dir, { recursive: true, force: true });
     this.o.logger.debug({ taskId }, 'local: destroyed');
-  }
-
-  async presence(taskId: string): Promise<VmPresence> {
-    const f = this.files(taskId);
-    if (!fs.existsSync(f.dir)) return 'absent';
-    const sidecar = readPidFile(f.sidecarPid);
-    if (!sidecar || !isAlive(sidecar)) return 'absent';
-    return fs.existsSync(f.suspended) ? 'suspended' : 'running';
   }
 
   async list(): Promise<string[]> {

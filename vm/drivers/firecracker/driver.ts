@@ -13,7 +13,7 @@ import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../../common/logger.js';
 import { isAlive, sessionPids, signalPids } from '../../../system/procs.js';
-import { type Progress, type VmDriver, VmError, type VmPresence, type VmSpec } from '../../driver.js';
+import { type Progress, type VmDriver, VmError, type VmSpec } from '../../driver.js';
 import { FirecrackerApi } from './api.js';
 import { connectVsock } from './vsock.js';
 
@@ -184,7 +184,7 @@ export class FirecrackerDriver implements VmDriver {
     fs.rmSync(this.jailDir(taskId), { recursive: true, force: true });
   }
 
-  async presence(taskId: string): Promise<VmPresence> {
+  private async presence(taskId: string): Promise<'absent' | 'running' | 'suspended'> {
     if (!fs.existsSync(this.jailDir(taskId))) return 'absent';
     if (fs.existsSync(path.join(this.root(taskId), 'snapshot.state'))) {
       const pid = fs.existsSync(this.pidFile(taskId))

@@ -17,7 +17,7 @@ import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../../common/logger.js';
 import { isAlive, readPidFile } from '../../../system/procs.js';
-import type { Progress, VmDriver, VmPresence, VmSpec } from '../../driver.js';
+import type { Progress, VmDriver, VmSpec } from '../../driver.js';
 import { VmError } from '../../driver.js';
 import type { GuestImage } from '../../image/ensure.js';
 import { SidecarConnection } from '../../sidecar/client.js';
@@ -377,13 +377,6 @@ export class QemuDriver implements VmDriver {
     }
     await this.o.egress?.close(taskId);
     fs.rmSync(f.dir, { recursive: true, force: true });
-  }
-
-  async presence(taskId: string): Promise<VmPresence> {
-    const f = this.files(taskId);
-    if (this.qemuPid(taskId)) return 'running';
-    if (fs.existsSync(f.suspended) && fs.existsSync(f.state)) return 'suspended';
-    return 'absent';
   }
 
   async list(): Promise<string[]> {

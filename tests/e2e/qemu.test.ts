@@ -12,9 +12,9 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { isAlive } from '../system/procs.js';
-import { waitFor } from './helpers/env.js';
-import { StreamClient, startTestStack, type TestStack, terminalLines } from './helpers/stack.js';
+import { isAlive } from '../../system/procs.js';
+import { waitFor } from '../helpers/env.js';
+import { StreamClient, startTestStack, type TestStack, terminalLines } from '../helpers/stack.js';
 
 const OWNER = 'u-vm';
 const API_KEY = `sk-lia-test-${randomBytes(12).toString('hex')}`;

@@ -1,9 +1,9 @@
 /** The bot's rules that need no Discord: who may spawn where, who is an admin, which files pass. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { actorOf, spawnRefusal } from '../bot/actor.js';
-import { checkAttachment, safeFileName } from '../bot/attachments.js';
-import { loadConfig } from '../common/config.js';
+import { actorOf, spawnRefusal } from '../../bot/actor.js';
+import { checkAttachment, safeFileName } from '../../bot/attachments.js';
+import { loadConfig } from '../../common/config.js';
 
 const config = (env: Record<string, string> = {}) => loadConfig({ ...env });
 

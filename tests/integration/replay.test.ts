@@ -1,6 +1,6 @@
 /**
  * Determinism guard: workflow histories recorded from real runs (tests/histories/*.json, made by
- * `node --import tsx scripts/record-histories.ts`) must replay against the current workflow code.
+ * `node --import tsx tests/tools/record-histories.ts`) must replay against the current workflow code.
  * A change that would break running tasks fails here.
  */
 import assert from 'node:assert/strict';
@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { Worker } from '@temporalio/worker';
-import { repoRoot, workflowBundle } from './helpers/env.js';
+import { repoRoot, workflowBundle } from '../helpers/env.js';
 
 const dir = path.join(repoRoot, 'tests', 'histories');
 

@@ -8,8 +8,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { descendantPids, isAlive } from '../system/procs.js';
-import { repoRoot, waitFor } from './helpers/env.js';
+import { descendantPids, isAlive } from '../../system/procs.js';
+import { repoRoot, waitFor } from '../helpers/env.js';
 
 test('./lia test stopped by SIGTERM leaves no process behind', async () => {
   const state = fs.mkdtempSync(path.join(os.tmpdir(), 'lia-runner-'));
@@ -18,7 +18,7 @@ test('./lia test stopped by SIGTERM leaves no process behind', async () => {
   const env = Object.fromEntries(
     Object.entries(process.env).filter(([k]) => !k.startsWith('LIA') && k !== 'NODE_TEST_CONTEXT'),
   );
-  const child = spawn(path.join(repoRoot, 'lia'), ['test', 'tests/fixtures/waits.test.ts'], {
+  const child = spawn(path.join(repoRoot, 'lia'), ['test', 'tests/fixtures/a-test-that-waits.ts'], {
     cwd: repoRoot,
     env: { ...env, LIA_TEST_STATE_DIR: state },
     stdio: ['ignore', 'pipe', 'pipe'],

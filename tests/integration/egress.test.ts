@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
-import { EgressProxy } from '../vm/egress/proxy.js';
+import { EgressProxy } from '../../vm/egress/proxy.js';
 
 const KEY = 'sk-ant-host-only-key-0123456789';
 let model: http.Server;

@@ -7,13 +7,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { APIMessage } from 'discord-api-types/v10';
-import { type Bot, startBot } from '../bot/client.js';
-import { deployCommands } from '../bot/deploy-commands.js';
-import { createLogger } from '../common/logger.js';
-import { ThreadRecords } from '../tasks/threads.js';
-import { DiscordStandIn, type InteractionRecord, snowflake } from './discord/standin.js';
-import { waitFor } from './helpers/env.js';
-import { startTestStack, type TestStack } from './helpers/stack.js';
+import { type Bot, startBot } from '../../bot/client.js';
+import { deployCommands } from '../../bot/deploy-commands.js';
+import { createLogger } from '../../common/logger.js';
+import { ThreadRecords } from '../../tasks/threads.js';
+import { waitFor } from '../helpers/env.js';
+import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { DiscordStandIn, type InteractionRecord, snowflake } from '../standins/discord/standin.js';
 
 const discord = new DiscordStandIn();
 const adminRole = snowflake();

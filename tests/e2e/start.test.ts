@@ -10,7 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { repoRoot, waitFor } from './helpers/env.js';
+import { repoRoot, waitFor } from '../helpers/env.js';
 
 const freePort = () =>
   new Promise<number>((resolve) => {

@@ -8,9 +8,9 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { isAlive, sessionPids } from '../system/procs.js';
-import { waitFor } from './helpers/env.js';
-import { StreamClient, startTestStack, type TestStack, terminalLines } from './helpers/stack.js';
+import { isAlive, sessionPids } from '../../system/procs.js';
+import { waitFor } from '../helpers/env.js';
+import { StreamClient, startTestStack, type TestStack, terminalLines } from '../helpers/stack.js';
 
 let s: TestStack;
 const OWNER = 'u-alice';

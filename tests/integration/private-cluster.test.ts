@@ -9,8 +9,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { ensurePrivateCluster } from '../postgres-dev/cluster.js';
-import { repoRoot, waitFor } from './helpers/env.js';
+import { ensurePrivateCluster } from '../../postgres-dev/cluster.js';
+import { repoRoot, waitFor } from '../helpers/env.js';
 
 const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lia-pgown-'));
 const port = () => Number(fs.readFileSync(path.join(stateDir, 'postgres', 'port'), 'utf8'));

@@ -3,9 +3,9 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { CONFIG_VARS, ConfigError, envName, loadConfig } from '../common/config.js';
-import { renderEnvExample } from '../scripts/gen-env-example.js';
-import { repoRoot } from './helpers/env.js';
+import { CONFIG_VARS, ConfigError, envName, loadConfig } from '../../common/config.js';
+import { renderEnvExample } from '../../scripts/gen-env-example.js';
+import { repoRoot } from '../helpers/env.js';
 
 test('defaults load and nest by section', () => {
   const c = loadConfig({});

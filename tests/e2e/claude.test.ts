@@ -11,13 +11,13 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type Bot, startBot } from '../bot/client.js';
-import { createLogger } from '../common/logger.js';
-import { ThreadRecords } from '../tasks/threads.js';
-import { DiscordStandIn } from './discord/standin.js';
-import { waitFor } from './helpers/env.js';
-import { StreamClient, startTestStack, type TestStack, terminalLines } from './helpers/stack.js';
-import { ModelStandIn } from './model/anthropic-standin.js';
+import { type Bot, startBot } from '../../bot/client.js';
+import { createLogger } from '../../common/logger.js';
+import { ThreadRecords } from '../../tasks/threads.js';
+import { waitFor } from '../helpers/env.js';
+import { StreamClient, startTestStack, type TestStack, terminalLines } from '../helpers/stack.js';
+import { DiscordStandIn } from '../standins/discord/standin.js';
+import { ModelStandIn } from '../standins/model/anthropic-standin.js';
 
 const API_KEY = `sk-ant-lia-test-${randomBytes(16).toString('hex')}`;
 const model = new ModelStandIn(API_KEY, {

@@ -1,7 +1,7 @@
 /** The guest kernel's command line: the TSC rate is given under emulation, never under KVM. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { hostTscKhz, kernelCommandLine } from '../vm/drivers/qemu/driver.js';
+import { hostTscKhz, kernelCommandLine } from '../../vm/drivers/qemu/driver.js';
 
 const cpuinfo = (flags: string) => `processor\t: 0\ncpu MHz\t\t: 2596.148\nflags\t\t: fpu ${flags} sse\n`;
 

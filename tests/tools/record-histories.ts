@@ -2,16 +2,16 @@
  * Records workflow histories from real runs into tests/histories/, for the replay test.
  * Run after a deliberate change to the workflow's shape (and keep the old files: tasks
  * started by the old code must still replay).
- *   node --import tsx scripts/record-histories.ts
+ *   node --import tsx tests/tools/record-histories.ts
  */
 
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { waitFor } from '../tests/helpers/env.js';
-import { StreamClient, startTestStack } from '../tests/helpers/stack.js';
+import { waitFor } from '../helpers/env.js';
+import { StreamClient, startTestStack } from '../helpers/stack.js';
 
-const out = path.resolve(import.meta.dirname, '..', 'tests', 'histories');
+const out = path.resolve(import.meta.dirname, '..', 'histories');
 fs.mkdirSync(out, { recursive: true });
 const s = await startTestStack('record', { LIA__LOG__LEVEL: 'error' });
 const user = 'recorder';

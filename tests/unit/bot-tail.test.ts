@@ -1,7 +1,7 @@
 /** Output tails posted to Discord threads: plain text, at most 2,000 characters, one intact code block. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DISCORD_MAX_CHARS, plainText, tailBlock, threadPost } from '../bot/tail.js';
+import { DISCORD_MAX_CHARS, plainText, tailBlock, threadPost } from '../../bot/tail.js';
 
 const fences = (s: string) => (s.match(/```/g) ?? []).length;
 

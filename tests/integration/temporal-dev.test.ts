@@ -9,10 +9,10 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { isAlive } from '../system/procs.js';
-import { ensureTemporalCli } from '../temporal-dev/cli.js';
-import { startDevServer } from '../temporal-dev/server.js';
-import { repoRoot, waitFor } from './helpers/env.js';
+import { isAlive } from '../../system/procs.js';
+import { ensureTemporalCli } from '../../temporal-dev/cli.js';
+import { startDevServer } from '../../temporal-dev/server.js';
+import { repoRoot, waitFor } from '../helpers/env.js';
 
 const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lia-tdev-'));
 const pidFile = path.join(stateDir, 'temporal', 'server.pid');

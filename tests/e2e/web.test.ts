@@ -9,10 +9,10 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { addUsage } from '../common/db/tasks.js';
-import { ensureWebBuilt } from '../web/build.js';
-import { launchBrowser, screenLines, waitForScreen } from './helpers/browser.js';
-import { startTestStack, type TestStack } from './helpers/stack.js';
+import { addUsage } from '../../common/db/tasks.js';
+import { ensureWebBuilt } from '../../web/build.js';
+import { launchBrowser, screenLines, waitForScreen } from '../helpers/browser.js';
+import { startTestStack, type TestStack } from '../helpers/stack.js';
 
 const OWNER = 'u-web';
 let s: TestStack;
@@ -262,7 +262,7 @@ describe('the web UI', () => {
     assert.equal(res.status, 201);
     process.env.LIA_API_URL = s.apiUrl; // read by web/vite.config.ts
     const { createServer } = await import('vite');
-    const web = path.join(import.meta.dirname, '..', 'web');
+    const web = path.join(import.meta.dirname, '..', '..', 'web');
     const dev = await createServer({
       configFile: path.join(web, 'vite.config.ts'),
       root: web,

@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { waitFor } from './helpers/env.js';
-import { StreamClient, startTestStack, type TestStack } from './helpers/stack.js';
+import { waitFor } from '../helpers/env.js';
+import { StreamClient, startTestStack, type TestStack } from '../helpers/stack.js';
 
 let s: TestStack;
 const OWNER = 'u-quota';

@@ -1,12 +1,12 @@
 /**
  * Screenshots of the web UI for the docs: the task page (dark and light), a suspended task, and the
- * task list, on the real stack with the local driver. Run: ./lia bench scripts/screenshots.ts
+ * task list, on the real stack with the local driver. Run: ./lia bench tests/tools/screenshots.ts
  */
 import path from 'node:path';
-import { launchBrowser, waitForScreen } from '../tests/helpers/browser.js';
-import { startTestStack } from '../tests/helpers/stack.js';
+import { launchBrowser, waitForScreen } from '../helpers/browser.js';
+import { startTestStack } from '../helpers/stack.js';
 
-const out = path.resolve(import.meta.dirname, '..', 'docs', 'screenshots');
+const out = path.resolve(import.meta.dirname, '..', '..', 'docs', 'screenshots');
 const s = await startTestStack('screenshots');
 const browser = await launchBrowser();
 try {
