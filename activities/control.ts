@@ -2,9 +2,28 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { ControlActivities } from '../common/activities.js';
 import { NoCapacity, placeOnHost } from '../common/db/hosts.js';
-import { dropInput } from '../common/db/input.js';
 import type { Pool } from '../common/db/pool.js';
-import { updateTask } from '../common/db/tasks.js';
+import { dropTaskLeftovers, updateTask } from '../common/db/tasks.js';
+
+/**
+ * PostgreSQL refusing the data itself (class 22: a value out of range; 23: a constraint) will
+ * refuse it on every retry: that fails for good, with the reason. Anything else (the server
+ * away, a dropped connection) is retried.
+ */
+async function refusedForGood<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string' && /^2[23]/.test(code))
+      throw ApplicationFailure.create({
+        type: 'BadRecord',
+        message: `the database refused the record: ${(err as Error).message}`,
+        nonRetryable: true,
+      });
+    throw err;
+  }
+}
 
 export function createControlActivities(pool: Pool, opts: { hostStaleSeconds: number }): ControlActivities {
   return {
@@ -24,12 +43,9 @@ export function createControlActivities(pool: Pool, opts: { hostStaleSeconds: nu
       }
     },
     async recordTask({ taskId, patch }) {
-      await updateTask(pool, taskId, patch);
-      if (patch.status === 'terminated' || patch.status === 'failed') {
-        // Input nobody will read again; the output log stays (bounded) for GET /output.
-        await dropInput(pool, taskId);
-        await pool.query('DELETE FROM task_files WHERE task_id = $1', [taskId]);
-      }
+      await refusedForGood(() => updateTask(pool, taskId, patch));
+      // Input nobody will read again; the output log stays (bounded) for GET /output.
+      if (patch.status === 'terminated' || patch.status === 'failed') await dropTaskLeftovers(pool, taskId);
     },
   };
 }

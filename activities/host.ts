@@ -1,24 +1,32 @@
 /**
  * Host activities: the VM lifecycle and the output pump, run by the worker of the host that
  * holds the VM. Everything here is idempotent or resumable, because Temporal retries it.
+ *
+ * The arguments come from a workflow, and anyone who can reach Temporal can start one: the task
+ * id is checked again here before it names anything on disk.
  */
-import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import { CancelledFailure, Context } from '@temporalio/activity';
 import type { HostActivities } from '../common/activities.js';
+import { hasInput } from '../common/db/input.js';
 import { getTask } from '../common/db/tasks.js';
-import { activityReportInterval, type Runtime } from '../common/task.js';
-import { VmError } from '../vm/driver.js';
+import { activityReportInterval, type Runtime, taskIdSchema } from '../common/task.js';
 import type { HostActivityDeps } from './deps.js';
 import { OutputPump } from './output-pump.js';
 import type { PumpHandoff } from './pump-handoff.js';
 import { connectSidecar, HELLO_TIMEOUT_MS, sendStart } from './sidecar-session.js';
+import { classifyVmError, heartbeating } from './vm-errors.js';
 
 export type { HostActivityDeps } from './deps.js';
 
-function vmFailure(err: unknown): never {
-  if (err instanceof VmError && !err.retryable) {
-    throw ApplicationFailure.create({ type: 'VmError', message: err.message, nonRetryable: true });
-  }
-  throw err;
+function checkedId(taskId: unknown): string {
+  const r = taskIdSchema.safeParse(taskId);
+  if (!r.success)
+    throw classifyVmError(
+      new Error(`refused task id ${JSON.stringify(String(taskId).slice(0, 40))}`),
+      1,
+      true,
+    );
+  return r.data;
 }
 
 /**
@@ -27,7 +35,7 @@ function vmFailure(err: unknown): never {
  */
 export function createHostActivities(d: HostActivityDeps, handoff: PumpHandoff<OutputPump>): HostActivities {
   const { driver, logger } = d;
-  const heartbeat = (what: string) => Context.current().heartbeat(what);
+  const ctx = () => Context.current();
 
   /** Starts the agent unless it already runs (an earlier attempt started it). */
   async function startIfIdle(taskId: string, runtime: Runtime): Promise<void> {
@@ -41,81 +49,104 @@ export function createHostActivities(d: HostActivityDeps, handoff: PumpHandoff<O
     }
   }
 
-  return {
-    async bootVm({ taskId, limits }) {
-      const started = Date.now();
-      heartbeat(`booting: ${driver.name} (${driver.acceleration})`);
+  /** Runs a VM step with a heartbeat that says what it waits for, and its errors classified. */
+  async function vmStep<T>(
+    what: string,
+    step: (progress: (m: string) => void, signal: AbortSignal) => Promise<T>,
+  ) {
+    const c = ctx();
+    return heartbeating(c, what, async (progress) => {
       try {
-        await driver.boot(
-          { taskId, vcpus: limits.vcpus, memoryMib: limits.memoryMib, storageGb: limits.storageGb },
-          heartbeat,
-        );
+        return await step(progress, c.cancellationSignal);
       } catch (err) {
-        vmFailure(err);
+        if (c.cancellationSignal.aborted) throw new CancelledFailure(`${what}: cancelled`);
+        throw classifyVmError(err, c.info.attempt);
       }
+    });
+  }
+
+  return {
+    async bootVm({ taskId: raw, limits }) {
+      const taskId = checkedId(raw);
+      const started = Date.now();
+      await vmStep(`booting: ${driver.name} (${driver.acceleration})`, (progress, signal) =>
+        driver.boot(
+          { taskId, vcpus: limits.vcpus, memoryMib: limits.memoryMib, storageGb: limits.storageGb },
+          progress,
+          signal,
+        ),
+      );
       // Start the agent and its pump now: its first output reaches the browser while the
       // workflow records the task as running; the workflow's pumpOutput takes the pump over.
       const row = await getTask(d.pool, taskId);
       if (row) {
-        heartbeat('booting: starting the agent');
+        ctx().heartbeat('booting: starting the agent');
         // The same interval the workflow gives pumpOutput (both derive it from the idle timeout).
         const reportMs = activityReportInterval(limits.idleTimeoutMs);
-        handoff.offer(await OutputPump.open(d, taskId, row.runtime, reportMs));
+        handoff.offer(await OutputPump.open(d, taskId, row.runtime, reportMs, limits.idleTimeoutMs));
       }
       return { driver: driver.name, acceleration: driver.acceleration, bootMs: Date.now() - started };
     },
 
     // Workflows recorded before the pump started the agent itself still schedule this.
     async startAgent({ taskId, runtime }) {
-      heartbeat('starting agent: connecting to the sidecar');
-      await startIfIdle(taskId, runtime);
+      ctx().heartbeat('starting agent: connecting to the sidecar');
+      await startIfIdle(checkedId(taskId), runtime);
     },
 
-    async pumpOutput({ taskId, runtime, reportMs }) {
-      const ctx = Context.current();
-      const pump = handoff.take(taskId) ?? (await OutputPump.open(d, taskId, runtime, reportMs));
-      const beat = setInterval(() => ctx.heartbeat(`running: output stored up to seq ${pump.stored}`), 1000);
-      ctx.heartbeat(`running: output stored up to seq ${pump.stored}`);
+    async pumpOutput({ taskId: raw, runtime, reportMs, idleTimeoutMs }) {
+      const taskId = checkedId(raw);
+      const c = ctx();
+      let pump: OutputPump;
       try {
-        await Promise.race([pump.ended, ctx.cancelled]);
+        pump = handoff.take(taskId) ?? (await OutputPump.open(d, taskId, runtime, reportMs, idleTimeoutMs));
+      } catch (err) {
+        throw classifyVmError(err, c.info.attempt);
+      }
+      // Every 5 s: often enough to notice a cancellation (suspend, stop) soon, and a dead
+      // worker within the 30 s heartbeat timeout; a heartbeat writes no history.
+      const beat = () => c.heartbeat(`running: output stored up to seq ${pump.stored}`);
+      const timer = setInterval(beat, 5000);
+      beat();
+      try {
+        await Promise.race([pump.ended, c.cancelled]);
         return await pump.result();
       } catch (err) {
         // Cancelled (suspend, terminate): store what we have, then report the cancellation.
         if (err instanceof CancelledFailure) await pump.stop();
         throw err;
       } finally {
-        clearInterval(beat);
+        clearInterval(timer);
       }
     },
 
-    async suspendVm({ taskId }) {
+    async suspendVm({ taskId: raw }) {
+      const taskId = checkedId(raw);
       const started = Date.now();
       await handoff.release(taskId);
-      heartbeat('suspending: writing the VM state');
-      try {
-        const { snapshotBytes } = await driver.suspend(taskId, heartbeat);
-        return { snapshotBytes, ms: Date.now() - started };
-      } catch (err) {
-        vmFailure(err);
-      }
+      const { snapshotBytes } = await vmStep('suspending: writing the VM state', (progress) =>
+        driver.suspend(taskId, progress),
+      );
+      // Typed while the pump was being stopped: the workflow resumes the task for it.
+      const inputWaiting = await hasInput(d.pool, taskId);
+      return { snapshotBytes, ms: Date.now() - started, inputWaiting };
     },
 
-    async restoreVm({ taskId }) {
+    async restoreVm({ taskId: raw }) {
+      const taskId = checkedId(raw);
       const started = Date.now();
-      heartbeat('restoring: loading the VM state');
-      try {
-        await driver.restore(taskId, heartbeat);
-      } catch (err) {
-        vmFailure(err);
-      }
+      await vmStep('restoring: loading the VM state', (progress, signal) =>
+        driver.restore(taskId, progress, signal),
+      );
       logger.info({ taskId, ms: Date.now() - started }, 'restored');
       return { ms: Date.now() - started };
     },
 
-    async destroyVm({ taskId }) {
-      heartbeat('destroying the VM');
+    async destroyVm({ taskId: raw }) {
+      const taskId = checkedId(raw);
+      ctx().heartbeat('destroying the VM');
       await handoff.release(taskId);
-      await driver.destroy(taskId);
+      await vmStep('destroying the VM', () => driver.destroy(taskId));
     },
   };
 }

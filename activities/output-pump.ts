@@ -9,7 +9,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { AgentExit } from '../common/activities.js';
 import { consumeInput, pendingInput } from '../common/db/input.js';
-import { saveSummary } from '../common/db/tasks.js';
+import { saveSummary, setIdleDeadline } from '../common/db/tasks.js';
 import { coalesced } from '../common/rerun.js';
 import type { Runtime } from '../common/task.js';
 import type { Chunk } from '../output/log.js';
@@ -44,6 +44,8 @@ export class OutputPump {
     readonly taskId: string,
     private readonly runtime: Runtime,
     stored: number,
+    /** The task's idle timeout: each report projects the new deadline into the task's row. */
+    private readonly idleTimeoutMs?: number,
   ) {
     this.stored = stored;
     this.ended = new Promise<void>((resolve) => {
@@ -57,11 +59,12 @@ export class OutputPump {
     taskId: string,
     runtime: Runtime,
     reportMs: number,
+    idleTimeoutMs?: number,
   ): Promise<OutputPump> {
     const conn = await connectSidecar(d, taskId);
     let pump: OutputPump;
     try {
-      pump = new OutputPump(d, conn, taskId, runtime, await d.output.lastSeq(taskId));
+      pump = new OutputPump(d, conn, taskId, runtime, await d.output.lastSeq(taskId), idleTimeoutMs);
     } catch (err) {
       conn.close();
       throw err;
@@ -88,6 +91,8 @@ export class OutputPump {
         return { exitCode: null, signal: null, message: this.refused };
       }
       if (this.exit) return this.exit;
+      // A guest that broke the protocol ends its task (with the reason): it would again.
+      if (this.conn.violation) throw this.conn.violation;
       throw ApplicationFailure.retryable('lost the connection to the sidecar', 'SidecarDisconnected');
     } finally {
       this.close();
@@ -174,12 +179,12 @@ export class OutputPump {
     if (this.d.egress?.busy(this.taskId)) this.ioSinceReport = true;
     if (!this.ioSinceReport) return;
     this.ioSinceReport = false;
-    this.d.client.workflow
-      .getHandle(this.taskId)
-      .signal(agentActivitySignal)
-      .catch((err) =>
-        this.d.logger.debug({ taskId: this.taskId, err: err.message }, 'activity report failed'),
-      );
+    const fail = (err: Error) =>
+      this.d.logger.debug({ taskId: this.taskId, err: err.message }, 'activity report failed');
+    this.d.client.workflow.getHandle(this.taskId).signal(agentActivitySignal).catch(fail);
+    // The same deadline, for whoever reads the task's row (the web page, /status): no query to Temporal.
+    if (this.idleTimeoutMs !== undefined)
+      setIdleDeadline(this.d.pool, this.taskId, new Date(Date.now() + this.idleTimeoutMs)).catch(fail);
   }
 
   private async flush(): Promise<void> {

@@ -11,10 +11,12 @@ import type { Logger } from '../common/logger.js';
 import { LIMITS } from '../common/task.js';
 import type { TaskBus } from '../output/bus.js';
 import type { OutputLog } from '../output/log.js';
+import type { HostService } from '../tasks/hosts.js';
 import type { LinkSigner } from '../tasks/links.js';
 import type { TaskService } from '../tasks/service.js';
 import { type AuthEnv, authenticate } from './auth.js';
 import { errorBody, HttpError, sendError, toHttpError } from './errors.js';
+import { hostRoutes } from './routes/hosts.js';
 import { outputRoutes } from './routes/output.js';
 import { streamRoutes } from './routes/stream.js';
 import { taskRoutes } from './routes/tasks.js';
@@ -23,6 +25,7 @@ import { taskScope } from './task-scope.js';
 export interface AppDeps {
   config: Config;
   tasks: TaskService;
+  hosts: HostService;
   output: OutputLog;
   links: LinkSigner;
   logger: Logger;
@@ -74,6 +77,7 @@ export function createApp(d: AppDeps, app = new Hono<AuthEnv>()): Hono<AuthEnv> 
   api.route('/tasks', taskRoutes(d.tasks));
   api.route('/tasks', outputRoutes(d.tasks, d.output));
   api.route('/tasks', streamRoutes(d));
+  api.route('/hosts', hostRoutes(d.hosts));
   app.route('/api/v1', api);
 
   const dist = d.webDist;

@@ -8,6 +8,7 @@ import type { Config } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
 import { TaskBus } from '../output/bus.js';
 import type { OutputLog } from '../output/log.js';
+import type { HostService } from '../tasks/hosts.js';
 import type { LinkSigner } from '../tasks/links.js';
 import type { TaskService } from '../tasks/service.js';
 import { createApp } from './app.js';
@@ -16,6 +17,7 @@ import type { AuthEnv } from './auth.js';
 export interface ApiOptions {
   config: Config;
   tasks: TaskService;
+  hosts: HostService;
   output: OutputLog;
   links: LinkSigner;
   logger: Logger;

@@ -7,7 +7,11 @@ const COLORS: Record<TaskStatus, number> = {
   pending: 0x9e9e9e,
   starting: 0x2196f3,
   running: 0x4caf50,
+  suspending: 0xff9800,
   suspended: 0xff9800,
+  resuming: 0x2196f3,
+  terminating: 0x607d8b,
+  failing: 0xf44336,
   terminated: 0x607d8b,
   failed: 0xf44336,
 };

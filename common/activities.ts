@@ -15,6 +15,8 @@ export interface TaskRecordPatch {
   acceleration?: string;
   error?: string | null;
   exitCode?: number | null;
+  /** Epoch ms at which the idle timer suspends the task (null when it is not running). */
+  idleDeadline?: number | null;
 }
 
 /** Run by the control worker (queue `lia-control`). */
@@ -23,6 +25,28 @@ export interface ControlActivities {
   placeTask(args: { taskId: string; owner: string; limits: TaskLimits }): Promise<Placement>;
   /** Updates the task's row in PostgreSQL (the API and bot read lists from it). */
   recordTask(args: { taskId: string; patch: TaskRecordPatch }): Promise<void>;
+}
+
+/** What one pass of the host watchdog did. */
+export interface WatchReport {
+  /** Hosts declared lost in this pass. */
+  lost: string[];
+  /** Task workflows told that their host is lost. */
+  told: string[];
+}
+
+/** What one pass of the task sweeper did. */
+export interface SweepReport {
+  /** Rows closed because their workflow is closed or missing, with the reason. */
+  closed: { taskId: string; status: TaskStatus; reason: string }[];
+}
+
+/** Run by the control worker for the maintenance workflows that Temporal Schedules start. */
+export interface MaintenanceActivities {
+  /** Declares lost the hosts whose heartbeat is stale past the grace period and whose queue nobody polls. */
+  watchHosts(): Promise<WatchReport>;
+  /** Closes task rows whose workflow is closed or missing (a Temporal terminate, a crash at creation). */
+  sweepTasks(): Promise<SweepReport>;
 }
 
 export interface BootResult {
@@ -48,9 +72,14 @@ export interface HostActivities {
    * Pumps PTY output into PostgreSQL and input back, until the agent exits (returns its exit)
    * or the activity is cancelled. Signals agent I/O to the workflow at most every `reportMs`.
    */
-  pumpOutput(args: { taskId: string; runtime: Runtime; reportMs: number }): Promise<AgentExit>;
+  pumpOutput(args: {
+    taskId: string;
+    runtime: Runtime;
+    reportMs: number;
+    idleTimeoutMs?: number;
+  }): Promise<AgentExit>;
   /** Pauses the VM and writes its state; afterwards it holds no CPU or RAM. */
-  suspendVm(args: { taskId: string }): Promise<{ snapshotBytes: number; ms: number }>;
+  suspendVm(args: { taskId: string }): Promise<{ snapshotBytes: number; ms: number; inputWaiting?: boolean }>;
   /** Brings a suspended VM back from its snapshot and waits for the sidecar. */
   restoreVm(args: { taskId: string }): Promise<{ ms: number }>;
   /** Destroys the VM and deletes its disk, snapshot and sockets. Idempotent, safe in any state. */

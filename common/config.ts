@@ -72,6 +72,11 @@ export const CONFIG_VARS = {
       default: '8233',
       doc: "Port of the private dev server's Temporal UI",
     },
+    max_history_events: {
+      schema: int(0, 50_000),
+      default: '0',
+      doc: 'A task continues as new past this many history events (0: when Temporal suggests it)',
+    },
   },
   state: {
     dir: {
@@ -91,6 +96,23 @@ export const CONFIG_VARS = {
       schema: num(0.5, 300),
       default: '5',
       doc: 'How often the host worker refreshes its record',
+    },
+    reconcile_seconds: {
+      schema: num(1, 3600),
+      default: '60',
+      doc: 'How often the host worker removes what is left of ended tasks (VMs, disks, stray VMM processes)',
+    },
+    lost_after_seconds: {
+      schema: num(5, 7 * 24 * 3600),
+      default: '600',
+      doc: 'A host silent this long, with nothing polling its queue, is declared lost and its tasks fail (a restart within it loses nothing)',
+    },
+  },
+  control: {
+    maintenance_seconds: {
+      schema: num(1, 3600),
+      default: '60',
+      doc: 'How often the host watchdog and the task sweeper run (Temporal Schedules)',
     },
   },
   vm: {

@@ -11,7 +11,6 @@ export interface TaskView extends TaskFields {
   summary: HeadlessSummary | null;
   createdAt: string;
   updatedAt: string;
-  /** Epoch ms at which the idle timer suspends the task (running tasks, from the workflow). */
+  /** Epoch ms at which the idle timer suspends the task (running tasks; the workflow projects it). */
   idleDeadline?: number;
-  lastActivityAt?: number;
 }

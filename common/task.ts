@@ -5,10 +5,30 @@
 import { z } from 'zod';
 import { TASK_ID_RE } from './task-id.js';
 
-export const TASK_STATUSES = ['pending', 'starting', 'running', 'suspended', 'terminated', 'failed'] as const;
+/**
+ * pending → starting → running ⇄ (suspending → suspended → resuming) ; cleanup: terminating →
+ * terminated, failing → failed. The -ing states are transitions an operator can see in the
+ * Temporal UI (`LiaStatus`) and a user in the task's view.
+ */
+export const TASK_STATUSES = [
+  'pending',
+  'starting',
+  'running',
+  'suspending',
+  'suspended',
+  'resuming',
+  'terminating',
+  'failing',
+  'terminated',
+  'failed',
+] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 export const ENDED_STATUSES: readonly TaskStatus[] = ['terminated', 'failed'];
 export const isEnded = (s: TaskStatus): boolean => ENDED_STATUSES.includes(s);
+/** Cleaning up on its way to an end state. */
+export const isEnding = (s: TaskStatus): boolean => s === 'terminating' || s === 'failing';
+/** Statuses whose VM holds (or is about to hold) CPU and memory: what the running quota counts. */
+export const RUNNING_STATUSES: readonly TaskStatus[] = ['pending', 'starting', 'running', 'resuming'];
 
 /** `claude`: interactive Claude Code in the terminal; `claude-headless`: one `claude -p` run, then a shell. */
 export const RUNTIMES = ['shell', 'claude', 'claude-headless'] as const;
@@ -106,8 +126,12 @@ export interface TaskState {
   updatedAt: number;
 }
 
-/** Carried across continue-as-new. */
+/**
+ * Carried across continue-as-new. Versioned: a run started from an older shape (no `v`: the
+ * first workflow's) reads it as that version.
+ */
 export interface CarriedState {
+  v?: 2;
   state: TaskState;
 }
 
@@ -125,7 +149,9 @@ export function firstLine(text: string, max = 120): string {
 
 /** How often the host reports agent I/O to the workflow: often enough for the idle timer, rarely enough for history. */
 export function activityReportInterval(idleTimeoutMs: number): number {
-  return Math.min(3000, Math.max(200, Math.floor(idleTimeoutMs / 4)));
+  // Each report is a signal: four history events. A tenth of the idle timeout, at most once a
+  // minute, keeps a busy task near 240 events an hour and suspends at most 10% late.
+  return Math.min(60_000, Math.max(200, Math.floor(idleTimeoutMs / 10)));
 }
 
 /** What a headless Claude Code run reports at its end (from the guest: checked, never trusted for billing). */

@@ -8,6 +8,7 @@ import { loadConfigOrExit, publicUrl } from '../common/config.js';
 import { createPool } from '../common/db/pool.js';
 import { createLogger } from '../common/logger.js';
 import { OutputLog } from '../output/log.js';
+import { HostService } from '../tasks/hosts.js';
 import { LinkSigner } from '../tasks/links.js';
 import { TaskService } from '../tasks/service.js';
 import { ThreadRecords } from '../tasks/threads.js';
@@ -32,10 +33,10 @@ const { client: temporal, connection: temporalConnection } = await connectTempor
 const control = await createControlWorker({
   connection: temporalConnection,
   temporalAddress: stack.temporalAddress,
-  namespace: config.temporal.namespace,
+  config,
+  logger,
   pool,
   workflowBundlePath: stack.workflowBundlePath,
-  hostStaleSeconds: config.host.heartbeat_seconds * 4,
 });
 const egress = egressFromConfig(config);
 const driver = await selectDriver(config, logger, egress);
@@ -53,7 +54,15 @@ const tasks = new TaskService(temporal, pool, config, links, { eagerStart: true 
 await (await import('../web/build.js')).ensureWebBuilt((m) => logger.info(m));
 const { startApi } = await import('../api/server.js');
 const output = new OutputLog(pool);
-const api = await startApi({ config, tasks, output, links, logger, databaseUrl: stack.databaseUrl });
+const api = await startApi({
+  config,
+  tasks,
+  hosts: new HostService(pool),
+  output,
+  links,
+  logger,
+  databaseUrl: stack.databaseUrl,
+});
 
 let bot: { stop(): Promise<void> } | undefined;
 if (config.discord.token) {

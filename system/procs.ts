@@ -81,3 +81,33 @@ export function readPidFile(file: string): number | undefined {
     return undefined;
   }
 }
+
+/**
+ * Live processes that work inside `dir` — their command line names a path in it, or their
+ * working directory is in it — each with the first path component under `dir` it names (a
+ * task's folder), and whether that folder still exists.
+ */
+export function processesUnder(dir: string): { pid: number; entry: string; gone: boolean }[] {
+  const prefix = `${dir.replace(/\/$/, '')}/`;
+  const out: { pid: number; entry: string; gone: boolean }[] = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    let where: string | undefined;
+    try {
+      const cmd = fs.readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').join(' ');
+      const at = cmd.indexOf(prefix);
+      if (at >= 0) where = cmd.slice(at + prefix.length);
+      else {
+        const cwd = fs.readlinkSync(`/proc/${name}/cwd`);
+        if (cwd.startsWith(prefix)) where = cwd.slice(prefix.length);
+      }
+    } catch {
+      continue; // gone meanwhile, or not ours to read
+    }
+    if (!where || !isAlive(Number(name))) continue;
+    const entry = where.split(/[/\s]/, 1)[0]!;
+    if (!entry) continue;
+    out.push({ pid: Number(name), entry, gone: !fs.existsSync(prefix + entry) });
+  }
+  return out;
+}

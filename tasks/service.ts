@@ -28,6 +28,7 @@ import {
   activityReportInterval,
   firstLine,
   isEnded,
+  isEnding,
   LIMITS,
   type Runtime,
   type TaskInput,
@@ -98,6 +99,9 @@ export class TaskService {
         storageGb: this.config.vm.default_storage_gb,
       },
       activityReportMs: activityReportInterval(idleTimeoutMs),
+      ...(this.config.temporal.max_history_events
+        ? { maxHistoryEvents: this.config.temporal.max_history_events }
+        : {}),
     };
     const { live_tasks_per_user: live, running_tasks_per_user: running } = this.config.quota;
     const refused = await createTask(
@@ -126,33 +130,34 @@ export class TaskService {
         requestEagerStart: this.options.eagerStart,
       });
     } catch (err) {
-      // Nothing may be left behind: the row would count against the user's quota forever.
-      await deleteTask(this.pool, taskId).catch(() => {});
-      if (err instanceof WorkflowExecutionAlreadyStartedError)
+      if (err instanceof WorkflowExecutionAlreadyStartedError) {
+        await deleteTask(this.pool, taskId).catch(() => {});
         throw new TaskError('conflict', 'task id collision; try again');
-      throw new TaskError('unavailable', `could not start the task workflow: ${(err as Error).message}`);
+      }
+      // The start may have happened (a timeout after the server took it): ask before undoing.
+      const started = await this.temporal.workflow
+        .getHandle(taskId)
+        .describe()
+        .then(
+          () => true,
+          (e) => (e instanceof WorkflowNotFoundError ? false : undefined),
+        );
+      if (!started) {
+        // Nothing may be left behind: the row would count against the user's quota. When
+        // Temporal cannot say, the row stays and the sweeper closes it if no workflow appears.
+        if (started === false) await deleteTask(this.pool, taskId).catch(() => {});
+        throw new TaskError('unavailable', `could not start the task workflow: ${(err as Error).message}`);
+      }
     }
     return { taskId, url: await this.link(actor.userId, taskId), status: 'pending' };
   }
 
-  /** The task's record, with live idle-timer details from the workflow when it is open. */
+  /**
+   * The task's view, from its row: the workflow projects its status and idle deadline there
+   * (and the row changes are pushed over the task bus), so reading a task never asks Temporal.
+   */
   async get(actor: Actor, taskId: string): Promise<TaskView> {
-    const row = await this.ownRow(actor, taskId);
-    const view = toView(row);
-    if (!isEnded(row.status)) {
-      const live = await this.query(taskId).catch(() => undefined);
-      if (live) {
-        view.status = live.status;
-        view.idleDeadline = live.status === 'running' ? live.idleDeadline : undefined;
-        view.lastActivityAt = live.lastActivityAt;
-        view.driver = live.driver ?? view.driver;
-        view.acceleration = live.acceleration ?? view.acceleration;
-        // The workflow knows a failure before its row is written.
-        view.error = live.error ?? view.error;
-        view.exitCode = live.exitCode ?? view.exitCode;
-      }
-    }
-    return view;
+    return toView(await this.ownRow(actor, taskId));
   }
 
   /**
@@ -214,8 +219,8 @@ export class TaskService {
   }
 
   /**
-   * Queues terminal input. Input to a suspended task resumes it; the input waits in PostgreSQL
-   * and reaches the agent once the VM is back.
+   * Queues terminal input. Input to a suspended task (or one being suspended) resumes it; the
+   * input waits in PostgreSQL and reaches the agent once the VM is back.
    */
   async input(
     actor: Actor,
@@ -226,14 +231,18 @@ export class TaskService {
   ): Promise<void> {
     let row = knownStatus ? undefined : await this.ownRow(actor, taskId);
     const status = knownStatus ?? row!.status;
-    if (isEnded(status))
+    if (isEnded(status) || isEnding(status))
       throw new TaskError('conflict', `task ${taskId} has ${status}; it takes no more input`);
-    if (status !== 'suspended') return enqueueInput(this.pool, taskId, { kind: 'stdin', data }, origin);
-    // Input that would resume the task over its owner's limit is refused, not kept for later.
-    row ??= await this.ownRow(actor, taskId);
-    await this.checkRunningQuota(row, 'resume this one for your input');
-    await enqueueInput(this.pool, taskId, { kind: 'stdin', data }, origin);
-    await this.askResume(actor, taskId, 'accepted').catch(() => {});
+    if (status === 'suspended') {
+      // Input that would resume the task over its owner's limit is refused, not kept for later.
+      row ??= await this.ownRow(actor, taskId);
+      await this.checkRunningQuota(row, 'resume this one for your input');
+    }
+    const now = await enqueueInput(this.pool, taskId, { kind: 'stdin', data }, origin);
+    if (now === undefined) throw new TaskError('not_found', `no task ${taskId}`);
+    if (isEnded(now)) throw new TaskError('conflict', `task ${taskId} has ${now}; it takes no more input`);
+    if (now === 'suspended' || now === 'suspending')
+      await this.askResume(actor, taskId, 'accepted').catch(() => {});
   }
 
   /**
@@ -246,7 +255,9 @@ export class TaskService {
   }
 
   async resize(taskId: string, cols: number, rows: number): Promise<void> {
-    await enqueueInput(this.pool, taskId, { kind: 'resize', cols, rows });
+    const now = await enqueueInput(this.pool, taskId, { kind: 'resize', cols, rows });
+    if (now && isEnded(now))
+      throw new TaskError('conflict', `task ${taskId} has ${now}; it takes no more input`);
   }
 
   async query(taskId: string): Promise<TaskState> {

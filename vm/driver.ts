@@ -23,19 +23,26 @@ export interface VmDriver {
   readonly guestEnv?: Record<string, string>;
   /**
    * Creates the VM (copy-on-write disk, VMM process, sidecar) and resolves once the sidecar
-   * accepts connections. Idempotent: a VM that is already up is left as it is.
+   * accepts connections. Idempotent: a VM that is already up is left as it is. Stops between
+   * steps (and in long waits) once `signal` is aborted; what it made is left for destroy().
    */
-  boot(spec: VmSpec, progress: Progress): Promise<void>;
+  boot(spec: VmSpec, progress: Progress, signal?: AbortSignal): Promise<void>;
   /** A fresh byte stream to the task's sidecar (one at a time per task). */
   connect(taskId: string): Promise<Duplex>;
   /** Pauses the VM, writes its state, stops the VMM. Returns the snapshot's size on disk. */
   suspend(taskId: string, progress: Progress): Promise<{ snapshotBytes: number }>;
-  /** Restores a suspended VM and resolves once the sidecar accepts connections again. */
-  restore(taskId: string, progress: Progress): Promise<void>;
+  /**
+   * Restores a suspended VM and resolves once the sidecar accepts connections again. The
+   * snapshot is kept until then: a failed or interrupted restore can be tried again (and never
+   * leaves a second VMM beside the first).
+   */
+  restore(taskId: string, progress: Progress, signal?: AbortSignal): Promise<void>;
   /** Kills the VMM and every process of the task, deletes disk, snapshot, sockets. Idempotent. */
   destroy(taskId: string): Promise<void>;
   /** Task ids that have anything (process, disk, snapshot) on this host: for reconciliation. */
   list(): Promise<string[]>;
+  /** VMM (or sidecar) processes of this driver whose task folder is gone: for reconciliation. */
+  strays?(): Promise<number[]>;
 }
 
 export class VmError extends Error {

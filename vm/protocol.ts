@@ -16,7 +16,10 @@
 
 export const PROTOCOL_VERSION = 1;
 export const MAX_HEADER_BYTES = 64 * 1024;
+/** Host → guest bodies carry the task's files (10 MiB at most each). */
 export const MAX_BODY_BYTES = 16 * 1024 * 1024;
+/** Guest → host bodies are output chunks (256 KiB at most): the host takes no more than this. */
+export const MAX_GUEST_BODY_BYTES = 512 * 1024;
 
 /** 16 random bytes, written as hex so that this source file never contains them verbatim. */
 export const SYNC = Buffer.from('9f3ac1d07be24e5583a61c0fd2b7e948', 'hex');
@@ -80,60 +83,86 @@ export interface Frame<M> {
 }
 
 /**
- * Incremental decoder: feed it whatever the stream delivers, get whole frames back.
- * Throws on a frame that breaks the limits (the connection should then be dropped).
+ * Incremental decoder: feed it whatever the stream delivers, get whole frames back. Linear in
+ * what it is fed: pieces of a frame are kept as they came and joined once, when the frame is
+ * whole. Throws on a frame that breaks the limits (the connection should then be dropped):
+ * a peer cannot make it hold more than one frame's worth of bytes.
  */
 export class FrameDecoder<M = AnyMessage> {
-  private buf: Buffer = Buffer.alloc(0);
+  private parts: Buffer[] = [];
+  private size = 0;
   private synced = false;
+  /** The last bytes seen, for a SYNC that arrives split across two pieces. */
+  private tail: Buffer = Buffer.alloc(0);
 
   /**
    * @param onSync called when a SYNC starts a new session (frames before it are discarded).
+   * @param maxBody the largest body accepted (the host takes less from a guest than it sends).
    */
-  constructor(private readonly onSync?: () => void) {}
+  constructor(
+    private readonly onSync?: () => void,
+    private readonly maxBody = MAX_BODY_BYTES,
+  ) {}
 
   push(chunk: Buffer): Frame<M>[] {
-    const carried = this.buf.length;
-    this.buf = carried ? Buffer.concat([this.buf, chunk]) : chunk;
     // The latest SYNC wins; look only where a new one can be (the new bytes and a SYNC-sized overlap).
-    let at = -1;
-    for (
-      let i = this.buf.indexOf(SYNC, Math.max(0, carried - SYNC.length + 1));
-      i >= 0;
-      i = this.buf.indexOf(SYNC, i + 1)
-    ) {
-      at = i;
-    }
+    const probe = this.tail.length ? Buffer.concat([this.tail, chunk]) : chunk;
+    const at = probe.lastIndexOf(SYNC);
+    let fresh = chunk;
     if (at >= 0) {
-      this.buf = this.buf.subarray(at + SYNC.length);
+      this.parts = [];
+      this.size = 0;
       this.synced = true;
+      fresh = probe.subarray(at + SYNC.length);
       this.onSync?.();
     }
-    const frames: Frame<M>[] = [];
-    if (!this.synced) {
-      // Nothing counts before the first SYNC; keep only a possible SYNC prefix.
-      this.buf = this.buf.subarray(Math.max(0, this.buf.length - SYNC.length + 1));
-      return frames;
+    const seen = at >= 0 ? fresh : probe;
+    this.tail = Buffer.from(seen.subarray(Math.max(0, seen.length - (SYNC.length - 1))));
+    // Nothing counts before the first SYNC.
+    if (!this.synced) return [];
+    if (fresh.length) {
+      this.parts.push(fresh);
+      this.size += fresh.length;
     }
-    while (this.buf.length >= 8) {
-      const hl = this.buf.readUInt32BE(0);
-      const bl = this.buf.readUInt32BE(4);
-      if (hl > MAX_HEADER_BYTES || bl > MAX_BODY_BYTES) {
-        throw new Error(`bad frame: header ${hl} bytes, body ${bl} bytes`);
+    const frames: Frame<M>[] = [];
+    while (this.size >= 8) {
+      if (this.parts[0]!.length < 8) this.join();
+      const head = this.parts[0]!;
+      const hl = head.readUInt32BE(0);
+      const bl = head.readUInt32BE(4);
+      if (hl > MAX_HEADER_BYTES || bl > this.maxBody) {
+        throw new Error(
+          `bad frame: header ${hl} bytes, body ${bl} bytes (at most ${MAX_HEADER_BYTES} and ${this.maxBody})`,
+        );
       }
-      if (this.buf.length < 8 + hl + bl) break;
-      const header = JSON.parse(this.buf.subarray(8, 8 + hl).toString('utf8')) as M;
+      const need = 8 + hl + bl;
+      if (this.size < need) break;
+      const buf = this.join();
+      let header: M;
+      try {
+        header = JSON.parse(buf.subarray(8, 8 + hl).toString('utf8')) as M;
+      } catch {
+        throw new Error('bad frame: the header is not JSON');
+      }
       if (
         typeof header !== 'object' ||
         header === null ||
+        Array.isArray(header) ||
         typeof (header as { type?: unknown }).type !== 'string'
       ) {
         throw new Error('bad frame: header has no type');
       }
-      const body = Buffer.from(this.buf.subarray(8 + hl, 8 + hl + bl));
-      frames.push({ header, body });
-      this.buf = this.buf.subarray(8 + hl + bl);
+      frames.push({ header, body: Buffer.from(buf.subarray(8 + hl, need)) });
+      const rest = buf.subarray(need);
+      this.parts = rest.length ? [rest] : [];
+      this.size = rest.length;
     }
     return frames;
+  }
+
+  /** The pieces held, as one buffer (once per whole frame, or to read a split prefix). */
+  private join(): Buffer {
+    if (this.parts.length > 1) this.parts = [Buffer.concat(this.parts, this.size)];
+    return this.parts[0] ?? Buffer.alloc(0);
   }
 }

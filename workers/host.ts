@@ -3,7 +3,7 @@
  * queue `lia-host-<id>`. It keeps its record in PostgreSQL fresh (placement sees live hosts by
  * their heartbeat) and reconciles: any VM whose workflow is closed is removed.
  */
-import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createHostActivities } from '../activities/host.js';
 import type { OutputPump } from '../activities/output-pump.js';
@@ -12,15 +12,20 @@ import type { Config } from '../common/config.js';
 import { CHANNELS } from '../common/db/channels.js';
 import { heartbeatHost } from '../common/db/hosts.js';
 import type { Pool } from '../common/db/pool.js';
-import { addUsage } from '../common/db/tasks.js';
+import { addUsage, taskStatus } from '../common/db/tasks.js';
 import type { Logger } from '../common/logger.js';
 import { hostQueue } from '../common/queues.js';
+import { isEnded, TASK_ID_RE } from '../common/task.js';
 import { TaskBus } from '../output/bus.js';
 import { OutputLog } from '../output/log.js';
+import { signalPids } from '../system/procs.js';
 import type { VmDriver } from '../vm/driver.js';
 import { costUsd } from '../vm/egress/pricing.js';
 import type { EgressProxy } from '../vm/egress/proxy.js';
 import type { ModelUsage } from '../vm/egress/usage-meter.js';
+
+/** At most this many VMs removed by one reconciliation pass. */
+const MAX_REMOVALS = 10;
 
 export interface HostWorkerOptions {
   config: Config;
@@ -30,7 +35,6 @@ export interface HostWorkerOptions {
   driver: VmDriver;
   logger: Logger;
   egress?: EgressProxy;
-  reconcileEveryMs?: number;
 }
 
 export interface HostWorker {
@@ -93,27 +97,44 @@ export async function createHostWorker(o: HostWorkerOptions): Promise<HostWorker
     maxConcurrentActivityTaskExecutions: 1000,
   });
 
+  /**
+   * Removes what is left of ended tasks: a VM whose task the database says has ended (a
+   * workflow terminated in Temporal runs no cleanup; a destroy that failed). Only on the
+   * database's word — a workflow Temporal does not know (a wrong namespace) proves nothing —
+   * at most MAX_REMOVALS a pass, one bad item never stopping the rest. And VMM processes whose
+   * task folder is gone are killed.
+   */
   async function reconcile(): Promise<string[]> {
     const removed: string[] = [];
     for (const taskId of await driver.list()) {
-      let closed = false;
-      try {
-        const d = await client.workflow.getHandle(taskId).describe();
-        closed = d.status.name !== 'RUNNING';
-      } catch (err) {
-        closed = err instanceof WorkflowNotFoundError;
+      if (removed.length >= MAX_REMOVALS) {
+        logger.warn({ left: 'more' }, 'reconcile: removal limit for one pass reached; the rest next pass');
+        break;
       }
-      if (closed) {
-        logger.warn({ taskId }, 'reconcile: removing the VM of a closed workflow');
+      try {
+        if (!TASK_ID_RE.test(taskId)) continue;
+        const status = await taskStatus(pool, taskId);
+        if (status === undefined) {
+          logger.warn({ taskId }, 'reconcile: a VM whose task has no row; left alone for an operator');
+          continue;
+        }
+        if (!isEnded(status)) continue;
+        logger.warn({ taskId, status }, 'reconcile: removing the VM of an ended task');
         await driver.destroy(taskId);
         removed.push(taskId);
+      } catch (err) {
+        logger.warn({ taskId, err: (err as Error).message }, 'reconcile: could not check or remove this VM');
       }
+    }
+    for (const pid of (await driver.strays?.()) ?? []) {
+      logger.warn({ pid }, 'reconcile: killing a VMM process whose task folder is gone');
+      signalPids([pid], 'SIGKILL');
     }
     return removed;
   }
   const reconcileTimer = setInterval(() => {
     reconcile().catch((err) => logger.warn({ err: err.message }, 'reconcile failed'));
-  }, o.reconcileEveryMs ?? 60_000);
+  }, config.host.reconcile_seconds * 1000);
 
   let stopped = false;
   return {

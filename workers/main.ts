@@ -55,10 +55,10 @@ if (role === 'host') {
 } else {
   const worker = await createControlWorker({
     temporalAddress,
-    namespace: config.temporal.namespace,
+    config,
+    logger,
     pool,
     workflowBundlePath: await ensureWorkflowBundle(config.state.dir),
-    hostStaleSeconds: config.host.heartbeat_seconds * 4,
   });
   run = worker.run();
   stop = async () => worker.shutdown();

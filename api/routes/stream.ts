@@ -19,7 +19,8 @@ import type { UpgradeWebSocket, WSContext } from 'hono/ws';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import type { Logger } from '../../common/logger.js';
-import { isEnded, LIMITS, type TaskStatus } from '../../common/task.js';
+import { coalesced } from '../../common/rerun.js';
+import { LIMITS, type TaskStatus } from '../../common/task.js';
 import type { TaskBus } from '../../output/bus.js';
 import { OutputFollower } from '../../output/follow.js';
 import type { OutputLog } from '../../output/log.js';
@@ -44,7 +45,6 @@ const clientMessage = z.discriminatedUnion('type', [
 
 /** Above this many queued bytes on a socket, stop reading the log until the client catches up. */
 const HIGH_WATER = 4 * 1024 * 1024;
-const STATE_REFRESH_MS = 5000;
 const SENDER = /^[A-Za-z0-9_-]{8,64}$/;
 
 export interface StreamDeps {
@@ -92,7 +92,6 @@ export function streamRoutes(d: StreamDeps): Hono<AuthEnv> {
       let closed = false;
       let lastState = '';
       let follower: OutputFollower | undefined;
-      let refresh: NodeJS.Timeout | undefined;
       let inputChain: Promise<void> = Promise.resolve();
 
       const sendJson = (m: StreamServerMessage) => {
@@ -117,7 +116,10 @@ export function streamRoutes(d: StreamDeps): Hono<AuthEnv> {
         while (!closed && ws.raw!.bufferedAmount > HIGH_WATER) await new Promise((r) => setTimeout(r, 5));
       };
 
-      const pushState = async () => {
+      // The state is the task's row, re-read when the bus says it changed (never a poll, never
+      // a Temporal query); one read at a time, and one more if it changed meanwhile.
+      const pushState = coalesced(async () => {
+        if (closed) return;
         try {
           const view = await d.tasks.get(caller, id);
           status = view.status;
@@ -127,14 +129,10 @@ export function streamRoutes(d: StreamDeps): Hono<AuthEnv> {
             lastState = key;
             sendJson(m);
           }
-          if (isEnded(status) && refresh) {
-            clearInterval(refresh);
-            refresh = undefined;
-          }
         } catch (err) {
           fail(err);
         }
-      };
+      });
 
       let inputBroken = false;
       const onInput = (data: Buffer, seq?: number) => {
@@ -150,7 +148,7 @@ export function streamRoutes(d: StreamDeps): Hono<AuthEnv> {
               status,
               seq === undefined ? undefined : { sender: sender!, seq },
             );
-            if (status === 'suspended') status = 'starting'; // resuming: don't ask to resume per keystroke
+            if (status === 'suspended') status = 'resuming'; // don't check the quota per keystroke
             if (seq !== undefined) sendJson({ type: 'ack', seq });
           })
           .catch((err) => {
@@ -178,7 +176,6 @@ export function streamRoutes(d: StreamDeps): Hono<AuthEnv> {
               }),
             ready: async (fromSeq) => {
               sendJson({ type: 'hello', taskId: id, fromSeq });
-              refresh = setInterval(() => void pushState(), STATE_REFRESH_MS);
               await pushState();
             },
             deliver: sendChunks,
@@ -217,7 +214,6 @@ export function streamRoutes(d: StreamDeps): Hono<AuthEnv> {
         onClose() {
           closed = true;
           follower?.close();
-          if (refresh) clearInterval(refresh);
         },
       };
     }),

@@ -1,5 +1,13 @@
 import type { TaskRecordPatch } from '../activities.js';
-import type { HeadlessSummary, Runtime, TaskFields, TokenCounts } from '../task.js';
+import {
+  ENDED_STATUSES,
+  type HeadlessSummary,
+  RUNNING_STATUSES,
+  type Runtime,
+  type TaskFields,
+  type TaskStatus,
+  type TokenCounts,
+} from '../task.js';
 import { CHANNELS } from './channels.js';
 import { inTransaction, type Pool } from './pool.js';
 
@@ -7,6 +15,8 @@ import { inTransaction, type Pool } from './pool.js';
 export interface TaskRow extends TaskFields, TokenCounts {
   costUsd: number;
   summary: HeadlessSummary | null;
+  /** When the idle timer suspends the task (running tasks only), as the workflow last projected it. */
+  idleDeadline: Date | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -15,7 +25,10 @@ const COLUMNS = `id, owner, runtime, status, prompt_first_line AS "promptFirstLi
   driver, acceleration, error, exit_code AS "exitCode", input_tokens::float8 AS "inputTokens",
   output_tokens::float8 AS "outputTokens", cache_read_tokens::float8 AS "cacheReadTokens",
   cache_creation_tokens::float8 AS "cacheCreationTokens", cost_usd::float8 AS "costUsd", summary,
-  created_at AS "createdAt", updated_at AS "updatedAt"`;
+  idle_deadline AS "idleDeadline", created_at AS "createdAt", updated_at AS "updatedAt"`;
+
+const sqlList = (xs: readonly string[]) => xs.map((x) => `'${x}'`).join(', ');
+const ENDED = `status IN (${sqlList(ENDED_STATUSES)})`;
 
 export interface UserQuotas {
   /** Tasks not ended (running or suspended). */
@@ -24,7 +37,7 @@ export interface UserQuotas {
   running: number;
 }
 
-const RUNNING = `status IN ('pending', 'starting', 'running')`;
+const RUNNING = `status IN (${sqlList(RUNNING_STATUSES)})`;
 
 /** The owner's tasks that are starting or running, but for `except`. */
 export async function countRunning(pool: Pool, owner: string, except?: string): Promise<number> {
@@ -54,7 +67,7 @@ export async function createTask(
   return inTransaction<keyof UserQuotas | undefined>(pool, async (client) => {
     await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`owner:${t.owner}`]);
     const { rows } = await client.query<{ live: number; running: number }>(
-      `SELECT count(*) FILTER (WHERE status NOT IN ('terminated', 'failed'))::int AS live,
+      `SELECT count(*) FILTER (WHERE NOT ${ENDED})::int AS live,
               count(*) FILTER (WHERE ${RUNNING})::int AS running
        FROM tasks WHERE owner = $1`,
       [t.owner],
@@ -99,6 +112,7 @@ const PATCH_COLUMNS: Record<keyof TaskRecordPatch, string> = {
   acceleration: 'acceleration',
   error: 'error',
   exitCode: 'exit_code',
+  idleDeadline: 'idle_deadline',
 };
 
 export async function updateTask(pool: Pool, id: string, patch: TaskRecordPatch): Promise<void> {
@@ -107,7 +121,7 @@ export async function updateTask(pool: Pool, id: string, patch: TaskRecordPatch)
   for (const [key, column] of Object.entries(PATCH_COLUMNS)) {
     const v = patch[key as keyof TaskRecordPatch];
     if (v === undefined) continue;
-    values.push(v);
+    values.push(key === 'idleDeadline' && typeof v === 'number' ? new Date(v) : v);
     sets.push(`${column} = $${values.length}`);
   }
   if (!sets.length) return;
@@ -117,6 +131,58 @@ export async function updateTask(pool: Pool, id: string, patch: TaskRecordPatch)
      SELECT pg_notify('${CHANNELS.task}', id) FROM u`,
     values,
   );
+}
+
+/** The idle deadline the output pump projects each time it reports agent I/O (watchers are told). */
+export async function setIdleDeadline(pool: Pool, id: string, at: Date): Promise<void> {
+  await pool.query(
+    `WITH u AS (UPDATE tasks SET idle_deadline = $2 WHERE id = $1 AND status = 'running' RETURNING id)
+     SELECT pg_notify('${CHANNELS.task}', id) FROM u`,
+    [id, at],
+  );
+}
+
+/** The task's status, or undefined when there is no such row. */
+export async function taskStatus(pool: Pool, id: string): Promise<TaskStatus | undefined> {
+  const { rows } = await pool.query<{ status: TaskStatus }>('SELECT status FROM tasks WHERE id = $1', [id]);
+  return rows[0]?.status;
+}
+
+/** Open rows not changed for `quietSeconds`: the sweeper checks each against its workflow. */
+export async function quietOpenTasks(
+  pool: Pool,
+  quietSeconds: number,
+  limit = 200,
+): Promise<{ id: string; status: TaskStatus }[]> {
+  const { rows } = await pool.query<{ id: string; status: TaskStatus }>(
+    `SELECT id, status FROM tasks WHERE NOT ${ENDED} AND updated_at < now() - make_interval(secs => $1)
+     ORDER BY updated_at LIMIT $2`,
+    [quietSeconds, limit],
+  );
+  return rows;
+}
+
+/**
+ * Ends a row that is still open (a task whose workflow is gone), with the reason; its queued
+ * input and files go. False when the row had ended meanwhile.
+ */
+export async function closeTask(pool: Pool, id: string, status: 'terminated' | 'failed', error: string) {
+  const { rowCount } = await pool.query(
+    `WITH u AS (UPDATE tasks SET status = $2, error = $3, idle_deadline = NULL, updated_at = now()
+       WHERE id = $1 AND NOT ${ENDED} RETURNING id)
+     SELECT pg_notify('${CHANNELS.task}', id) FROM u`,
+    [id, status, error],
+  );
+  if (!rowCount) return false;
+  await dropTaskLeftovers(pool, id);
+  return true;
+}
+
+/** Input nobody will read again and the files the agent was started with (the output log stays). */
+export async function dropTaskLeftovers(pool: Pool, id: string): Promise<void> {
+  await pool.query('DELETE FROM task_input WHERE task_id = $1', [id]);
+  await pool.query('DELETE FROM input_senders WHERE task_id = $1', [id]);
+  await pool.query('DELETE FROM task_files WHERE task_id = $1', [id]);
 }
 
 export async function deleteTask(pool: Pool, id: string): Promise<void> {

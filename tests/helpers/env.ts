@@ -17,8 +17,10 @@ export const testStateDir = path.resolve(
   process.env.LIA_TEST_STATE_DIR ?? path.join(repoRoot, '.lia-state', 'test'),
 );
 
-export async function testDatabase(name: string): Promise<string> {
-  const admin = process.env.LIA_TEST_DATABASE_URL ?? (await ensurePrivateCluster(testStateDir)).url;
+/** A fresh, migrated database on the run's cluster (or on the cluster behind `adminUrl`). */
+export async function testDatabase(name: string, adminUrl?: string): Promise<string> {
+  const admin =
+    adminUrl ?? process.env.LIA_TEST_DATABASE_URL ?? (await ensurePrivateCluster(testStateDir)).url;
   const url = await createDatabase(admin, name);
   await migrate(url);
   return url;

@@ -15,6 +15,7 @@ import { createPool, type Pool } from '../../common/db/pool.js';
 import { createLogger } from '../../common/logger.js';
 import { OutputLog } from '../../output/log.js';
 import { readPidFile, sessionPids, signalPids } from '../../system/procs.js';
+import { HostService } from '../../tasks/hosts.js';
 import { LinkSigner } from '../../tasks/links.js';
 import { TaskService } from '../../tasks/service.js';
 import { createControlWorker } from '../../workers/control.js';
@@ -50,8 +51,12 @@ export interface TestStack {
   close(): Promise<void>;
 }
 
-export async function startTestStack(name: string, extra: Record<string, string> = {}): Promise<TestStack> {
-  const dbUrl = await testDatabase(`lia_test_${name}`);
+export async function startTestStack(
+  name: string,
+  extra: Record<string, string> = {},
+  opts: { adminDatabaseUrl?: string } = {},
+): Promise<TestStack> {
+  const dbUrl = await testDatabase(`lia_test_${name}`, opts.adminDatabaseUrl);
   const temporal = await testTemporal();
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), `lia-${name}-`));
   const serviceToken = randomBytes(24).toString('hex');
@@ -77,16 +82,24 @@ export async function startTestStack(name: string, extra: Record<string, string>
   const control: Worker = await createControlWorker({
     connection: shared.connection,
     temporalAddress: temporal.address,
-    namespace: config.temporal.namespace,
+    config,
+    logger,
     pool,
     workflowBundlePath: await workflowBundle(),
-    hostStaleSeconds: 4,
   });
   const controlRun = control.run();
   const links = new LinkSigner(config.api.link_secret!, config.api.link_ttl_minutes);
   const tasks = new TaskService(shared.client, pool, config, links, { eagerStart: true });
   const output = new OutputLog(pool);
-  const api = await startApi({ config, tasks, output, links, logger, databaseUrl: dbUrl });
+  const api = await startApi({
+    config,
+    tasks,
+    hosts: new HostService(pool),
+    output,
+    links,
+    logger,
+    databaseUrl: dbUrl,
+  });
   config.server.public_url = api.url;
 
   let host: ChildProcess | undefined;

@@ -13,6 +13,7 @@ import type { AuthEnv } from '../../api/auth.js';
 import { createLogger } from '../../common/logger.js';
 import type { TaskBus } from '../../output/bus.js';
 import type { OutputLog } from '../../output/log.js';
+import type { HostService } from '../../tasks/hosts.js';
 import { LinkSigner } from '../../tasks/links.js';
 import type { TaskService } from '../../tasks/service.js';
 import { testConfig } from '../helpers/env.js';
@@ -46,6 +47,7 @@ const app = createApp(
   {
     config,
     tasks: untouchable<TaskService>('tasks'),
+    hosts: untouchable<HostService>('hosts'),
     output: untouchable<OutputLog>('output'),
     bus: untouchable<TaskBus>('bus'),
     links,

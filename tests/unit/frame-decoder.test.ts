@@ -1,7 +1,14 @@
 /** The sidecar protocol's framing: whatever pieces the stream delivers, whole frames come out. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { encodeFrame, FrameDecoder, MAX_BODY_BYTES, type SidecarMessage, SYNC } from '../../vm/protocol.js';
+import {
+  encodeFrame,
+  FrameDecoder,
+  MAX_BODY_BYTES,
+  MAX_GUEST_BODY_BYTES,
+  type SidecarMessage,
+  SYNC,
+} from '../../vm/protocol.js';
 
 const frames = [
   encodeFrame({ type: 'output', seq: 1 }, Buffer.from('hello')),
@@ -88,4 +95,24 @@ test('a header that is not a typed JSON object is refused', () => {
   prefix.writeUInt32BE(h.length, 0);
   prefix.writeUInt32BE(0, 4);
   assert.throws(() => new FrameDecoder().push(Buffer.concat([SYNC, prefix, h])), /bad frame/);
+});
+
+test('a 16 MiB frame in 4 KiB pieces is joined once, not once per piece', () => {
+  // Quadratic joining would copy ~32 GB here (minutes); linear joining copies 16 MiB.
+  const big = Buffer.concat([
+    SYNC,
+    encodeFrame({ type: 'output', seq: 1 }, Buffer.alloc(16 * 1024 * 1024 - 64, 1)),
+  ]);
+  const d = new FrameDecoder();
+  const started = performance.now();
+  const out: unknown[] = [];
+  for (let i = 0; i < big.length; i += 4096) out.push(...d.push(big.subarray(i, i + 4096)));
+  assert.equal(out.length, 1);
+  assert.ok(performance.now() - started < 5000, `took ${Math.round(performance.now() - started)} ms`);
+});
+
+test("the host's decoder refuses a guest frame over its smaller limit", () => {
+  const d = new FrameDecoder(undefined, MAX_GUEST_BODY_BYTES);
+  const frame = encodeFrame({ type: 'output', seq: 1 }, Buffer.alloc(MAX_GUEST_BODY_BYTES + 1));
+  assert.throws(() => d.push(Buffer.concat([SYNC, frame.subarray(0, 100)])), /bad frame.*at most/);
 });

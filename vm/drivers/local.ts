@@ -15,7 +15,14 @@ import net from 'node:net';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../common/logger.js';
-import { isAlive, isStopped, readPidFile, sessionPids, signalPids } from '../../system/procs.js';
+import {
+  isAlive,
+  isStopped,
+  processesUnder,
+  readPidFile,
+  sessionPids,
+  signalPids,
+} from '../../system/procs.js';
 import type { Progress, VmDriver, VmSpec } from '../driver.js';
 import { VmError } from '../driver.js';
 import { ensureSidecarBuilt } from '../sidecar/build.js';
@@ -235,6 +242,13 @@ export class LocalDriver implements VmDriver {
     if (left.length) throw new VmError(`task ${taskId}: processes ${left.join(', ')} survive SIGKILL`);
     fs.rmSync(f.dir, { recursive: true, force: true });
     this.o.logger.debug({ taskId }, 'local: destroyed');
+  }
+
+  async strays(): Promise<number[]> {
+    if (!fs.existsSync(this.root)) return [];
+    return processesUnder(this.root)
+      .filter((p) => p.gone)
+      .map((p) => p.pid);
   }
 
   async list(): Promise<string[]> {

@@ -8,30 +8,47 @@ import {
   type Frame,
   FrameDecoder,
   type HostMessage,
+  MAX_GUEST_BODY_BYTES,
   PROTOCOL_VERSION,
   type SidecarMessage,
   SYNC,
 } from '../protocol.js';
+import { sidecarMessageSchema } from './messages.js';
 
 type Hello = Extract<SidecarMessage, { type: 'hello' }>;
+
+/** The guest sent something the protocol does not allow: it is broken or hostile. */
+export class GuestProtocolError extends Error {
+  constructor(message: string) {
+    super(`the guest broke the sidecar protocol: ${message}`);
+    this.name = 'GuestProtocolError';
+  }
+}
 
 export class SidecarConnection {
   private readonly frameListeners = new Set<(f: Frame<SidecarMessage>) => void>();
   private readonly closeListeners = new Set<() => void>();
   private closed = false;
   hello!: Hello;
+  /** Why the session was dropped, when the guest broke the protocol. */
+  violation?: GuestProtocolError;
 
   private constructor(private readonly stream: Duplex) {
-    const decoder = new FrameDecoder<SidecarMessage>();
+    const decoder = new FrameDecoder<unknown>(undefined, MAX_GUEST_BODY_BYTES);
     stream.on('data', (chunk: Buffer) => {
-      let frames: Frame<SidecarMessage>[];
+      if (this.violation) return;
       try {
-        frames = decoder.push(chunk);
-      } catch {
+        for (const f of decoder.push(chunk)) {
+          const m = sidecarMessageSchema.safeParse(f.header);
+          if (!m.success)
+            throw new Error(`${m.error.issues[0]?.path.join('.')}: ${m.error.issues[0]?.message}`);
+          const frame: Frame<SidecarMessage> = { header: m.data, body: f.body };
+          for (const l of this.frameListeners) l(frame);
+        }
+      } catch (err) {
+        this.violation = new GuestProtocolError((err as Error).message.slice(0, 300));
         stream.destroy();
-        return;
       }
-      for (const f of frames) for (const l of this.frameListeners) l(f);
     });
     const end = () => {
       if (this.closed) return;
@@ -97,7 +114,7 @@ export class SidecarConnection {
       });
       const offClose = this.onClose(() => {
         cleanup();
-        reject(new Error('the sidecar closed the connection'));
+        reject(this.violation ?? new Error('the sidecar closed the connection'));
       });
       const cleanup = () => {
         clearTimeout(timer);

@@ -37,7 +37,7 @@ export function TaskPage({ taskId }: { taskId: string }) {
 
   const onData = (d: string) => {
     // The API queues what is typed for a suspended task and resumes it: say so while it restores.
-    if (status === 'suspended') setTypedWhileSuspended(true);
+    if (status === 'suspended' || status === 'suspending') setTypedWhileSuspended(true);
     stream.input(d);
   };
   const leaveTerminal = () => header.current?.querySelector<HTMLElement>('button:not(:disabled), a')?.focus();
@@ -88,11 +88,12 @@ export function TaskPage({ taskId }: { taskId: string }) {
           This task is suspended. Resume it, or just type: it resumes and gets your keystrokes.
         </div>
       )}
-      {typedWhileSuspended && (status === 'suspended' || status === 'starting') && (
-        <div className="banner info" data-testid="resuming">
-          Resuming — what you type is kept and reaches the task once it runs again.
-        </div>
-      )}
+      {typedWhileSuspended &&
+        (status === 'suspended' || status === 'suspending' || status === 'resuming') && (
+          <div className="banner info" data-testid="resuming">
+            Resuming — what you type is kept and reaches the task once it runs again.
+          </div>
+        )}
       {state?.error && <div className="banner error">{state.error}</div>}
       <div className="pane">
         <Terminal onReady={stream.attach} onData={onData} onResize={stream.resize} onLeave={leaveTerminal} />

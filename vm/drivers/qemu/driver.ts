@@ -16,7 +16,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../../common/logger.js';
-import { isAlive, readPidFile } from '../../../system/procs.js';
+import { isAlive, processesUnder, readPidFile, signalPids } from '../../../system/procs.js';
 import type { Progress, VmDriver, VmSpec } from '../../driver.js';
 import { VmError } from '../../driver.js';
 import type { GuestImage } from '../../image/ensure.js';
@@ -215,7 +215,12 @@ export class QemuDriver implements VmDriver {
   }
 
   /** Connects to the guest's sidecar and waits for its hello: the VM is usable. */
-  private async waitForSidecar(taskId: string, progress: Progress, what: string): Promise<void> {
+  private async waitForSidecar(
+    taskId: string,
+    progress: Progress,
+    what: string,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const started = Date.now();
     const deadline = started + this.readyTimeout();
     const ticker = setInterval(
@@ -225,6 +230,7 @@ export class QemuDriver implements VmDriver {
     );
     try {
       for (;;) {
+        if (signal?.aborted) throw new VmError(`${what}: cancelled`);
         if (!this.qemuPid(taskId)) throw new VmError(`QEMU exited while ${what}${this.consoleTail(taskId)}`);
         const left = deadline - Date.now();
         if (left <= 0)
@@ -253,12 +259,16 @@ export class QemuDriver implements VmDriver {
     }
   }
 
-  async boot(spec: VmSpec, progress: Progress): Promise<void> {
+  async boot(spec: VmSpec, progress: Progress, signal?: AbortSignal): Promise<void> {
     const f = this.files(spec.taskId);
+    const step = () => {
+      if (signal?.aborted) throw new VmError('booting: cancelled');
+    };
     if (this.qemuPid(spec.taskId) && !fs.existsSync(f.suspended)) {
-      await this.waitForSidecar(spec.taskId, progress, 'booting');
+      await this.waitForSidecar(spec.taskId, progress, 'booting', signal);
       return;
     }
+    step();
     fs.mkdirSync(f.dir, { recursive: true });
     if (f.serial.length > MAX_SOCKET_PATH)
       throw new VmError(
@@ -282,10 +292,11 @@ export class QemuDriver implements VmDriver {
       f.disk,
       `${spec.storageGb}G`,
     ]);
+    step();
     progress(`booting: QEMU (${this.o.accel}), ${spec.vcpus} vCPU, ${spec.memoryMib} MiB`);
     fs.writeFileSync(f.console, '');
     await this.launch(spec.taskId, rec);
-    await this.waitForSidecar(spec.taskId, progress, 'booting');
+    await this.waitForSidecar(spec.taskId, progress, 'booting', signal);
     this.o.logger.info({ taskId: spec.taskId, accel: this.o.accel }, 'qemu: booted');
   }
 
@@ -336,11 +347,23 @@ export class QemuDriver implements VmDriver {
     return { snapshotBytes: fs.statSync(f.state).size };
   }
 
-  async restore(taskId: string, progress: Progress): Promise<void> {
+  async restore(taskId: string, progress: Progress, signal?: AbortSignal): Promise<void> {
     const f = this.files(taskId);
-    if (this.qemuPid(taskId) && !fs.existsSync(f.suspended))
-      return this.waitForSidecar(taskId, progress, 'restoring');
+    // `suspended` goes only once the restored guest answers: until then a retry starts over.
+    if (!fs.existsSync(f.suspended)) {
+      if (this.qemuPid(taskId)) return this.waitForSidecar(taskId, progress, 'restoring', signal);
+      throw new VmError(`task ${taskId}: the VM is neither suspended nor running on this host`, false);
+    }
     if (!fs.existsSync(f.state)) throw new VmError(`task ${taskId}: no saved VM state to restore`, false);
+    // A QEMU left by an earlier attempt (a worker that died mid-restore, a cancelled one) is
+    // stopped first: the state file is still whole, and two VMs must never run one disk.
+    const stale = this.qemuPid(taskId);
+    if (stale) {
+      progress('restoring: stopping the QEMU of an earlier attempt');
+      signalPids([stale], 'SIGKILL');
+      await waitForExit(stale, 10_000);
+    }
+    if (signal?.aborted) throw new VmError('restoring: cancelled');
     const rec = JSON.parse(fs.readFileSync(f.record, 'utf8')) as VmRecord;
     // Same egress port as before: the guest's forwarding rule is part of the VM's set-up.
     rec.proxyPort = (await this.o.egress?.open(taskId, rec.proxyPort)) ?? rec.proxyPort;
@@ -361,8 +384,8 @@ export class QemuDriver implements VmDriver {
     } finally {
       qmp.close();
     }
+    await this.waitForSidecar(taskId, progress, 'restoring', signal);
     fs.rmSync(f.suspended, { force: true });
-    await this.waitForSidecar(taskId, progress, 'restoring');
     fs.rmSync(f.state, { force: true });
   }
 
@@ -377,6 +400,13 @@ export class QemuDriver implements VmDriver {
     }
     await this.o.egress?.close(taskId);
     fs.rmSync(f.dir, { recursive: true, force: true });
+  }
+
+  async strays(): Promise<number[]> {
+    if (!fs.existsSync(this.root)) return [];
+    return processesUnder(this.root)
+      .filter((p) => p.gone)
+      .map((p) => p.pid);
   }
 
   async list(): Promise<string[]> {
