@@ -83,8 +83,8 @@ export function readPidFile(file: string): number | undefined {
 }
 
 /**
- * Live processes that work inside `dir` — their command line names a path in it, or their
- * working directory is in it — each with the first path component under `dir` it names (a
+ * Live processes that work inside `dir` — their working directory is in it, or their command
+ * line names a path in it — each with the first path component under `dir` it names (a
  * task's folder), and whether that folder still exists.
  */
 export function processesUnder(dir: string): { pid: number; entry: string; gone: boolean }[] {
@@ -94,12 +94,14 @@ export function processesUnder(dir: string): { pid: number; entry: string; gone:
     if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
     let where: string | undefined;
     try {
-      const cmd = fs.readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').join(' ');
-      const at = cmd.indexOf(prefix);
-      if (at >= 0) where = cmd.slice(at + prefix.length);
+      // The working directory first: it follows a folder that was renamed (the local driver
+      // renames a spare sidecar's folder to a task's), where the command line keeps the old name.
+      const cwd = fs.readlinkSync(`/proc/${name}/cwd`);
+      if (cwd.startsWith(prefix)) where = cwd.slice(prefix.length);
       else {
-        const cwd = fs.readlinkSync(`/proc/${name}/cwd`);
-        if (cwd.startsWith(prefix)) where = cwd.slice(prefix.length);
+        const cmd = fs.readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').join(' ');
+        const at = cmd.indexOf(prefix);
+        if (at >= 0) where = cmd.slice(at + prefix.length);
       }
     } catch {
       continue; // gone meanwhile, or not ours to read

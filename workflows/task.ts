@@ -171,6 +171,7 @@ export async function runTask(input: TaskInput, carried?: CarriedState): Promise
   }
 
   let finalStatus: 'terminated' | 'failed' = 'terminated';
+  let continuing = false;
   const host = () => {
     if (!state.hostId) throw ApplicationFailure.nonRetryable('task has no host');
     return state.hostId;
@@ -205,12 +206,8 @@ export async function runTask(input: TaskInput, carried?: CarriedState): Promise
         throw ApplicationFailure.nonRetryable(`unexpected state ${state.status}`);
       }
       if (canContinueAsNew()) {
-        log.info('continuing as new', { historyLength: workflowInfo().historyLength, status: state.status });
-        const next = makeContinueAsNewFunc<typeof runTask>({
-          memo: workflowInfo().memo,
-          typedSearchAttributes: workflowInfo().typedSearchAttributes,
-        });
-        return await next(input, { v: 2, state: { ...state } });
+        continuing = true;
+        break;
       }
     }
   } catch (err) {
@@ -225,6 +222,15 @@ export async function runTask(input: TaskInput, carried?: CarriedState): Promise
       state.error = describeFailure(err);
       log.warn('task failed', { error: state.error });
     }
+  }
+
+  if (continuing) {
+    log.info('continuing as new', { historyLength: workflowInfo().historyLength, status: state.status });
+    const next = makeContinueAsNewFunc<typeof runTask>({
+      memo: workflowInfo().memo,
+      typedSearchAttributes: workflowInfo().typedSearchAttributes,
+    });
+    return await next(input, { v: 2, state: { ...state } });
   }
 
   // Cleanup must finish even when the workflow itself is being cancelled.

@@ -8,6 +8,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import pg from 'pg';
+import { CHANNELS } from '../../common/db/channels.js';
 import type { TaskState } from '../../common/task.js';
 import { sessionPids } from '../../system/procs.js';
 import { stateQuery } from '../../workflows/definitions.js';
@@ -70,11 +72,33 @@ test('continue-as-new carries the state, the memo and the search attributes', as
   await t.waitStatus(taskId, 'terminated');
 });
 
+/** Resolves when the task's row says `status`, woken by the row's own notification (not a poll). */
+async function whenRow(taskId: string, status: string, timeoutMs = 30_000): Promise<void> {
+  const client = new pg.Client({ connectionString: s.vars.LIA__DATABASE__URL });
+  await client.connect();
+  try {
+    await client.query(`LISTEN ${CHANNELS.task}`);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`task ${taskId} never was ${status}`)), timeoutMs);
+      client.on('notification', (n) => {
+        if (n.payload !== taskId) return;
+        void client.query('SELECT status FROM tasks WHERE id = $1', [taskId]).then(({ rows }) => {
+          if (rows[0]?.status === status) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+    });
+  } finally {
+    await client.end();
+  }
+}
+
 test('a resume that arrives while the task is suspending is honoured, continue-as-new due or not', async () => {
   const { taskId, token } = await t.spawnShell(2);
   await t.waitStatus(taskId, 'running');
-  // The pump notices the suspend at its next heartbeat (5 s): "suspending" lasts long enough to hit.
-  await t.waitStatus(taskId, 'suspending', 30_000);
+  await whenRow(taskId, 'suspending');
   const r = await s.api('POST', `/api/v1/tasks/${taskId}/resume`, OWNER);
   assert.equal(r.status, 200, JSON.stringify(r.json));
   assert.equal(r.json.status, 'running');
@@ -87,11 +111,11 @@ test('a resume that arrives while the task is suspending is honoured, continue-a
 });
 
 test('a terminate in a storm of continue-as-new ends the task and leaves nothing', async () => {
-  const { taskId, token } = await t.spawnShell(600);
+  const { taskId, token } = await t.spawnShell(2);
   await t.waitStatus(taskId, 'running');
   const stream = await StreamClient.open(s.apiUrl, taskId, token);
-  // Output every 50 ms: an activity report every 200 ms (a tenth of… the minimum), so with a
-  // 30-event history limit the workflow continues as new every few seconds.
+  // Output every 50 ms keeps it awake with an activity report every 200 ms (the shortest, for a
+  // 2 s idle timeout), so with a 30-event history limit it continues as new every few seconds.
   stream.type('while :; do echo tick; sleep 0.05; done\r');
   await waitFor('two runs or more', async () => (await runs(taskId)).length >= 3, 60_000, 200);
   const pid = t.agentPid(taskId);

@@ -86,7 +86,8 @@ test('a host worker pointed at the wrong namespace deletes nothing', async () =>
   }
   const stream = await StreamClient.open(s.apiUrl, taskId, token);
   stream.type('echo "fine=$((40 + 2))"\r');
-  await stream.waitForText('fine=42');
+  // The pump comes back once its last attempt's heartbeat has timed out (30 s) and it is retried.
+  await stream.waitForText('fine=42', 120_000);
   await stream.close();
   await s.api('DELETE', `/api/v1/tasks/${taskId}`, OWNER);
   await t.waitStatus(taskId, 'terminated');

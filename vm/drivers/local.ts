@@ -197,10 +197,10 @@ export class LocalDriver implements VmDriver {
     return new Promise((resolve, reject) => {
       const s = net.createConnection(socket);
       s.once('connect', () => {
-        s.off('error', reject);
+        s.removeAllListeners('error');
         resolve(s);
       });
-      s.once('error', reject);
+      s.once('error', (e) => reject(new VmError(`task ${taskId}: cannot reach its sidecar: ${e.message}`)));
     });
   }
 
