@@ -163,4 +163,27 @@ describe('a shell task in a real VM (qemu)', () => {
     });
     assert.ok(refused, 'the egress listener is closed');
   });
+
+  test('a stop while the VM boots cancels the boot, and leaves nothing', async () => {
+    const res = await s.api('POST', '/api/v1/tasks', OWNER, { prompt: 'stopped early', runtime: 'shell' });
+    assert.equal(res.status, 201, JSON.stringify(res.json));
+    const taskId: string = res.json.taskId;
+    await waitStatus(taskId, 'starting', 60_000);
+    await waitFor('QEMU to be started', () => qemuRunning(taskId), 60_000, 50);
+    assert.equal((await s.api('DELETE', `/api/v1/tasks/${taskId}`, OWNER)).status, 202);
+    await waitStatus(taskId, 'terminated', 120_000);
+    // The boot activity was cancelled (the first workflow waited for it to finish).
+    const events = (await s.temporal.client.workflow.getHandle(taskId).fetchHistory()).events ?? [];
+    const boot = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'bootVm');
+    assert.ok(boot, 'bootVm was scheduled');
+    const bootId = String(boot!.eventId);
+    const ofBoot = (e: (typeof events)[number]) =>
+      [e.activityTaskCanceledEventAttributes, e.activityTaskCompletedEventAttributes].some(
+        (a) => a && String(a.scheduledEventId) === bootId,
+      );
+    const end = events.find(ofBoot);
+    assert.ok(end?.activityTaskCanceledEventAttributes, 'bootVm ended cancelled, not completed');
+    assert.equal(qemuRunning(taskId), false);
+    assert.equal(fs.existsSync(vmDir(taskId)), false);
+  });
 });

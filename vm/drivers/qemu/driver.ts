@@ -369,20 +369,28 @@ export class QemuDriver implements VmDriver {
     rec.proxyPort = (await this.o.egress?.open(taskId, rec.proxyPort)) ?? rec.proxyPort;
     progress('restoring: loading the machine state');
     await this.launch(taskId, rec, `exec:cat ${shellQuote(f.state)}`);
-    const qmp = await Qmp.connect(f.qmp);
     try {
-      for (;;) {
-        const st = await qmp.execute<{ status: string }>('query-status');
-        if (st.status === 'running') break;
-        if (st.status !== 'inmigrate') {
-          // The source was paused when its state was written: the copy stays paused until told.
-          await qmp.execute('cont');
-          break;
+      const qmp = await Qmp.connect(f.qmp);
+      try {
+        for (;;) {
+          const st = await qmp.execute<{ status: string }>('query-status');
+          if (st.status === 'running') break;
+          if (st.status !== 'inmigrate') {
+            // The source was paused when its state was written: the copy stays paused until told.
+            await qmp.execute('cont');
+            break;
+          }
+          await sleep(10);
         }
-        await sleep(10);
+      } finally {
+        qmp.close();
       }
-    } finally {
-      qmp.close();
+    } catch (err) {
+      if (this.qemuPid(taskId)) throw err;
+      // QEMU refused the state file and exited (its message went with its closed stderr).
+      throw new VmError(
+        `task ${taskId}: QEMU exited while loading the saved machine state (the snapshot may be damaged; it is kept)`,
+      );
     }
     await this.waitForSidecar(taskId, progress, 'restoring', signal);
     fs.rmSync(f.suspended, { force: true });
