@@ -9,6 +9,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
 import type { Config } from '../common/config.js';
+import { USER_ID_RE, USER_ID_RULE } from '../common/user-id.js';
 import type { LinkSigner } from '../tasks/links.js';
 import type { Actor } from '../tasks/service.js';
 import { HttpError, sendError } from './errors.js';
@@ -21,8 +22,6 @@ export interface Caller extends Actor {
 
 /** `taskId` is set by the per-task door (task-scope.ts), already checked. */
 export type AuthEnv = { Variables: { caller: Caller; taskId: string } };
-
-const USER_RE = /^[A-Za-z0-9_.:@-]{1,128}$/;
 
 function sameSecret(a: string, b: string): boolean {
   const x = Buffer.from(a);
@@ -49,14 +48,10 @@ export function authenticate(config: Config, links: LinkSigner): MiddlewareHandl
     const service = config.api.service_token;
     if (service && sameSecret(token, service)) {
       const user = c.req.header('x-lia-user');
-      if (!user || !USER_RE.test(user)) {
+      if (!user || !USER_ID_RE.test(user)) {
         return sendError(
           c,
-          new HttpError(
-            400,
-            'invalid',
-            'a service call must name its user in X-Lia-User (1–128 of A-Z a-z 0-9 _ . : @ -)',
-          ),
+          new HttpError(400, 'invalid', `a service call must name its user in X-Lia-User (${USER_ID_RULE})`),
         );
       }
       const adminHeader = c.req.header('x-lia-admin') === 'true';

@@ -88,6 +88,8 @@ const lines = [
   `  Service token:   ${stack.serviceTokenFile ? `in ${stack.serviceTokenFile}` : 'LIA__API__SERVICE_TOKEN'}`,
   `  Discord bot:     ${bot ? 'connected' : 'off (set LIA__DISCORD__TOKEN)'}`,
   'Press Ctrl-C to stop.',
+  // The first thing to do with it, with or without Discord (README's quick start; docs/cli.md).
+  'Try it, in another terminal:  ./lia spawn --runtime shell "hello"   then   ./lia attach <id>',
   '',
 ];
 process.stderr.write(lines.join('\n'));

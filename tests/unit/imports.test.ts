@@ -26,6 +26,8 @@ const MAY_IMPORT: Record<string, string[] | '*'> = {
   api: ['common', 'tasks', 'output'],
   bot: ['common', 'tasks', 'output'],
   web: ['api', 'common'],
+  // The command line: Lia over HTTP/WS only; the API's types and common/'s pure modules.
+  cli: ['api', 'common'],
   scripts: '*',
   bench: '*',
   tests: '*',
@@ -110,6 +112,17 @@ test('api/ and bot/ go through tasks/ and output/: never the database, a VM or a
       ['api', 'bot'].includes(top(i.from)) &&
       i.target &&
       /^(common\/db|vm|activities|workers|workflows)\//.test(i.target),
+  );
+  assert.deepEqual(bad.map(where), []);
+});
+
+test('cli/ reaches Lia over HTTP and WebSocket only: api/types.ts as types, never the API or the database', () => {
+  const bad = all.filter(
+    (i) =>
+      top(i.from) === 'cli' &&
+      i.target &&
+      ((top(i.target) === 'api' && (i.target !== 'api/types.ts' || !i.typeOnly)) ||
+        i.target.startsWith('common/db/')),
   );
   assert.deepEqual(bad.map(where), []);
 });
