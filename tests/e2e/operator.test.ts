@@ -6,11 +6,14 @@
  * at the wrong namespace deletes nothing.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
 import { msToTs } from '@temporalio/common';
 import { isAlive } from '../../system/procs.js';
-import { waitFor } from '../helpers/env.js';
+import { repoRoot, waitFor } from '../helpers/env.js';
 import { StreamClient, startTestStack, type TestStack } from '../helpers/stack.js';
 import { taskOps } from '../helpers/tasks.js';
 
@@ -89,6 +92,25 @@ test('a host worker pointed at the wrong namespace deletes nothing', async () =>
   // The pump comes back once its last attempt's heartbeat has timed out (30 s) and it is retried.
   await stream.waitForText('fine=42', 120_000);
   await stream.close();
+  await s.api('DELETE', `/api/v1/tasks/${taskId}`, OWNER);
+  await t.waitStatus(taskId, 'terminated');
+});
+
+test('replay-check replays the open tasks of a cluster against this checkout before a deploy', async () => {
+  const { taskId } = await t.spawnShell(3600);
+  await t.waitStatus(taskId, 'running');
+  // Not spawnSync: this process runs the API and the control worker, which must go on meanwhile.
+  const r = await promisify(execFile)(path.join(repoRoot, 'lia'), ['replay-check'], {
+    cwd: repoRoot,
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      LIA__TEMPORAL__ADDRESS: s.temporal.address,
+      LIA__STATE__DIR: s.stateDir,
+    },
+  });
+  const n = Number(/all (\d+) open tasks replay/.exec(r.stderr)?.[1]);
+  assert.ok(n >= 1, r.stderr);
   await s.api('DELETE', `/api/v1/tasks/${taskId}`, OWNER);
   await t.waitStatus(taskId, 'terminated');
 });

@@ -13,7 +13,7 @@ import { StreamClient, startTestStack } from '../helpers/stack.js';
 
 const out = path.resolve(import.meta.dirname, '..', 'histories');
 fs.mkdirSync(out, { recursive: true });
-const s = await startTestStack('record', { LIA__LOG__LEVEL: 'error' });
+let s = await startTestStack('record', { LIA__LOG__LEVEL: 'error' });
 const user = 'recorder';
 
 async function spawn(idleTimeoutSeconds: number, runtime = 'shell') {
@@ -27,23 +27,42 @@ async function spawn(idleTimeoutSeconds: number, runtime = 'shell') {
 const status = async (id: string) => (await s.api('GET', `/api/v1/tasks/${id}`, user)).json.status as string;
 const until = (id: string, st: string) =>
   waitFor(`${id} ${st}`, async () => (await status(id)) === st, 60_000, 100);
+/** The closed workflow's runs (oldest first), once the last one has closed. */
+async function closedRuns(taskId: string): Promise<string[]> {
+  const handle = s.temporal.client.workflow.getHandle(taskId);
+  for (let i = 0; (await handle.describe()).status.name === 'RUNNING'; i++) {
+    if (i > 600) throw new Error(`${taskId} did not close`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const runs: { runId: string; start: number }[] = [];
+  for await (const w of s.temporal.client.workflow.list({ query: `WorkflowId = "${taskId}"` }))
+    runs.push({ runId: w.runId, start: w.startTime.getTime() });
+  return runs.sort((a, b) => a.start - b.start).map((r) => r.runId);
+}
+
+/** Saves the task's history (each run, when it continued as new) once its workflow has closed. */
 async function save(name: string, taskId: string) {
-  await until(taskId, (await status(taskId)) === 'failed' ? 'failed' : 'terminated').catch(() => {});
-  // The CLI writes the canonical proto JSON that the replayer reads back.
-  const json = execFileSync(process.env.LIA_TEST_TEMPORAL_CLI ?? 'temporal', [
-    'workflow',
-    'show',
-    '--workflow-id',
-    taskId,
-    '--output',
-    'json',
-    '--address',
-    process.env.LIA_TEST_TEMPORAL_ADDRESS ?? '127.0.0.1:7233',
-  ]).toString();
-  // Dated, so histories of older workflow code stay in the guard next to the new ones.
-  const file = `${name}-${new Date().toISOString().slice(0, 10)}.json`;
-  fs.writeFileSync(path.join(out, file), json);
-  console.log(`recorded ${file} (${JSON.parse(json).events?.length} events)`);
+  const runs = await closedRuns(taskId);
+  for (const [i, runId] of runs.entries()) {
+    // The CLI writes the canonical proto JSON that the replayer reads back.
+    const json = execFileSync(process.env.LIA_TEST_TEMPORAL_CLI ?? 'temporal', [
+      'workflow',
+      'show',
+      '--workflow-id',
+      taskId,
+      '--run-id',
+      runId,
+      '--output',
+      'json',
+      '--address',
+      process.env.LIA_TEST_TEMPORAL_ADDRESS ?? '127.0.0.1:7233',
+    ]).toString();
+    // Dated, so histories of older workflow code stay in the guard next to the new ones.
+    const suffix = runs.length > 1 ? `-run${i + 1}` : '';
+    const file = `${name}${suffix}-${new Date().toISOString().slice(0, 10)}.json`;
+    fs.writeFileSync(path.join(out, file), json);
+    console.log(`recorded ${file} (${JSON.parse(json).events?.length} events)`);
+  }
 }
 
 // run → terminate
@@ -80,5 +99,45 @@ async function save(name: string, taskId: string) {
   const t = await spawn(600, 'claude');
   await save('claude-no-key-failed', t.taskId);
 }
+// a resume the workflow refuses (the task runs), then a stop
+{
+  const t = await spawn(600);
+  await until(t.taskId, 'running');
+  await s.api('POST', `/api/v1/tasks/${t.taskId}/resume`, user);
+  await s.api('DELETE', `/api/v1/tasks/${t.taskId}`, user);
+  await save('rejected-update', t.taskId);
+}
+// stopped before it has started
+{
+  const t = await spawn(600);
+  await s.api('DELETE', `/api/v1/tasks/${t.taskId}`, user);
+  await save('terminate-while-starting', t.taskId);
+}
+// a restore that fails: the task stays suspended, the resume fails; then a stop
+{
+  const t = await spawn(2);
+  await until(t.taskId, 'suspended');
+  const vm = path.join(s.stateDir, 'hosts', s.config.host.id, 'vms', t.taskId);
+  process.kill(Number(fs.readFileSync(path.join(vm, 'sidecar.pid'), 'utf8')), 'SIGKILL');
+  await s.api('POST', `/api/v1/tasks/${t.taskId}/resume`, user);
+  await s.api('DELETE', `/api/v1/tasks/${t.taskId}`, user);
+  await save('restore-failed', t.taskId);
+}
 await s.close();
+
+// continue-as-new, forced by a small history limit: each run is kept
+{
+  s = await startTestStack('record_can', {
+    LIA__LOG__LEVEL: 'error',
+    LIA__TEMPORAL__MAX_HISTORY_EVENTS: '40',
+  });
+  const t = await spawn(2);
+  await until(t.taskId, 'suspended');
+  await s.api('POST', `/api/v1/tasks/${t.taskId}/resume`, user);
+  await until(t.taskId, 'suspended');
+  await s.api('POST', `/api/v1/tasks/${t.taskId}/resume`, user);
+  await s.api('DELETE', `/api/v1/tasks/${t.taskId}`, user);
+  await save('continue-as-new', t.taskId);
+  await s.close();
+}
 process.exit(0);
