@@ -55,7 +55,7 @@ const { startApi } = await import('../api/server.js');
 const output = new OutputLog(pool);
 const api = await startApi({ config, tasks, output, links, logger, databaseUrl: stack.databaseUrl });
 
-let bot: { stop(): Promise<void> } | undefined;
+let bot: { stop(): Promise<void>; warnings: string[] } | undefined;
 if (config.discord.token) {
   const { startBot } = await import('../bot/client.js');
   bot = await startBot({
@@ -78,6 +78,7 @@ const lines = [
   `  VM driver:       ${driver.name} (${driver.acceleration}), host ${config.host.id}`,
   `  Service token:   ${stack.serviceTokenFile ? `in ${stack.serviceTokenFile}` : 'LIA__API__SERVICE_TOKEN'}`,
   `  Discord bot:     ${bot ? 'connected' : 'off (set LIA__DISCORD__TOKEN)'}`,
+  ...(bot?.warnings ?? []).map((w) => `    warning: ${w}`),
   'Press Ctrl-C to stop.',
   '',
 ];
