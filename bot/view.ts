@@ -2,6 +2,7 @@
 import { ActionRowBuilder, ButtonBuilder, ButtonStyle, EmbedBuilder } from 'discord.js';
 import type { TaskStatus } from '../common/task.js';
 import type { TaskView } from '../tasks/service.js';
+import { DISCORD } from './discord-rules.js';
 
 const COLORS: Record<TaskStatus, number> = {
   pending: 0x9e9e9e,
@@ -54,9 +55,13 @@ export function taskEmbed(t: Pick<TaskView, 'id' | 'status'> & Partial<TaskView>
   return e;
 }
 
+/**
+ * The task's buttons. The terminal link is left out if Discord would refuse it (not http(s), or
+ * longer than a link button takes): the start-up check says so once, and the answer still goes.
+ */
 export function taskButtons(taskId: string, url?: string): ActionRowBuilder<ButtonBuilder> {
   const row = new ActionRowBuilder<ButtonBuilder>();
-  if (url)
+  if (url && url.length <= DISCORD.buttonUrlMax && /^https?:\/\//.test(url))
     row.addComponents(new ButtonBuilder().setStyle(ButtonStyle.Link).setLabel('Open terminal').setURL(url));
   row.addComponents(
     new ButtonBuilder()

@@ -157,12 +157,12 @@ export const CONFIG_VARS = {
   quota: {
     live_tasks_per_user: {
       schema: int(1, 1000),
-      default: '5',
-      doc: 'Tasks a user may have that are not ended',
+      default: '2',
+      doc: "Tasks a user may have that are not ended (keep it below a host's VM slots)",
     },
     running_tasks_per_user: {
       schema: int(1, 1000),
-      default: '3',
+      default: '2',
       doc: 'Tasks a user may have running at once (a running VM holds CPU and memory; a suspended one does not)',
     },
   },
@@ -179,8 +179,17 @@ export const CONFIG_VARS = {
       default: '',
       doc: 'Comma-separated Discord role ids whose members may act on every task',
     },
-    spawn_guilds: { schema: list, default: '', doc: 'Guild ids where /spawn is allowed (empty: any)' },
-    spawn_roles: { schema: list, default: '', doc: 'Role ids allowed to /spawn (empty: anyone)' },
+    spawn_guilds: {
+      schema: list,
+      default: '',
+      doc: 'Guild ids where /spawn is allowed (empty: any; spawning is closed until a list or SPAWN_OPEN)',
+    },
+    spawn_roles: { schema: list, default: '', doc: 'Role ids allowed to /spawn (empty: any role)' },
+    spawn_open: {
+      schema: z.enum(['true', 'false']).transform((v) => v === 'true'),
+      default: 'false',
+      doc: 'true: with no guild or role list, anyone in any guild may /spawn (closed by default)',
+    },
     tail_seconds: {
       schema: num(0.2, 3600),
       default: '10',

@@ -64,7 +64,7 @@ const api = await startApi({
   databaseUrl: stack.databaseUrl,
 });
 
-let bot: { stop(): Promise<void> } | undefined;
+let bot: { stop(): Promise<void>; warnings: string[] } | undefined;
 if (config.discord.token) {
   const { startBot } = await import('../bot/client.js');
   bot = await startBot({
@@ -87,6 +87,7 @@ const lines = [
   `  VM driver:       ${driver.name} (${driver.acceleration}), host ${config.host.id}`,
   `  Service token:   ${stack.serviceTokenFile ? `in ${stack.serviceTokenFile}` : 'LIA__API__SERVICE_TOKEN'}`,
   `  Discord bot:     ${bot ? 'connected' : 'off (set LIA__DISCORD__TOKEN)'}`,
+  ...(bot?.warnings ?? []).map((w) => `    warning: ${w}`),
   'Press Ctrl-C to stop.',
   // The first thing to do with it, with or without Discord (README's quick start; docs/cli.md).
   'Try it, in another terminal:  ./lia spawn --runtime shell "hello"   then   ./lia attach <id>',
