@@ -107,6 +107,10 @@ export function createHostActivities(d: HostActivityDeps, handoff: PumpHandoff<O
       // worker within the 30 s heartbeat timeout; a heartbeat writes no history.
       const beat = () => c.heartbeat(`running: output stored up to seq ${pump.stored}`);
       const timer = setInterval(beat, 5000);
+      // The workflow records `suspending` or `terminating` in the task's row before it cancels
+      // this activity: a heartbeat at that moment brings the cancellation back at once, rather
+      // than at the next 5 s beat.
+      const unwatch = d.inputBus.watch(taskId, { task: beat });
       beat();
       try {
         await Promise.race([pump.ended, c.cancelled]);
@@ -117,6 +121,7 @@ export function createHostActivities(d: HostActivityDeps, handoff: PumpHandoff<O
         throw err;
       } finally {
         clearInterval(timer);
+        unwatch();
       }
     },
 

@@ -18,7 +18,7 @@ import { type AuthEnv, authenticate } from './auth.js';
 import { errorBody, HttpError, sendError, toHttpError } from './errors.js';
 import { hostRoutes } from './routes/hosts.js';
 import { outputRoutes } from './routes/output.js';
-import { streamRoutes } from './routes/stream.js';
+import { SocketCounter, streamRoutes } from './routes/stream.js';
 import { taskRoutes } from './routes/tasks.js';
 import { taskScope } from './task-scope.js';
 
@@ -72,11 +72,11 @@ export function createApp(d: AppDeps, app = new Hono<AuthEnv>()): Hono<AuthEnv> 
   );
   api.use('*', authenticate(d.config, d.links));
   // The door of every per-task route: the id parsed, a link held to its own task.
-  api.use('/tasks/:id', taskScope());
-  api.use('/tasks/:id/*', taskScope());
+  api.use('/tasks/:id', taskScope(d.tasks));
+  api.use('/tasks/:id/*', taskScope(d.tasks));
   api.route('/tasks', taskRoutes(d.tasks));
   api.route('/tasks', outputRoutes(d.tasks, d.output));
-  api.route('/tasks', streamRoutes(d));
+  api.route('/tasks', streamRoutes({ ...d, sockets: new SocketCounter() }));
   api.route('/hosts', hostRoutes(d.hosts));
   app.route('/api/v1', api);
 

@@ -39,6 +39,8 @@ export interface WatchReport {
 export interface SweepReport {
   /** Rows closed because their workflow is closed or missing, with the reason. */
   closed: { taskId: string; status: TaskStatus; reason: string }[];
+  /** Output chunks of ended tasks deleted past their retention. */
+  outputChunksDropped?: number;
 }
 
 /** Run by the control worker for the maintenance workflows that Temporal Schedules start. */

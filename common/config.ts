@@ -72,6 +72,24 @@ export const CONFIG_VARS = {
       default: '8233',
       doc: "Port of the private dev server's Temporal UI",
     },
+    tls_cert_file: {
+      schema: optionalString,
+      doc: 'Client certificate (PEM file) for a Temporal cluster that requires mTLS; with TLS_KEY_FILE',
+    },
+    tls_key_file: { schema: optionalString, doc: 'Private key (PEM file) of TLS_CERT_FILE' },
+    tls_ca_file: {
+      schema: optionalString,
+      doc: "CA (PEM file) to verify the Temporal server with (unset: the system's roots)",
+    },
+    tls_server_name: {
+      schema: optionalString,
+      doc: "The Temporal server's name in its certificate, when it differs from the address",
+    },
+    api_key: {
+      schema: optionalString,
+      secret: true,
+      doc: 'API key for Temporal Cloud (sent over TLS, which it turns on)',
+    },
     max_history_events: {
       schema: int(0, 50_000),
       default: '0',
@@ -129,6 +147,16 @@ export const CONFIG_VARS = {
     vcpus: { schema: int(1, 32), default: '1', doc: 'vCPUs per VM' },
     memory_mib: { schema: int(128, 65536), default: '512', doc: 'Memory per VM (MiB)' },
     default_storage_gb: { schema: int(1, 2048), default: '50', doc: 'Disk per VM (GB, copy-on-write)' },
+    max_lifetime_hours: {
+      schema: num(0.001, 24 * 365),
+      default: '168',
+      doc: 'A task ends (terminated, with the reason) this long after it was created',
+    },
+    max_suspended_hours: {
+      schema: num(0.001, 24 * 365),
+      default: '72',
+      doc: 'A task suspended this long ends (terminated, with the reason): its disk and snapshot are freed',
+    },
     egress_allow: {
       schema: list,
       default: '',
@@ -153,12 +181,22 @@ export const CONFIG_VARS = {
       default: String(8 * 1024 * 1024),
       doc: 'Output kept per task; oldest chunks are dropped beyond it',
     },
+    ended_retention_hours: {
+      schema: num(0.001, 24 * 3650),
+      default: '168',
+      doc: "How long an ended task's output is kept (then the task sweeper deletes it)",
+    },
   },
   quota: {
     live_tasks_per_user: {
       schema: int(1, 1000),
       default: '2',
       doc: "Tasks a user may have that are not ended (keep it below a host's VM slots)",
+    },
+    live_tasks_total: {
+      schema: int(1, 100_000),
+      default: '50',
+      doc: 'Tasks not ended, all users together; past it a spawn is refused (a full host queues instead)',
     },
     running_tasks_per_user: {
       schema: int(1, 1000),

@@ -27,8 +27,8 @@ config.api.service_token = stack.serviceToken;
 
 // The API and the control worker share a connection, so task workflows start eagerly.
 const { client: temporal, connection: temporalConnection } = await connectTemporalShared(
+  config,
   stack.temporalAddress,
-  config.temporal.namespace,
 );
 const control = await createControlWorker({
   connection: temporalConnection,

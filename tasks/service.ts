@@ -11,14 +11,16 @@ import {
   WorkflowUpdateStage,
 } from '@temporalio/client';
 import { type Config, publicUrl } from '../common/config.js';
-import { enqueueInput, type InputOrigin } from '../common/db/input.js';
+import { enqueueInput, type InputOrigin, pendingInputBytes } from '../common/db/input.js';
 import type { Pool } from '../common/db/pool.js';
 import {
   countRunning,
   createTask,
   deleteTask,
   getTask,
+  linksNotBefore,
   listTasks,
+  revokeLinks,
   type TaskRow,
 } from '../common/db/tasks.js';
 import { newTaskId } from '../common/ids.js';
@@ -73,11 +75,11 @@ export class TaskService {
   ) {}
 
   async create(actor: Actor, t: NewTask): Promise<{ taskId: string; url: string; status: TaskStatus }> {
-    let total = 0;
-    for (const f of t.files) total += f.data.length;
+    let fileBytes = 0;
+    for (const f of t.files) fileBytes += f.data.length;
     if (t.files.length > LIMITS.filesMax)
       throw new TaskError('invalid', `at most ${LIMITS.filesMax} files per task`);
-    if (total > LIMITS.filesTotalMaxBytes) {
+    if (fileBytes > LIMITS.filesTotalMaxBytes) {
       throw new TaskError(
         'invalid',
         `files may total at most ${LIMITS.filesTotalMaxBytes / 1024 / 1024} MiB`,
@@ -94,6 +96,8 @@ export class TaskService {
       promptFirstLine: firstLine(t.prompt),
       limits: {
         idleTimeoutMs,
+        lifetimeMs: this.config.vm.max_lifetime_hours * 3_600_000,
+        maxSuspendedMs: this.config.vm.max_suspended_hours * 3_600_000,
         vcpus: this.config.vm.vcpus,
         memoryMib: this.config.vm.memory_mib,
         storageGb: this.config.vm.default_storage_gb,
@@ -103,7 +107,11 @@ export class TaskService {
         ? { maxHistoryEvents: this.config.temporal.max_history_events }
         : {}),
     };
-    const { live_tasks_per_user: live, running_tasks_per_user: running } = this.config.quota;
+    const {
+      live_tasks_per_user: live,
+      running_tasks_per_user: running,
+      live_tasks_total: total,
+    } = this.config.quota;
     const refused = await createTask(
       this.pool,
       {
@@ -113,8 +121,13 @@ export class TaskService {
         promptFirstLine: input.promptFirstLine,
         files: [{ name: 'PROMPT.md', data: Buffer.from(t.prompt, 'utf8') }, ...t.files],
       },
-      { live, running },
+      { live, running, total },
     );
+    if (refused === 'total')
+      throw new TaskError(
+        'quota',
+        `Lia has ${total} tasks open, its limit for all users; try again when some have ended`,
+      );
     if (refused === 'live') throw liveQuotaError(live);
     if (refused === 'running') throw runningQuotaError(running, 'start another');
     try {
@@ -216,6 +229,8 @@ export class TaskService {
     } catch (err) {
       throw this.mapError(err, taskId);
     }
+    // A stopped task's links act no more (its output stays readable through the service).
+    await revokeLinks(this.pool, taskId);
   }
 
   /**
@@ -238,6 +253,11 @@ export class TaskService {
       row ??= await this.ownRow(actor, taskId);
       await this.checkRunningQuota(row, 'resume this one for your input');
     }
+    if ((await pendingInputBytes(this.pool, taskId)) + data.length > LIMITS.taskInputMaxBytes)
+      throw new TaskError(
+        'quota',
+        `task ${taskId} already has ${LIMITS.taskInputMaxBytes / 2 ** 20} MiB of input waiting that its VM has not read; wait, or stop the task`,
+      );
     const now = await enqueueInput(this.pool, taskId, { kind: 'stdin', data }, origin);
     if (now === undefined) throw new TaskError('not_found', `no task ${taskId}`);
     if (isEnded(now)) throw new TaskError('conflict', `task ${taskId} has ${now}; it takes no more input`);
@@ -264,8 +284,19 @@ export class TaskService {
     return this.temporal.workflow.getHandle(taskId).query(stateQuery);
   }
 
-  async link(userId: string, taskId: string, expiresAt?: number): Promise<string> {
-    return taskUrl(publicUrl(this.config), taskId, await this.links.sign(userId, taskId, expiresAt));
+  /**
+   * A new link to the task's page for its owner. It revokes every link given before it (a link
+   * that leaked is dead once its owner asks for a new one), so links are made only where a
+   * person asked for one: a spawn, /status, a resume's answer — never in lists.
+   */
+  async link(userId: string, taskId: string): Promise<string> {
+    const issuedAt = await revokeLinks(this.pool, taskId);
+    return taskUrl(publicUrl(this.config), taskId, await this.links.sign(userId, taskId, { issuedAt }));
+  }
+
+  /** Whether a link issued at `issuedAt` still opens the task (no newer link, no stop since). */
+  async linkCurrent(taskId: string, issuedAt: number): Promise<boolean> {
+    return issuedAt >= (await linksNotBefore(this.pool, taskId));
   }
 
   /** The task, if the actor may act on it; unknown and foreign tasks are refused, told apart. */

@@ -3,8 +3,8 @@
  * queue `lia-host-<id>`. It keeps its record in PostgreSQL fresh (placement sees live hosts by
  * their heartbeat) and reconciles: any VM whose workflow is closed is removed.
  */
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { Client } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
 import { createHostActivities } from '../activities/host.js';
 import type { OutputPump } from '../activities/output-pump.js';
 import { PumpHandoff } from '../activities/pump-handoff.js';
@@ -23,6 +23,7 @@ import type { VmDriver } from '../vm/driver.js';
 import { costUsd } from '../vm/egress/pricing.js';
 import type { EgressProxy } from '../vm/egress/proxy.js';
 import type { ModelUsage } from '../vm/egress/usage-meter.js';
+import { connectClientTemporal, connectWorkerTemporal } from './temporal-connection.js';
 
 /** At most this many VMs removed by one reconciliation pass. */
 const MAX_REMOVALS = 10;
@@ -69,10 +70,10 @@ export async function createHostWorker(o: HostWorkerOptions): Promise<HostWorker
     );
   });
 
-  const clientConnection = await Connection.connect({ address: o.temporalAddress });
+  const clientConnection = await connectClientTemporal(config, o.temporalAddress);
   const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
-  const inputBus = await TaskBus.start(o.databaseUrl, logger, [CHANNELS.input]);
-  const connection = await NativeConnection.connect({ address: o.temporalAddress });
+  const inputBus = await TaskBus.start(o.databaseUrl, logger, [CHANNELS.input, CHANNELS.task]);
+  const connection = await connectWorkerTemporal(config, o.temporalAddress);
   const handoff = new PumpHandoff<OutputPump>();
   const worker = await Worker.create({
     connection,

@@ -72,7 +72,42 @@ export async function runTask(input: TaskInput, carried?: CarriedState): Promise
   /** Input was queued while the task was suspending: resume once suspended. */
   let inputWaiting = false;
   const resumes: ResumeAsk[] = [];
-  const stopping = () => !!terminate || !!hostLost;
+  /** Why the task ends by itself (its lifetime or its suspended age reached), if it does. */
+  let expired: string | undefined;
+  const stopping = () => !!terminate || !!hostLost || !!expired;
+  const lifetimeEnd = input.limits.lifetimeMs
+    ? state.createdAt + input.limits.lifetimeMs
+    : Number.POSITIVE_INFINITY;
+  const hours = (ms: number) =>
+    ms >= 3_600_000
+      ? `${Math.round(ms / 360_000) / 10} h`
+      : ms >= 60_000
+        ? `${Math.round(ms / 60_000)} min`
+        : `${Math.round(ms / 1000)} s`;
+  /** Ends the task when a cap is reached; true when it did. */
+  const checkCaps = (): boolean => {
+    const now = Date.now();
+    if (now >= lifetimeEnd)
+      expired ??= `the task reached its lifetime cap (${hours(input.limits.lifetimeMs!)})`;
+    const maxSuspended = input.limits.maxSuspendedMs;
+    if (
+      maxSuspended &&
+      state.status === 'suspended' &&
+      state.suspendedAt &&
+      now >= state.suspendedAt + maxSuspended
+    )
+      expired ??= `the task stayed suspended for longer than ${hours(maxSuspended)}; its VM was removed`;
+    return !!expired;
+  };
+  /** The next instant a cap can be reached, from now (for the loop's timers). */
+  const capIn = () => {
+    const maxSuspended = input.limits.maxSuspendedMs;
+    const suspendedEnd =
+      maxSuspended && state.status === 'suspended' && state.suspendedAt
+        ? state.suspendedAt + maxSuspended
+        : Number.POSITIVE_INFINITY;
+    return Math.min(lifetimeEnd, suspendedEnd) - Date.now();
+  };
 
   setHandler(stateQuery, () => ({ ...state }));
   setHandler(terminateSignal, (req) => {
@@ -170,6 +205,10 @@ export async function runTask(input: TaskInput, carried?: CarriedState): Promise
     return outcome.value;
   }
 
+  /** `condition` with a timeout that may be unbounded (no cap set): true when `fn` held. */
+  const untilOr = (fn: () => boolean, ms: number) =>
+    Number.isFinite(ms) ? condition(fn, ms) : condition(fn).then(() => true);
+
   let finalStatus: 'terminated' | 'failed' = 'terminated';
   let continuing = false;
   const host = () => {
@@ -200,7 +239,14 @@ export async function runTask(input: TaskInput, carried?: CarriedState): Promise
         }
       } else if (state.status === 'suspended') {
         setCurrentDetails('suspended: waiting for a resume (/resume, the web page, typing, the API)');
-        await condition(() => resumes.length > 0 || inputWaiting || stopping() || canContinueAsNew());
+        const left = capIn();
+        if (
+          left <= 0 ||
+          !(await untilOr(() => resumes.length > 0 || inputWaiting || stopping() || canContinueAsNew(), left))
+        ) {
+          if (checkCaps()) throw new Stop();
+          continue;
+        }
         if (resumes.length || inputWaiting) await restore();
       } else {
         throw ApplicationFailure.nonRetryable(`unexpected state ${state.status}`);
@@ -216,7 +262,7 @@ export async function runTask(input: TaskInput, carried?: CarriedState): Promise
       if (hostLost) {
         finalStatus = 'failed';
         state.error = hostLost;
-      }
+      } else if (expired) state.error = expired;
     } else {
       finalStatus = 'failed';
       state.error = describeFailure(err);
@@ -311,13 +357,17 @@ export async function runTask(input: TaskInput, carried?: CarriedState): Promise
     while (!outcome) {
       state.idleDeadline = state.lastActivityAt + idleMs;
       setCurrentDetails(runningDetails());
+      if (checkCaps()) {
+        outcome = 'stop';
+        break;
+      }
       const left = state.idleDeadline - Date.now();
       if (left <= 0) {
         outcome = 'idle';
         break;
       }
       // Woken only by what needs the loop; a timer that fires re-reads the (moved) deadline.
-      await condition(() => stopping() || !!pumped || canContinueAsNew(), left);
+      await untilOr(() => stopping() || !!pumped || canContinueAsNew(), Math.min(left, capIn()));
       if (stopping()) outcome = 'stop';
       else if (pumped && 'exit' in pumped) outcome = { exit: pumped.exit };
       else if (pumped) throw pumped.error;
@@ -340,6 +390,7 @@ export async function runTask(input: TaskInput, carried?: CarriedState): Promise
     );
     if (!r) throw new Stop();
     state.suspendCount += 1;
+    state.suspendedAt = Date.now();
     // Input typed while the pump was being stopped resumes the task now that it is suspended.
     inputWaiting = !!r.inputWaiting;
     await record('suspended', 'suspended');

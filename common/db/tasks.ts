@@ -35,6 +35,8 @@ export interface UserQuotas {
   live: number;
   /** Tasks starting or running: their VMs hold CPU and memory. */
   running: number;
+  /** Tasks not ended, all owners together. */
+  total: number;
 }
 
 const RUNNING = `status IN (${sqlList(RUNNING_STATUSES)})`;
@@ -65,7 +67,10 @@ export async function createTask(
   quotas: UserQuotas,
 ): Promise<keyof UserQuotas | undefined> {
   return inTransaction<keyof UserQuotas | undefined>(pool, async (client) => {
-    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`owner:${t.owner}`]);
+    // One creation at a time: the counts below (the owner's and everyone's) then hold.
+    await client.query(`SELECT pg_advisory_xact_lock(hashtext('lia:create'))`);
+    const all = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM tasks WHERE NOT ${ENDED}`);
+    if ((all.rows[0]?.n ?? 0) >= quotas.total) return { rollback: 'total' as const };
     const { rows } = await client.query<{ live: number; running: number }>(
       `SELECT count(*) FILTER (WHERE NOT ${ENDED})::int AS live,
               count(*) FILTER (WHERE ${RUNNING})::int AS running
@@ -140,6 +145,30 @@ export async function setIdleDeadline(pool: Pool, id: string, at: Date): Promise
      SELECT pg_notify('${CHANNELS.task}', id) FROM u`,
     [id, at],
   );
+}
+
+/**
+ * Marks every link of the task issued before now as revoked (a new link, a stop), and returns
+ * the instant (epoch ms) from which links are valid: a new link is issued at exactly that time.
+ */
+export async function revokeLinks(pool: Pool, id: string): Promise<number> {
+  const { rows } = await pool.query<{ at: number }>(
+    // Watchers hear of it: open sockets of revoked links close.
+    `WITH u AS (UPDATE tasks SET links_not_before = date_trunc('milliseconds', clock_timestamp())
+       WHERE id = $1 RETURNING id, links_not_before)
+     SELECT (extract(epoch FROM links_not_before) * 1000)::float8 AS at, pg_notify('${CHANNELS.task}', id) FROM u`,
+    [id],
+  );
+  return rows[0]?.at ?? Date.now();
+}
+
+/** Epoch ms before which the task's links are revoked (0: none is). */
+export async function linksNotBefore(pool: Pool, id: string): Promise<number> {
+  const { rows } = await pool.query<{ at: number | null }>(
+    `SELECT (extract(epoch FROM links_not_before) * 1000)::float8 AS at FROM tasks WHERE id = $1`,
+    [id],
+  );
+  return rows[0]?.at ?? 0;
 }
 
 /** The task's status, or undefined when there is no such row. */

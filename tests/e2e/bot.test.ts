@@ -253,7 +253,7 @@ describe('the Discord bot', () => {
           promptFirstLine: `task ${n} ${'y'.repeat(150)}`,
           files: [],
         },
-        { live: 1000, running: 1000 },
+        { live: 1000, running: 1000, total: 1000 },
       );
     const many = await discord
       .autocomplete(carol, 'status', 'task_id', '')

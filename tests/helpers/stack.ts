@@ -78,7 +78,7 @@ export async function startTestStack(
   const pool = createPool(dbUrl);
   const logger = createLogger(`test-${name}`, 'warn');
   // As `./lia start` does: the API's client shares the control worker's connection (eager start).
-  const shared = await connectTemporalShared(temporal.address, config.temporal.namespace);
+  const shared = await connectTemporalShared(config, temporal.address);
   const control: Worker = await createControlWorker({
     connection: shared.connection,
     temporalAddress: temporal.address,

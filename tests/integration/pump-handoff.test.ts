@@ -73,7 +73,7 @@ async function newShellTask(): Promise<string> {
   await createTask(
     pool,
     { id, owner: 'u-handoff', runtime: 'shell', promptFirstLine: 'p', files: [] },
-    { live: 100, running: 100 },
+    { live: 100, running: 100, total: 100 },
   );
   return id;
 }

@@ -75,8 +75,10 @@ function resolve(from: string, spec: string): string | undefined {
 function importsOf(file: string): Import[] {
   const src = fs.readFileSync(path.join(root, file), 'utf8');
   const out: Import[] = [];
+  // The names between `import`/`export` and `from` are identifiers, braces, commas, `*`, `as`,
+  // `type`: nothing that could run on into the next statement (an interface's body).
   const re =
-    /(?:^|\n)\s*(import|export)\s+(type\s+)?(?:[^'"]*?\sfrom\s+)?['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
+    /(?:^|\n)\s*(import|export)\s+(type\s+)?(?:[\w\s{},*$]*?\sfrom\s+)?['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
   for (const m of src.matchAll(re)) {
     const spec = m[3] ?? m[4]!;
     const line = src.slice(0, m.index).split('\n').length + (m[0].startsWith('\n') ? 1 : 0);

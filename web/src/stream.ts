@@ -27,6 +27,8 @@ const MAX_RETRY_MS = 5000;
 /** A socket silent this long is presumed dead (a half-open TCP connection never closes by itself). */
 const SILENT_MS = 45_000;
 const PING_MS = 15_000;
+/** Characters per input frame: even escaped as JSON (6 bytes each at worst) it stays under 64 KiB. */
+const INPUT_PIECE = 8192;
 
 export class TaskStream {
   private ws?: WebSocket;
@@ -108,11 +110,18 @@ export class TaskStream {
     this.retry = Math.min(this.retry * 2, MAX_RETRY_MS);
   }
 
+  /** Sends typed or pasted input, in pieces well under the server's frame limit (128 KiB). */
   input(data: string): void {
-    const seq = ++this.inputSeq;
-    const frame = JSON.stringify({ type: 'input', data, seq });
-    this.unacked.push({ seq, frame });
-    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(frame);
+    for (let i = 0; i < data.length; ) {
+      let end = Math.min(i + INPUT_PIECE, data.length);
+      // Never split a surrogate pair: each piece must be valid UTF-16 on its own.
+      if (end < data.length && /[\ud800-\udbff]/.test(data[end - 1]!)) end--;
+      const seq = ++this.inputSeq;
+      const frame = JSON.stringify({ type: 'input', data: data.slice(i, end), seq });
+      this.unacked.push({ seq, frame });
+      if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(frame);
+      i = end;
+    }
   }
 
   resize(cols: number, rows: number): void {
