@@ -43,6 +43,7 @@ export type StreamServerMessage =
       exitCode: number | null;
       driver: string | null;
       acceleration: string | null;
+      queue: TaskView['queue'] | null;
     }
   | { type: 'truncated'; firstAvailableSeq: number; message: string }
   | { type: 'ack'; seq: number }

@@ -31,6 +31,7 @@ import { messageActor } from './actor.js';
 import { channelGone, clip, DISCORD, describeDiscordError } from './discord-rules.js';
 import { userMessage } from './errors.js';
 import { summaryPost, threadPost } from './tail.js';
+import { queueLine } from './view.js';
 
 const TAIL_BYTES = 8 * 1024;
 /** Pauses after failed posts: 1 s, doubling, at most a minute. */
@@ -239,6 +240,8 @@ export class ThreadRelay {
     }
     let header = stateChanged ? `**${task.status}**` : '';
     if (stateChanged && task.error) header += ` — ${task.error}`;
+    if (stateChanged && task.status === 'pending' && task.queue)
+      header += ` — waiting for a host: ${queueLine(task.queue)}`;
     const content = threadPost(header || `output of ${taskId}`, newOutput ? tail.data.toString('utf8') : '');
     await channel.send({ content, allowedMentions: { parse: [] } });
     w.lastPostAt = Date.now();

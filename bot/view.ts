@@ -39,6 +39,8 @@ export function taskEmbed(t: Pick<TaskView, 'id' | 'status'> & Partial<TaskView>
       value: `${t.driver}${t.acceleration ? ` (${t.acceleration})` : ''}`,
       inline: true,
     });
+  if (t.status === 'pending' && t.queue)
+    e.addFields({ name: 'Waiting for a host', value: queueLine(t.queue), inline: true });
   if (t.status === 'running' && t.idleDeadline)
     e.addFields({
       name: 'Suspends when idle',
@@ -71,4 +73,10 @@ export function taskButtons(taskId: string, url?: string): ActionRowBuilder<Butt
     new ButtonBuilder().setCustomId(`${BUTTON.stop}${taskId}`).setStyle(ButtonStyle.Danger).setLabel('Stop'),
   );
   return row;
+}
+
+/** "number 3 in the queue (about 4 min)" */
+export function queueLine(q: NonNullable<TaskView['queue']>): string {
+  const about = q.estimateSeconds ? ` (about ${Math.max(1, Math.round(q.estimateSeconds / 60))} min)` : '';
+  return `number ${q.position} in the queue${about}`;
 }

@@ -21,8 +21,17 @@ export interface TaskRecordPatch {
 
 /** Run by the control worker (queue `lia-control`). */
 export interface ControlActivities {
-  /** Picks a live host with room; throws a non-retryable `NoCapacity` failure when none has. */
+  /** The first workflow's placement: a live host with room, or a non-retryable `NoCapacity`. */
   placeTask(args: { taskId: string; owner: string; limits: TaskLimits }): Promise<Placement>;
+  /**
+   * Places the task on the active host with the most room, or puts it in the queue (first come,
+   * first served) and says where; `NoCapacity` only for a VM no host could ever hold.
+   */
+  placeOrQueue(args: {
+    taskId: string;
+    owner: string;
+    limits: TaskLimits;
+  }): Promise<Placement | { waiting: { position: number; why: string } }>;
   /** Updates the task's row in PostgreSQL (the API and bot read lists from it). */
   recordTask(args: { taskId: string; patch: TaskRecordPatch }): Promise<void>;
 }

@@ -110,6 +110,18 @@ export const CONFIG_VARS = {
       doc: "This KVM host's id; its worker polls task queue lia-host-<id>",
     },
     max_vms: { schema: int(1, 1000), default: '4', doc: 'VMs (running or suspended) this host accepts' },
+    vcpus: {
+      schema: int(1, 4096).optional(),
+      doc: 'vCPUs this host hands out to VMs (unset: 4 per core: VMs mostly wait on the model)',
+    },
+    memory_mib: {
+      schema: int(256, 64 * 1024 * 1024).optional(),
+      doc: "Memory this host hands out to VMs, MiB (unset: three quarters of the host's)",
+    },
+    disk_gb: {
+      schema: int(1, 1024 * 1024).optional(),
+      doc: 'Disk this host hands out to task disks, GB (unset: not counted: disks are sparse overlays)',
+    },
     heartbeat_seconds: {
       schema: num(0.5, 300),
       default: '5',
@@ -124,6 +136,13 @@ export const CONFIG_VARS = {
       schema: num(5, 7 * 24 * 3600),
       default: '600',
       doc: 'A host silent this long, with nothing polling its queue, is declared lost and its tasks fail (a restart within it loses nothing)',
+    },
+  },
+  queue: {
+    max_wait_minutes: {
+      schema: num(0.01, 7 * 24 * 60),
+      default: '60',
+      doc: 'A task that finds no host with room waits this long in the queue (first come, first served), then fails',
     },
   },
   control: {

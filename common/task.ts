@@ -111,6 +111,8 @@ export interface TaskInput {
   activityReportMs: number;
   /** Continue-as-new after this many history events even if Temporal has not suggested it yet. */
   maxHistoryEvents?: number;
+  /** How long the task may wait in the queue for a host with room (absent: not at all). */
+  maxQueueWaitMs?: number;
 }
 
 export interface TaskState {

@@ -4,6 +4,8 @@
  * Discord token is set. Ctrl-C stops all of it. Task VMs outlive it on purpose, like they
  * outlive a worker restart: the next start picks them up again.
  */
+
+import { queueWaker } from '../activities/queue.js';
 import { loadConfigOrExit, publicUrl } from '../common/config.js';
 import { createPool } from '../common/db/pool.js';
 import { createLogger } from '../common/logger.js';
@@ -57,7 +59,7 @@ const output = new OutputLog(pool);
 const api = await startApi({
   config,
   tasks,
-  hosts: new HostService(pool),
+  hosts: new HostService(pool, queueWaker(pool, temporal)),
   output,
   links,
   logger,

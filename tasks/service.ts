@@ -11,6 +11,7 @@ import {
   WorkflowUpdateStage,
 } from '@temporalio/client';
 import { type Config, publicUrl } from '../common/config.js';
+import { queuePlace } from '../common/db/hosts.js';
 import { enqueueInput, type InputOrigin, pendingInputBytes } from '../common/db/input.js';
 import type { Pool } from '../common/db/pool.js';
 import {
@@ -103,6 +104,7 @@ export class TaskService {
         storageGb: this.config.vm.default_storage_gb,
       },
       activityReportMs: activityReportInterval(idleTimeoutMs),
+      maxQueueWaitMs: this.config.queue.max_wait_minutes * 60_000,
       ...(this.config.temporal.max_history_events
         ? { maxHistoryEvents: this.config.temporal.max_history_events }
         : {}),
@@ -120,6 +122,7 @@ export class TaskService {
         runtime: t.runtime,
         promptFirstLine: input.promptFirstLine,
         files: [{ name: 'PROMPT.md', data: Buffer.from(t.prompt, 'utf8') }, ...t.files],
+        size: input.limits,
       },
       { live, running, total },
     );
@@ -170,7 +173,19 @@ export class TaskService {
    * (and the row changes are pushed over the task bus), so reading a task never asks Temporal.
    */
   async get(actor: Actor, taskId: string): Promise<TaskView> {
-    return toView(await this.ownRow(actor, taskId));
+    return this.withQueue(toView(await this.ownRow(actor, taskId)));
+  }
+
+  /**
+   * A waiting task's place in the queue, and a guess of its wait: its place over the rate at
+   * which tasks ended in the last hour (none ended: no guess).
+   */
+  private async withQueue(view: TaskView): Promise<TaskView> {
+    if (view.status !== 'pending') return view;
+    const q = await queuePlace(this.pool, view.id);
+    if (!q) return view;
+    const estimateSeconds = q.endedLastHour ? Math.round((q.position * 3600) / q.endedLastHour) : undefined;
+    return { ...view, queue: { position: q.position, ...(estimateSeconds ? { estimateSeconds } : {}) } };
   }
 
   /**
@@ -179,7 +194,7 @@ export class TaskService {
    */
   async peek(taskId: string): Promise<TaskView | undefined> {
     const row = await getTask(this.pool, taskId);
-    return row && toView(row);
+    return row && this.withQueue(toView(row));
   }
 
   async list(actor: Actor, all = false): Promise<TaskView[]> {

@@ -7,6 +7,7 @@ import { Client } from '@temporalio/client';
 import { type NativeConnection, Worker } from '@temporalio/worker';
 import { createControlActivities } from '../activities/control.js';
 import { createMaintenanceActivities } from '../activities/maintenance.js';
+import { queueWaker } from '../activities/queue.js';
 import type { Config } from '../common/config.js';
 import type { Pool } from '../common/db/pool.js';
 import type { Logger } from '../common/logger.js';
@@ -37,7 +38,11 @@ export async function createControlWorker(o: ControlWorkerOptions): Promise<Work
     workflowBundle: { codePath: o.workflowBundlePath },
     activities: {
       // Placement sees a host as live for four heartbeats; past that it takes no new tasks.
-      ...createControlActivities(o.pool, { hostStaleSeconds: config.host.heartbeat_seconds * 4 }),
+      ...createControlActivities({
+        pool: o.pool,
+        hostStaleSeconds: config.host.heartbeat_seconds * 4,
+        wakeQueue: queueWaker(o.pool, client),
+      }),
       ...createMaintenanceActivities({
         pool: o.pool,
         client,

@@ -3,14 +3,16 @@
  * queue `lia-host-<id>`. It keeps its record in PostgreSQL fresh (placement sees live hosts by
  * their heartbeat) and reconciles: any VM whose workflow is closed is removed.
  */
+import os from 'node:os';
 import { Client } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { createHostActivities } from '../activities/host.js';
 import type { OutputPump } from '../activities/output-pump.js';
 import { PumpHandoff } from '../activities/pump-handoff.js';
+import { queueWaker } from '../activities/queue.js';
 import type { Config } from '../common/config.js';
 import { CHANNELS } from '../common/db/channels.js';
-import { heartbeatHost } from '../common/db/hosts.js';
+import { type HostInfo, heartbeatHost } from '../common/db/hosts.js';
 import type { Pool } from '../common/db/pool.js';
 import { addUsage, taskStatus } from '../common/db/tasks.js';
 import type { Logger } from '../common/logger.js';
@@ -49,14 +51,16 @@ export interface HostWorker {
 export async function createHostWorker(o: HostWorkerOptions): Promise<HostWorker> {
   const { config, pool, driver, logger } = o;
   const hostId = config.host.id;
-  const info = {
+  const info: HostInfo = {
     id: hostId,
     taskQueue: hostQueue(hostId),
     driver: driver.name,
     acceleration: driver.acceleration,
     maxVms: config.host.max_vms,
-    vcpus: config.vm.vcpus,
-    memoryMib: config.vm.memory_mib,
+    // What the host hands out: VMs mostly wait on the model, so vCPUs are shared four to a core.
+    vcpus: config.host.vcpus ?? os.cpus().length * 4,
+    memoryMib: config.host.memory_mib ?? Math.floor((os.totalmem() / 2 ** 20) * 0.75),
+    diskGb: config.host.disk_gb ?? null,
   };
   await heartbeatHost(pool, info);
   const beat = setInterval(() => {
@@ -72,6 +76,10 @@ export async function createHostWorker(o: HostWorkerOptions): Promise<HostWorker
 
   const clientConnection = await connectClientTemporal(config, o.temporalAddress);
   const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
+  // A host joined (or came back): the task at the head of the queue may fit here now.
+  await queueWaker(pool, client)().catch((err) =>
+    logger.warn({ err: err.message }, 'could not wake the queue'),
+  );
   const inputBus = await TaskBus.start(o.databaseUrl, logger, [CHANNELS.input, CHANNELS.task]);
   const connection = await connectWorkerTemporal(config, o.temporalAddress);
   const handoff = new PumpHandoff<OutputPump>();

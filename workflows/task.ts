@@ -37,6 +37,7 @@ import {
 import {
   agentActivitySignal,
   hostLostSignal,
+  placementWakeSignal,
   resumeUpdate,
   stateQuery,
   terminateSignal,
@@ -52,6 +53,9 @@ interface ResumeAsk {
 type RunOutcome = 'idle' | 'stop' | 'continue' | { exit: AgentExit };
 
 class Stop extends Error {}
+
+/** A waiting task asks again this often even if no wake came (one could be lost). */
+const QUEUE_RECHECK_MS = 10 * 60_000;
 
 export async function runTask(input: TaskInput, carried?: CarriedState): Promise<TaskState> {
   const now = Date.now();
@@ -71,6 +75,8 @@ export async function runTask(input: TaskInput, carried?: CarriedState): Promise
   let hostLost: string | undefined;
   /** Input was queued while the task was suspending: resume once suspended. */
   let inputWaiting = false;
+  /** Room may have come: a task waiting in the queue asks again. */
+  let woken = false;
   const resumes: ResumeAsk[] = [];
   /** Why the task ends by itself (its lifetime or its suspended age reached), if it does. */
   let expired: string | undefined;
@@ -115,6 +121,9 @@ export async function runTask(input: TaskInput, carried?: CarriedState): Promise
   });
   setHandler(hostLostSignal, ({ hostId, reason }) => {
     if (!state.hostId || hostId === state.hostId) hostLost ??= `host ${hostId} lost: ${reason}`;
+  });
+  setHandler(placementWakeSignal, () => {
+    woken = true;
   });
   setHandler(agentActivitySignal, () => {
     state.lastActivityAt = Math.max(state.lastActivityAt, Date.now());
@@ -302,17 +311,40 @@ export async function runTask(input: TaskInput, carried?: CarriedState): Promise
   });
   return { ...state };
 
+  /**
+   * Asks for a host; with no room, waits in the queue (first come, first served) until a slot
+   * frees or a host joins (placementWake) — re-asking at most every ten minutes in case a wake
+   * was lost — until a stop, or `maxQueueWaitMs`.
+   */
   async function place(): Promise<void> {
-    setCurrentDetails('pending: choosing a host');
-    const placement = await control.placeTask({
-      taskId: state.taskId,
-      owner: state.owner,
-      limits: input.limits,
-    });
-    state.hostId = placement.hostId;
-    upsertSearchAttributes([{ key: HOST_KEY, value: placement.hostId }]);
-    // Placement recorded the task as starting on its host in the same transaction.
-    show('starting', `starting on host ${placement.hostId}`);
+    const since = Date.now();
+    for (;;) {
+      setCurrentDetails('pending: choosing a host');
+      const r = await control.placeOrQueue({
+        taskId: state.taskId,
+        owner: state.owner,
+        limits: input.limits,
+      });
+      if ('hostId' in r) {
+        state.hostId = r.hostId;
+        upsertSearchAttributes([{ key: HOST_KEY, value: r.hostId }]);
+        // Placement recorded the task as starting on its host in the same transaction.
+        show('starting', `starting on host ${r.hostId}`);
+        return;
+      }
+      const maxWait = input.maxQueueWaitMs ?? 0;
+      const left = since + maxWait - Date.now();
+      if (left <= 0)
+        throw ApplicationFailure.create({
+          type: 'NoCapacity',
+          message: `no room for the task within ${hours(maxWait)} (${r.waiting.why})`,
+          nonRetryable: true,
+        });
+      setCurrentDetails(`pending: number ${r.waiting.position} in the queue for a host (${r.waiting.why})`);
+      woken = false;
+      await condition(() => woken || stopping(), Math.min(left, QUEUE_RECHECK_MS));
+      if (stopping()) throw new Stop();
+    }
   }
 
   async function boot(): Promise<void> {

@@ -96,6 +96,7 @@ function stateMessage(v: TaskView): StreamServerMessage {
     exitCode: v.exitCode,
     driver: v.driver,
     acceleration: v.acceleration,
+    queue: v.queue ?? null,
   };
 }
 

@@ -63,6 +63,8 @@ export async function createTask(
     runtime: Runtime;
     promptFirstLine: string;
     files: { name: string; data: Buffer }[];
+    /** What its VM will hold, counted against its host. */
+    size: { vcpus: number; memoryMib: number; storageGb: number };
   },
   quotas: UserQuotas,
 ): Promise<keyof UserQuotas | undefined> {
@@ -81,8 +83,9 @@ export async function createTask(
     const refused = live >= quotas.live ? 'live' : running >= quotas.running ? 'running' : undefined;
     if (refused) return { rollback: refused };
     await client.query(
-      `INSERT INTO tasks (id, owner, runtime, status, prompt_first_line) VALUES ($1, $2, $3, 'pending', $4)`,
-      [t.id, t.owner, t.runtime, t.promptFirstLine],
+      `INSERT INTO tasks (id, owner, runtime, status, prompt_first_line, vcpus, memory_mib, storage_gb)
+       VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7)`,
+      [t.id, t.owner, t.runtime, t.promptFirstLine, t.size.vcpus, t.size.memoryMib, t.size.storageGb],
     );
     for (const f of t.files) {
       await client.query('INSERT INTO task_files (task_id, name, data) VALUES ($1, $2, $3)', [

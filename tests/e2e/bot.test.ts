@@ -250,6 +250,7 @@ describe('the Discord bot', () => {
           id: newTaskId(),
           owner: carol.user.id,
           runtime: 'shell',
+          size: { vcpus: 1, memoryMib: 256, storageGb: 1 },
           promptFirstLine: `task ${n} ${'y'.repeat(150)}`,
           files: [],
         },

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Worker } from '@temporalio/worker';
 import WebSocket from 'ws';
+import { queueWaker } from '../../activities/queue.js';
 import { startApi } from '../../api/server.js';
 import type { Config } from '../../common/config.js';
 import { createPool, type Pool } from '../../common/db/pool.js';
@@ -94,7 +95,7 @@ export async function startTestStack(
   const api = await startApi({
     config,
     tasks,
-    hosts: new HostService(pool),
+    hosts: new HostService(pool, queueWaker(pool, shared.client)),
     output,
     links,
     logger,

@@ -76,7 +76,14 @@ export class TaskStream {
       this.lastSeq = seq;
       this.on.output(new Uint8Array(e.data as ArrayBuffer, 8), seq);
     };
-    ws.onclose = () => this.lost(ws);
+    ws.onclose = (e) => {
+      // 4001: the link expired, or a newer link or a stop revoked it: reconnecting cannot help.
+      if (e.code === 4001) {
+        this.closed = true;
+        this.on.error(e.reason || 'this link no longer opens the task; ask for a new one (/status)');
+      }
+      this.lost(ws);
+    };
   }
 
   private onJson(m: StreamServerMessage): void {
