@@ -4,6 +4,7 @@ import type { ControlActivities } from '../common/activities.js';
 import { NoCapacity, placeOnHost } from '../common/db/hosts.js';
 import type { Pool } from '../common/db/pool.js';
 import { dropTaskLeftovers, updateTask } from '../common/db/tasks.js';
+import { metrics } from '../common/metrics.js';
 import type { TaskLimits } from '../common/task.js';
 
 /**
@@ -66,8 +67,11 @@ export function createControlActivities(d: ControlDeps): ControlActivities {
     async placeOrQueue({ taskId, limits }) {
       const r = await place(taskId, limits);
       if ('waiting' in r) return r;
-      // Placed from the queue: the next in line may fit too.
-      await d.wakeQueue();
+      if (r.waitedSeconds > 0) {
+        metrics.queueWaitSeconds.observe(r.waitedSeconds);
+        // Placed from the queue: the next in line may fit too.
+        await d.wakeQueue();
+      }
       return { hostId: r.placed.id };
     },
     async recordTask({ taskId, patch }) {

@@ -9,6 +9,7 @@ import { CancelledFailure, Context } from '@temporalio/activity';
 import type { HostActivities } from '../common/activities.js';
 import { hasInput } from '../common/db/input.js';
 import { getTask } from '../common/db/tasks.js';
+import { metrics } from '../common/metrics.js';
 import { activityReportInterval, type Runtime, taskIdSchema } from '../common/task.js';
 import type { HostActivityDeps } from './deps.js';
 import { OutputPump } from './output-pump.js';
@@ -85,6 +86,10 @@ export function createHostActivities(d: HostActivityDeps, handoff: PumpHandoff<O
         const reportMs = activityReportInterval(limits.idleTimeoutMs);
         handoff.offer(await OutputPump.open(d, taskId, row.runtime, reportMs, limits.idleTimeoutMs));
       }
+      metrics.vmBootSeconds.observe(
+        { driver: driver.name, acceleration: driver.acceleration },
+        (Date.now() - started) / 1000,
+      );
       return { driver: driver.name, acceleration: driver.acceleration, bootMs: Date.now() - started };
     },
 
@@ -132,6 +137,7 @@ export function createHostActivities(d: HostActivityDeps, handoff: PumpHandoff<O
       const { snapshotBytes } = await vmStep('suspending: writing the VM state', (progress) =>
         driver.suspend(taskId, progress),
       );
+      metrics.vmSuspendSeconds.observe({ driver: driver.name }, (Date.now() - started) / 1000);
       // Typed while the pump was being stopped: the workflow resumes the task for it.
       const inputWaiting = await hasInput(d.pool, taskId);
       return { snapshotBytes, ms: Date.now() - started, inputWaiting };
@@ -143,6 +149,7 @@ export function createHostActivities(d: HostActivityDeps, handoff: PumpHandoff<O
       await vmStep('restoring: loading the VM state', (progress, signal) =>
         driver.restore(taskId, progress, signal),
       );
+      metrics.vmRestoreSeconds.observe({ driver: driver.name }, (Date.now() - started) / 1000);
       logger.info({ taskId, ms: Date.now() - started }, 'restored');
       return { ms: Date.now() - started };
     },

@@ -9,7 +9,8 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { AgentExit } from '../common/activities.js';
 import { consumeInput, pendingInput } from '../common/db/input.js';
-import { saveSummary, setIdleDeadline } from '../common/db/tasks.js';
+import { firstOutputStored, saveSummary, setIdleDeadline } from '../common/db/tasks.js';
+import { metrics } from '../common/metrics.js';
 import { coalesced } from '../common/rerun.js';
 import type { Runtime } from '../common/task.js';
 import type { Chunk } from '../output/log.js';
@@ -35,6 +36,7 @@ export class OutputPump {
 
   private pending: Chunk[] = [];
   private pendingBytes = 0;
+  private firstStored = false;
   private readingPaused = false;
   private writing: Promise<void> | undefined;
   private failed: unknown;
@@ -208,7 +210,15 @@ export class OutputPump {
       const batch = this.pending;
       this.pending = [];
       await output.append(this.taskId, batch);
-      for (const c of batch) this.pendingBytes -= c.data.length;
+      let bytes = 0;
+      for (const c of batch) bytes += c.data.length;
+      this.pendingBytes -= bytes;
+      metrics.outputBytes.inc(bytes);
+      if (!this.firstStored) {
+        this.firstStored = true;
+        const since = await firstOutputStored(this.d.pool, this.taskId);
+        if (since !== undefined) metrics.firstOutputSeconds.observe({ driver: this.d.driver.name }, since);
+      }
       if (this.readingPaused && this.pendingBytes < RESUME_READING_BELOW) {
         this.readingPaused = false;
         this.conn.resume();

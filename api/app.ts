@@ -8,6 +8,7 @@ import type { UpgradeWebSocket } from 'hono/ws';
 import type { WebSocket } from 'ws';
 import type { Config } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
+import { metrics } from '../common/metrics.js';
 import { LIMITS } from '../common/task.js';
 import type { TaskBus } from '../output/bus.js';
 import type { OutputLog } from '../output/log.js';
@@ -53,6 +54,12 @@ export function createApp(d: AppDeps, app = new Hono<AuthEnv>()): Hono<AuthEnv> 
   );
 
   app.get('/healthz', (c) => c.json({ ok: true }));
+
+  // Every API request counted by its route's pattern (never its ids) and status.
+  app.use('/api/*', async (c, next) => {
+    await next();
+    metrics.apiRequests.inc({ method: c.req.method, route: c.req.routePath, status: String(c.res.status) });
+  });
 
   const api = new Hono<AuthEnv>();
   api.use(

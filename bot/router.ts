@@ -11,6 +11,7 @@ import {
   MessageFlags,
   type RepliableInteraction,
 } from 'discord.js';
+import { metrics } from '../common/metrics.js';
 import { resumeTask, stopTask } from './actions.js';
 import { commands } from './commands/index.js';
 import type { Reply } from './commands/types.js';
@@ -67,7 +68,18 @@ async function answer(
   handler: () => Promise<Reply | undefined>,
 ): Promise<void> {
   await i.deferReply({ flags: MessageFlags.Ephemeral });
-  const work = handler().catch((err): Reply => userMessage(err, ctx.logger, what));
+  const count = (outcome: string) =>
+    metrics.botInteractions.inc({ kind: i.isButton() ? 'button' : 'command', name: what, outcome });
+  const work = handler().then(
+    (r) => {
+      count('ok');
+      return r;
+    },
+    (err): Reply => {
+      count('refused');
+      return userMessage(err, ctx.logger, what);
+    },
+  );
   const late = Symbol('late');
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<typeof late>((resolve) => {

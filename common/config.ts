@@ -253,6 +253,18 @@ export const CONFIG_VARS = {
       doc: "Least time between two output posts in a task's thread",
     },
   },
+  metrics: {
+    host: {
+      schema: z.string().min(1),
+      default: '127.0.0.1',
+      doc: 'Address the metrics endpoint (/metrics) listens on',
+    },
+    port: {
+      schema: int(0, 65535),
+      default: '9464',
+      doc: "Port of this process's /metrics (0: none); ./lia start gives its roles this port and the next three",
+    },
+  },
   log: {
     level: {
       schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']),

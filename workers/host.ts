@@ -16,6 +16,7 @@ import { type HostInfo, heartbeatHost } from '../common/db/hosts.js';
 import type { Pool } from '../common/db/pool.js';
 import { addUsage, taskStatus } from '../common/db/tasks.js';
 import type { Logger } from '../common/logger.js';
+import { metrics } from '../common/metrics.js';
 import { hostQueue } from '../common/queues.js';
 import { isEnded, TASK_ID_RE } from '../common/task.js';
 import { TaskBus } from '../output/bus.js';
@@ -69,7 +70,16 @@ export async function createHostWorker(o: HostWorkerOptions): Promise<HostWorker
 
   // Tokens are counted where they pass: the egress proxy, on this host.
   o.egress?.on('usage', (taskId: string, u: ModelUsage) => {
-    addUsage(pool, taskId, u, costUsd(u.model, u)).catch((err) =>
+    const cost = costUsd(u.model, u);
+    for (const [kind, n] of [
+      ['input', u.inputTokens],
+      ['output', u.outputTokens],
+      ['cache_read', u.cacheReadTokens],
+      ['cache_creation', u.cacheCreationTokens],
+    ] as const)
+      if (n) metrics.modelTokens.inc({ kind, model: u.model || 'unknown' }, n);
+    metrics.modelCostUsd.inc({ model: u.model || 'unknown' }, cost);
+    addUsage(pool, taskId, u, cost).catch((err) =>
       logger.warn({ taskId, err: err.message }, 'could not record token usage'),
     );
   });

@@ -19,6 +19,7 @@ import type { UpgradeWebSocket, WSContext } from 'hono/ws';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import type { Logger } from '../../common/logger.js';
+import { metrics } from '../../common/metrics.js';
 import { coalesced } from '../../common/rerun.js';
 import { LIMITS, type TaskStatus } from '../../common/task.js';
 import type { TaskBus } from '../../output/bus.js';
@@ -68,12 +69,14 @@ export class SocketCounter {
     };
     bump(this.byTask, taskId, 1);
     bump(this.byUser, userId, 1);
+    metrics.streamSockets.inc();
     let released = false;
     return () => {
       if (released) return;
       released = true;
       bump(this.byTask, taskId, -1);
       bump(this.byUser, userId, -1);
+      metrics.streamSockets.dec();
     };
   }
 }

@@ -115,7 +115,8 @@ export interface VmSize {
 }
 
 export type PlaceResult =
-  | { placed: HostInfo }
+  /** `waitedSeconds`: how long it had waited in the queue (0 when it never had to). */
+  | { placed: HostInfo; waitedSeconds: number }
   /** No room now, or others wait longer: this task waits, at `position` (1 = next). */
   | { waiting: { position: number; why: string } };
 
@@ -186,14 +187,17 @@ export async function placeOnHost(
       return { waiting: { position: before + 1, why } };
     }
     // The task is starting from here on; watchers hear of it when this commits.
-    await client.query(
-      `WITH u AS (UPDATE tasks SET host_id = $2, status = 'starting', queued_at = NULL, updated_at = now()
+    const placed = await client.query<{ waited: number }>(
+      `WITH old AS (SELECT queued_at FROM tasks WHERE id = $1),
+       u AS (UPDATE tasks SET host_id = $2, status = 'starting', queued_at = NULL, updated_at = now()
          WHERE id = $1 RETURNING id)
-       SELECT pg_notify('${CHANNELS.task}', id) FROM u`,
+       SELECT pg_notify('${CHANNELS.task}', u.id),
+              coalesce(extract(epoch FROM clock_timestamp() - (SELECT queued_at FROM old)), 0)::float8 AS waited
+       FROM u`,
       [taskId, host.id],
     );
     const { used: _u, usedVcpus: _v, usedMemoryMib: _m, usedDiskGb: _d, ...info } = host;
-    return { placed: info };
+    return { placed: info, waitedSeconds: placed.rows[0]?.waited ?? 0 };
   });
 }
 

@@ -174,6 +174,19 @@ export async function linksNotBefore(pool: Pool, id: string): Promise<number> {
   return rows[0]?.at ?? 0;
 }
 
+/**
+ * Marks the task's first output stored (once): returns the seconds since its creation the first
+ * time, undefined after (a pump resumed after a restart).
+ */
+export async function firstOutputStored(pool: Pool, id: string): Promise<number | undefined> {
+  const { rows } = await pool.query<{ s: number }>(
+    `UPDATE tasks SET first_output_at = clock_timestamp() WHERE id = $1 AND first_output_at IS NULL
+     RETURNING extract(epoch FROM clock_timestamp() - created_at)::float8 AS s`,
+    [id],
+  );
+  return rows[0]?.s;
+}
+
 /** The task's status, or undefined when there is no such row. */
 export async function taskStatus(pool: Pool, id: string): Promise<TaskStatus | undefined> {
   const { rows } = await pool.query<{ status: TaskStatus }>('SELECT status FROM tasks WHERE id = $1', [id]);

@@ -3,7 +3,7 @@
  * numbers its output and keeps every chunk until the host acknowledges it. The host worker is
  * only ever a client, so a worker restart never touches the agent.
  *
- *   sidecar --listen unix:/path/sidecar.sock --workdir DIR [--pidfile FILE] [--spare]
+ *   sidecar --listen unix:/path/sidecar.sock --workdir DIR [--pidfile FILE] [--spare WORKER_PID]
  *   sidecar --serial /dev/virtio-ports/lia.sidecar --workdir DIR
  *
  * It works in DIR by relative paths only, so the local driver can start it ahead of time in a
@@ -43,7 +43,8 @@ const { values: opts } = parseArgs({
     serial: { type: 'string' },
     workdir: { type: 'string' },
     pidfile: { type: 'string' },
-    spare: { type: 'boolean' },
+    /** The pid of the worker that started this spare: it exits when that one is gone. */
+    spare: { type: 'string' },
   },
 });
 if (!opts.workdir || (!opts.listen && !opts.serial)) {
@@ -58,7 +59,9 @@ process.chdir(opts.workdir);
 const workdir = '.';
 let hostSeen = false;
 if (opts.spare) {
-  const parent = process.ppid;
+  // The worker names itself: a spare started just as its worker was killed would otherwise take
+  // its new parent (init) for the worker, and never leave.
+  const parent = Number(opts.spare);
   const watch = setInterval(() => {
     if (hostSeen) clearInterval(watch);
     else if (process.ppid !== parent) process.exit(0);
