@@ -77,7 +77,11 @@ async function deployment(name: string, hosts: number, maxVms: number) {
     });
   const spawn = () =>
     call('POST', '/api/v1/tasks', { prompt: 'bench', runtime: 'shell', idleTimeoutSeconds: 3600 });
-  return { call, firstByte, spawn };
+  // One deployment per Temporal namespace: the next one must not find this one's control worker.
+  const stop = async () => {
+    for (const r of mine) await r.kill('SIGTERM');
+  };
+  return { call, firstByte, spawn, stop };
 }
 
 const pct = (xs: number[], p: number) =>
@@ -96,6 +100,7 @@ async function spawnLatency(name: string, hosts: number): Promise<number[]> {
     await d.call('DELETE', `/api/v1/tasks/${c.taskId}`);
     await new Promise((r) => setTimeout(r, 500));
   }
+  await d.stop();
   return out;
 }
 
