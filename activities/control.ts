@@ -3,7 +3,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import type { ControlActivities } from '../common/activities.js';
 import { NoCapacity, placeOnHost } from '../common/db/hosts.js';
 import type { Pool } from '../common/db/pool.js';
-import { dropTaskLeftovers, updateTask } from '../common/db/tasks.js';
+import { dropTaskLeftovers, idleLeftMs, updateTask } from '../common/db/tasks.js';
 import { metrics } from '../common/metrics.js';
 import type { TaskLimits } from '../common/task.js';
 
@@ -82,6 +82,10 @@ export function createControlActivities(d: ControlDeps): ControlActivities {
         // A slot is free: the task at the head of the queue tries again.
         await d.wakeQueue();
       }
+    },
+
+    async idleLeft({ taskId }) {
+      return idleLeftMs(pool, taskId);
     },
   };
 }

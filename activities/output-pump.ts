@@ -201,7 +201,7 @@ export class OutputPump {
     this.d.client.workflow.getHandle(this.taskId).signal(agentActivitySignal).catch(fail);
     // The same deadline, for whoever reads the task's row (the web page, /status): no query to Temporal.
     if (this.idleTimeoutMs !== undefined)
-      setIdleDeadline(this.d.pool, this.taskId, new Date(Date.now() + this.idleTimeoutMs)).catch(fail);
+      setIdleDeadline(this.d.pool, this.taskId, this.idleTimeoutMs).catch(fail);
   }
 
   private async flush(): Promise<void> {

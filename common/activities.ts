@@ -34,6 +34,11 @@ export interface ControlActivities {
   }): Promise<Placement | { waiting: { position: number; why: string } }>;
   /** Updates the task's row in PostgreSQL (the API and bot read lists from it). */
   recordTask(args: { taskId: string; patch: TaskRecordPatch }): Promise<void>;
+  /**
+   * Milliseconds left before the idle deadline the host's pump last recorded (null: none).
+   * Asked when the workflow's idle timer fires, before it suspends.
+   */
+  idleLeft(args: { taskId: string }): Promise<number | null>;
 }
 
 /** What one pass of the host watchdog did. */

@@ -20,6 +20,7 @@ import {
   isCancellation,
   log,
   makeContinueAsNewFunc,
+  patched,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -53,6 +54,9 @@ interface ResumeAsk {
 type RunOutcome = 'idle' | 'stop' | 'continue' | { exit: AgentExit };
 
 class Stop extends Error {}
+
+/** Marks histories whose idle timer asks the task's row before suspending. */
+const IDLE_IN_ROW_PATCH = 'idle-checked-in-row';
 
 /** A waiting task asks again this often even if no wake came (one could be lost). */
 const QUEUE_RECHECK_MS = 10 * 60_000;
@@ -395,6 +399,13 @@ export async function runTask(input: TaskInput, carried?: CarriedState): Promise
       }
       const left = state.idleDeadline - Date.now();
       if (left <= 0) {
+        // The pump writes each report's deadline to the task's row as well as signalling: after
+        // Temporal was away the timer fires on its return, ahead of the reports still queued.
+        const rowLeft = patched(IDLE_IN_ROW_PATCH) ? await control.idleLeft({ taskId: state.taskId }) : null;
+        if (rowLeft !== null && rowLeft > 0) {
+          state.lastActivityAt = Date.now() + rowLeft - idleMs;
+          continue;
+        }
         outcome = 'idle';
         break;
       }

@@ -142,12 +142,28 @@ export async function updateTask(pool: Pool, id: string, patch: TaskRecordPatch)
 }
 
 /** The idle deadline the output pump projects each time it reports agent I/O (watchers are told). */
-export async function setIdleDeadline(pool: Pool, id: string, at: Date): Promise<void> {
+/**
+ * Moves a running task's idle deadline to `inMs` from now, on PostgreSQL's clock: the host's
+ * pump, which sees the agent's I/O first-hand, writes it; the workflow checks it before it
+ * suspends (idleLeftMs), so reports held up on their way to Temporal cannot suspend a busy task.
+ */
+export async function setIdleDeadline(pool: Pool, id: string, inMs: number): Promise<void> {
   await pool.query(
-    `WITH u AS (UPDATE tasks SET idle_deadline = $2 WHERE id = $1 AND status = 'running' RETURNING id)
+    `WITH u AS (UPDATE tasks SET idle_deadline = now() + $2 * interval '1 millisecond'
+                 WHERE id = $1 AND status = 'running' RETURNING id)
      SELECT pg_notify('${CHANNELS.task}', id) FROM u`,
-    [id, at],
+    [id, inMs],
   );
+}
+
+/** Milliseconds until the task's recorded idle deadline (negative: past), or null when none. */
+export async function idleLeftMs(pool: Pool, id: string): Promise<number | null> {
+  const { rows } = await pool.query<{ left: string | null }>(
+    `SELECT floor(EXTRACT(EPOCH FROM idle_deadline - now()) * 1000)::bigint AS left FROM tasks WHERE id = $1`,
+    [id],
+  );
+  const left = rows[0]?.left;
+  return left == null ? null : Number(left);
 }
 
 /**

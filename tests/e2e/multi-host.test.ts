@@ -141,7 +141,10 @@ test('tasks spread over two hosts, queue when both are full, and move on when on
     const out: Record<string, string[]> = {};
     for (const id of placed) {
       const r = await rowOf(id);
-      if (r.status === 'running') (out[r.hostId] ??= []).push(id);
+      if (r.status !== 'running') continue;
+      const mine = out[r.hostId] ?? [];
+      mine.push(id);
+      out[r.hostId] = mine;
     }
     return out;
   };
@@ -153,7 +156,9 @@ test('tasks spread over two hosts, queue when both are full, and move on when on
   const queued = [await spawn('u-q1'), await spawn('u-q2'), await spawn('u-q3')];
   await waitFor('three queued', async () => (await view(queued[2]!)).queue?.position === 3, 30_000).catch(
     async (err) => {
-      const { rows } = await db.query('SELECT id, status, host_id, queued_at, error FROM tasks ORDER BY created_at');
+      const { rows } = await db.query(
+        'SELECT id, status, host_id, queued_at, error FROM tasks ORDER BY created_at',
+      );
       throw new Error(`${err.message}: ${JSON.stringify(rows)}`);
     },
   );
@@ -209,7 +214,7 @@ test('the API killed and started again: attached terminals reconnect from their 
   assert.ok(sample(apiMetrics, 'lia_stream_sockets') !== undefined);
   for (const w of watchers) await w.connect(apiUrl, id, token);
   for (const w of watchers) {
-    await w.waitForText("n-150\r", 60_000);
+    await w.waitForText('n-150\r', 60_000);
     const seen = terminalLines(w.text())
       .filter((l) => /^n-\d+$/.test(l))
       .map((l) => Number(l.slice(2)));

@@ -55,10 +55,10 @@ export interface TestStack {
 export async function startTestStack(
   name: string,
   extra: Record<string, string> = {},
-  opts: { adminDatabaseUrl?: string } = {},
+  opts: { adminDatabaseUrl?: string; temporalAddress?: string } = {},
 ): Promise<TestStack> {
   const dbUrl = await testDatabase(`lia_test_${name}`, opts.adminDatabaseUrl);
-  const temporal = await testTemporal();
+  const temporal = await testTemporal(opts.temporalAddress);
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), `lia-${name}-`));
   const serviceToken = randomBytes(24).toString('hex');
   const hostId = `${name.replace(/[^a-z0-9-]/g, '-')}-${randomBytes(3).toString('hex')}`;
@@ -72,7 +72,7 @@ export async function startTestStack(
     LIA__API__SERVICE_TOKEN: serviceToken,
     LIA__API__LINK_SECRET: randomBytes(24).toString('hex'),
     LIA__SERVER__PORT: '0',
-    LIA__LOG__LEVEL: 'warn',
+    LIA__LOG__LEVEL: process.env.LIA_TEST_LOG_LEVEL ?? 'warn',
     ...extra,
   };
   const config = testConfig(vars);
