@@ -132,14 +132,24 @@ test('api/ and bot/ go through tasks/ and output/: never the database, a VM or a
   assert.deepEqual(bad.map(where), []);
 });
 
-test('cli/ reaches Lia over HTTP and WebSocket only: api/types.ts as types, never the API or the database', () => {
+/** The API's client-facing half: what it sends (types) and the stream protocol's client side. */
+const API_CLIENT_SIDE = 'api/stream-session.ts';
+
+test('cli/ reaches Lia over HTTP and WebSocket only: api/types.ts as types and the stream client half, never the API or the database', () => {
   const bad = all.filter(
     (i) =>
       top(i.from) === 'cli' &&
       i.target &&
-      ((top(i.target) === 'api' && (i.target !== 'api/types.ts' || !i.typeOnly)) ||
+      ((top(i.target) === 'api' &&
+        i.target !== API_CLIENT_SIDE &&
+        (i.target !== 'api/types.ts' || !i.typeOnly)) ||
         i.target.startsWith('common/db/')),
   );
+  assert.deepEqual(bad.map(where), []);
+});
+
+test('the stream client half runs in a browser: it imports only api/types.ts, as types', () => {
+  const bad = all.filter((i) => i.from === API_CLIENT_SIDE && (i.target !== 'api/types.ts' || !i.typeOnly));
   assert.deepEqual(bad.map(where), []);
 });
 
