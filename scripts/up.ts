@@ -13,7 +13,7 @@ import { LinkSigner } from '../tasks/links.js';
 import { TaskService } from '../tasks/service.js';
 import { ThreadRecords } from '../tasks/threads.js';
 import { egressFromConfig } from '../vm/egress/proxy.js';
-import { selectDriver } from '../vm/select.js';
+import { NoDriverError, selectDriver } from '../vm/select.js';
 import { createControlWorker } from '../workers/control.js';
 import { createHostWorker } from '../workers/host.js';
 import { connectTemporalShared } from '../workers/shared-connection.js';
@@ -39,7 +39,13 @@ const control = await createControlWorker({
   workflowBundlePath: stack.workflowBundlePath,
 });
 const egress = egressFromConfig(config);
-const driver = await selectDriver(config, logger, egress);
+// No driver that passes its self-check: Lia does not start (the reason is for each driver).
+const driver = await selectDriver(config, logger, egress).catch(async (err: Error) => {
+  if (!(err instanceof NoDriverError)) throw err;
+  process.stderr.write(`\n${err.message}\n`);
+  await stack.stop();
+  process.exit(3);
+});
 const host = await createHostWorker({
   egress,
   config,

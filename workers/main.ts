@@ -10,7 +10,7 @@ import { createPool } from '../common/db/pool.js';
 import { createLogger } from '../common/logger.js';
 import { exitWithParent } from '../system/parent-watch.js';
 import { egressFromConfig } from '../vm/egress/proxy.js';
-import { selectDriver } from '../vm/select.js';
+import { NoDriverError, selectDriver } from '../vm/select.js';
 import { ensureWorkflowBundle } from './bundle.js';
 import { createControlWorker } from './control.js';
 import { createHostWorker } from './host.js';
@@ -44,7 +44,12 @@ exitWithParent(() => {
 let run: Promise<void>;
 if (role === 'host') {
   const egress = egressFromConfig(config);
-  const driver = await selectDriver(config, logger, egress);
+  // A host whose driver fails its self-check does not register: it says why and exits.
+  const driver = await selectDriver(config, logger, egress).catch((err: Error) => {
+    if (!(err instanceof NoDriverError)) throw err;
+    logger.fatal({ reasons: err.reasons }, err.message);
+    process.exit(3);
+  });
   const host = await createHostWorker({ config, pool, databaseUrl, temporalAddress, driver, logger, egress });
   run = host.run();
   stop = host.shutdown;

@@ -13,9 +13,9 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Ajv } from 'ajv';
 import YAML from 'yaml';
+import { connectVsock } from '../../vm/channel/vsock.js';
 import { FirecrackerApi, FirecrackerApiError } from '../../vm/drivers/firecracker/api.js';
 import { type FirecrackerOptions, jailerArgs } from '../../vm/drivers/firecracker/driver.js';
-import { connectVsock } from '../../vm/drivers/firecracker/vsock.js';
 import { probeKvm } from '../../vm/kvm-probe.js';
 import { repoRoot } from '../helpers/env.js';
 

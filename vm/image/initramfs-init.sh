@@ -1,11 +1,19 @@
 #!/bin/busybox sh
 # PID 1 of Lia's initramfs: load the virtio drivers, mount the task's disk, hand Lia's own
-# files (sidecar, node-pty) to it on a tmpfs, and switch to the guest's init.
+# files (the guest's init, the sidecar, node-pty) to it on a tmpfs, and switch to that init.
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-while read -r m; do insmod "/modules/$m" 2>/dev/null; done < /modules/order
+# busybox insmod does not read module options from the kernel command line (modprobe does):
+# pass virtio_mmio its devices, which Firecracker (and QEMU's microvm without ACPI) put there.
+mmio=$(tr ' ' '\n' < /proc/cmdline | sed -n 's/^virtio_mmio\.device=/device=/p' | tr '\n' ' ')
+while read -r m; do
+  case "$m" in
+    virtio_mmio.ko) insmod "/modules/$m" $mmio 2>/dev/null ;;
+    *) insmod "/modules/$m" 2>/dev/null ;;
+  esac
+done < /modules/order
 i=0
 while [ ! -b /dev/vda ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
 mkdir -p /newroot
@@ -17,4 +25,4 @@ mount -t tmpfs -o mode=0755,size=64m tmpfs /newroot/run
 cp -a /lia /newroot/run/lia
 mount --move /dev /newroot/dev
 umount /proc /sys
-exec switch_root /newroot /sbin/lia-init
+exec switch_root /newroot /run/lia/init

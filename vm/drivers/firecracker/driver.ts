@@ -13,9 +13,9 @@ import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../../common/logger.js';
 import { isAlive, sessionPids, signalPids } from '../../../system/procs.js';
+import { connectVsock } from '../../channel/vsock.js';
 import { type Progress, type VmDriver, VmError, type VmSpec } from '../../driver.js';
 import { FirecrackerApi } from './api.js';
-import { connectVsock } from './vsock.js';
 
 export const SIDECAR_VSOCK_PORT = 1024;
 const GUEST_CID = 3;
