@@ -134,10 +134,19 @@ export const CONFIG_VARS = {
       default: 'false',
       doc: 'Refuse software emulation (TCG), which is no security boundary: production hosts set it',
     },
+    firecracker_bin: {
+      schema: optionalString,
+      doc: 'Path to the firecracker binary (else PATH; vm/setup.sh installs it)',
+    },
+    jailer_bin: { schema: optionalString, doc: "Path to Firecracker's jailer (else PATH)" },
+    firecracker_jail_dir: {
+      schema: optionalString,
+      doc: "The jailer's chroot base, on the state folder's file system (default <state>/hosts/<host>/jail)",
+    },
     uid_base: {
       schema: int(1000, 2 ** 31 - 20_000),
       default: '900000',
-      doc: "First of the uids that each VM's QEMU runs as, one per VM (when Lia runs as root)",
+      doc: "First of the uids each VM's VMM runs as, one per VM (when Lia runs as root)",
     },
     idle_timeout_minutes: {
       schema: num(0.01, 60 * 24 * 30),

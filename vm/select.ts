@@ -195,7 +195,7 @@ async function vmmIsolation(config: Config, logger: Logger) {
   };
 }
 
-function firecrackerCandidate(
+export function firecrackerCandidate(
   config: Config,
   logger: Logger,
   egress: EgressSink | PortProxy | undefined,
@@ -203,28 +203,31 @@ function firecrackerCandidate(
   return {
     name: 'firecracker',
     async build() {
+      const firecrackerBin = config.vm.firecracker_bin ?? which('firecracker');
+      const jailerBin = config.vm.jailer_bin ?? which('jailer');
+      if (!firecrackerBin || !jailerBin)
+        throw new Error('firecracker and jailer are not installed (vm/setup.sh installs them)');
       const { probeKvm } = await import('./kvm-probe.js');
       const kvm = await probeKvm();
       if (!kvm.usable) throw new Error(`needs working KVM: ${kvm.reason}`);
-      const firecrackerBin = which('firecracker');
-      const jailerBin = which('jailer');
-      if (!firecrackerBin || !jailerBin)
-        throw new Error('firecracker and jailer must be on PATH (see vm/setup.sh)');
-      const user = spawnSync('id', ['-u', 'lia-vm'], { encoding: 'utf8' });
-      if (user.status !== 0) throw new Error('the user lia-vm is missing (vm/setup.sh creates it)');
-      const uid = Number(user.stdout.trim());
+      if (process.getuid?.() !== 0) throw new Error('the jailer needs root');
+      const { detectCgroups } = await import('./process/cgroup.js');
+      const cg = detectCgroups();
+      if (!cg.system) throw new Error(`the jailer's cgroups: ${cg.reason}`);
+      const { UidPool } = await import('./process/uids.js');
       const { ensureGuestImage } = await import('./image/ensure.js');
       const image = await ensureGuestImage((m: string) => logger.info(m));
       const { FirecrackerDriver } = await import('./drivers/firecracker/driver.js');
-      void egress;
       return new FirecrackerDriver({
         firecrackerBin,
         jailerBin,
-        chrootBase: '/srv/lia/jailer',
-        kernelPath: image.vmlinux,
-        rootfsPath: image.rootfs,
-        uid,
-        gid: uid,
+        stateDir: path.resolve(config.state.dir),
+        hostId: config.host.id,
+        jailBase: config.vm.firecracker_jail_dir,
+        image,
+        uids: new UidPool(path.join(config.state.dir, 'hosts', config.host.id, 'uids'), config.vm.uid_base),
+        cgroups: cg.system,
+        egress: egressSink(egress),
         logger,
       });
     },

@@ -10,7 +10,8 @@
  * Both with the same initramfs (virtio-mmio, virtio-blk, virtio-console, vsock, the sidecar).
  * Firecracker reads only raw images and boots only an uncompressed kernel; QEMU boots both, so
  * the `firecracker` profile also runs under QEMU's microvm machine (the ELF through its PVH
- * entry), which is how the Firecracker artifacts are tested on a host without Firecracker.
+ * entry; virtio-mmio devices described in ACPI tables, as Firecracker describes them since
+ * 1.8), which is how the Firecracker artifacts are tested on a host without Firecracker.
  */
 import type { GuestImage } from './ensure.js';
 

@@ -5,15 +5,8 @@
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-# busybox insmod does not read module options from the kernel command line (modprobe does):
-# pass virtio_mmio its devices, which Firecracker (and QEMU's microvm without ACPI) put there.
-mmio=$(tr ' ' '\n' < /proc/cmdline | sed -n 's/^virtio_mmio\.device=/device=/p' | tr '\n' ' ')
-while read -r m; do
-  case "$m" in
-    virtio_mmio.ko) insmod "/modules/$m" $mmio 2>/dev/null ;;
-    *) insmod "/modules/$m" 2>/dev/null ;;
-  esac
-done < /modules/order
+# The virtio-mmio devices are described in ACPI tables (QEMU's microvm; Firecracker since 1.8).
+while read -r m; do insmod "/modules/$m" 2>/dev/null; done < /modules/order
 i=0
 while [ ! -b /dev/vda ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
 mkdir -p /newroot

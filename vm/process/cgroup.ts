@@ -24,6 +24,8 @@ export interface CgroupSystem {
   describe(): string;
   /** Makes the cgroup (and its parents) and sets its limits. */
   create(rel: string, limits: CgroupLimits): void;
+  /** Makes `rel`'s parents, handing the controllers down to it (for a cgroup someone else makes). */
+  ensureParents(rel: string): void;
   /** Files a process writes its own pid into to enter the cgroup (one per v1 controller). */
   procsFiles(rel: string): string[];
   /** The limits as the kernel has them. */
@@ -111,7 +113,7 @@ class CgroupV2 implements CgroupSystem {
   private dir(rel: string): string {
     return path.join(this.root, checkRel(rel));
   }
-  create(rel: string, l: CgroupLimits): void {
+  ensureParents(rel: string): void {
     // Each level must hand the controllers down to the next (no process lives in these levels).
     let at = this.root;
     for (const part of checkRel(rel).split('/')) {
@@ -120,8 +122,13 @@ class CgroupV2 implements CgroupSystem {
       if (missing.length)
         write(path.join(at, 'cgroup.subtree_control'), missing.map((c) => `+${c}`).join(' '));
       at = path.join(at, part);
-      fs.mkdirSync(at, { recursive: true });
+      if (at !== this.dir(rel)) fs.mkdirSync(at, { recursive: true });
     }
+  }
+  create(rel: string, l: CgroupLimits): void {
+    this.ensureParents(rel);
+    const at = this.dir(rel);
+    fs.mkdirSync(at, { recursive: true });
     write(path.join(at, 'cpu.max'), `${Math.round((l.cpuPercent / 100) * PERIOD_US)} ${PERIOD_US}`);
     write(path.join(at, 'memory.max'), String(l.memoryBytes));
     if (fs.existsSync(path.join(at, 'memory.swap.max'))) write(path.join(at, 'memory.swap.max'), '0');
@@ -187,6 +194,9 @@ class CgroupV1 implements CgroupSystem {
   }
   private d(c: (typeof CONTROLLERS)[number], rel: string): string {
     return path.join(this.mountOf[c], checkRel(rel));
+  }
+  ensureParents(rel: string): void {
+    for (const d of this.dirs(rel)) fs.mkdirSync(path.dirname(d), { recursive: true });
   }
   create(rel: string, l: CgroupLimits): void {
     for (const d of this.dirs(rel)) fs.mkdirSync(d, { recursive: true });

@@ -11,6 +11,9 @@
 import fs from 'node:fs';
 import type { BootArtifacts } from '../../image/artifacts.js';
 
+/** TCG's translation cache, MiB (QEMU's default is 1 GiB). */
+export const TCG_TB_MIB = 256;
+
 export const QEMU_SANDBOX = 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny';
 
 /**
@@ -64,9 +67,11 @@ const fd = (n: number) => `/proc/self/fd/${n}`;
 
 export function qemuArgs(i: QemuArgsInput): string[] {
   const a = i.artifacts;
-  // The Firecracker artifacts boot as Firecracker boots them: no ACPI, so the virtio-mmio
-  // devices are on the kernel command line, and the kernel is the ELF (entered through PVH).
-  const machine = `microvm,x-option-roms=off,rtc=on${a.profile === 'firecracker' ? ',acpi=off' : ''}`;
+  // microvm describes its virtio-mmio devices in ACPI tables, as Firecracker does since 1.8
+  // (Debian's kernel takes none from the command line: no VIRTIO_MMIO_CMDLINE_DEVICES). The
+  // Firecracker profile differs only in its artifacts: the ELF kernel (entered through PVH),
+  // a raw disk.
+  const machine = 'microvm,x-option-roms=off,rtc=on';
   const disk =
     a.taskDisk === 'qcow2-overlay'
       ? `driver=qcow2,node-name=root,file.driver=file,file.filename=${fd(i.fds.disk)},` +
@@ -77,7 +82,10 @@ export function qemuArgs(i: QemuArgsInput): string[] {
     i.name,
     '-M',
     machine,
-    ...(i.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg', '-cpu', 'max']),
+    // TCG's translated code may take 1 GiB by default: bounded, so the VM fits its cgroup.
+    ...(i.accel === 'kvm'
+      ? ['-accel', 'kvm', '-cpu', 'host']
+      : ['-accel', `tcg,tb-size=${TCG_TB_MIB}`, '-cpu', 'max']),
     '-m',
     String(i.memoryMib),
     '-smp',

@@ -39,7 +39,7 @@ import type { CgroupLimits, CgroupSystem } from '../../process/cgroup.js';
 import { isRunning, kill, launch, type VmmRecord } from '../../process/supervisor.js';
 import type { UidPool } from '../../process/uids.js';
 import { SidecarConnection } from '../../sidecar/client.js';
-import { hostTscKhz, qemuArgs } from './args.js';
+import { hostTscKhz, qemuArgs, TCG_TB_MIB } from './args.js';
 import { Qmp } from './qmp.js';
 
 export { hostTscKhz, kernelCommandLine } from './args.js';
@@ -147,8 +147,8 @@ export class QemuDriver implements VmDriver {
 
   /** What a VM's cgroup allows: its vCPUs plus half a CPU for QEMU's own threads; its memory plus QEMU's. */
   static limits(spec: VmSpec, accel: 'kvm' | 'tcg'): CgroupLimits {
-    // TCG keeps translated code too (up to a few hundred MiB); KVM needs little beside the RAM.
-    const overheadMib = accel === 'tcg' ? 512 : 256;
+    // TCG keeps translated code too (TCG_TB_MIB) besides QEMU's own; KVM needs little beside the RAM.
+    const overheadMib = accel === 'tcg' ? TCG_TB_MIB + 384 : 256;
     return {
       cpuPercent: spec.vcpus * 100 + 50,
       memoryBytes: (spec.memoryMib + overheadMib) * 2 ** 20,
@@ -518,6 +518,11 @@ export class QemuDriver implements VmDriver {
     this.o.uids?.release(taskId);
     fs.rmSync(f.run, { recursive: true, force: true });
     fs.rmSync(f.dir, { recursive: true, force: true });
+    // The host's sockets folder goes with its last VM.
+    if (this.runRoot)
+      try {
+        fs.rmdirSync(this.runRoot);
+      } catch {}
   }
 
   async strays(): Promise<number[]> {
