@@ -19,6 +19,10 @@ import { MuxSession } from '../../../vm/channel/mux.js';
 import { encodeFrame, FrameDecoder, PROTOCOL_VERSION, SYNC } from '../../../vm/protocol.js';
 import { checkRequest, loadRoutes } from './schema.js';
 
+if (process.argv.includes('--version')) {
+  process.stdout.write("Firecracker v1.16.1 (Lia's stand-in)\n");
+  process.exit(0);
+}
 const { values } = parseArgs({
   options: {
     chroot: { type: 'string' },
