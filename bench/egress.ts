@@ -7,7 +7,8 @@
  *   down      one 32 MiB response body
  *   up        one 8 MiB request body
  * The guest runs the measurements itself (Node.js, so nothing but the path is timed).
- * Run: ./lia bench bench/egress.ts [rounds]   (default 3; LIA__VM__DRIVER as for Lia, default qemu)
+ * Run: ./lia bench bench/egress.ts [rounds]   (default 3; LIA__VM__DRIVER as for Lia, default qemu;
+ * LIA_BENCH_PROFILE=firecracker boots Firecracker's artifacts under QEMU's microvm)
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -18,7 +19,7 @@ import { loadConfig } from '../common/config.js';
 import { createLogger } from '../common/logger.js';
 import type { VmDriver } from '../vm/driver.js';
 import { EgressProxy } from '../vm/egress/proxy.js';
-import { selectDriver } from '../vm/select.js';
+import { qemuCandidate, selectDriver } from '../vm/select.js';
 import { SidecarConnection } from '../vm/sidecar/client.js';
 
 const rounds = Number(process.argv[2] ?? 3);
@@ -68,7 +69,10 @@ const egress = new EgressProxy({
   allowHosts: [],
 });
 const logger = createLogger('bench', 'warn');
-const driver: VmDriver = await selectDriver(config, logger, egress);
+const driver: VmDriver =
+  process.env.LIA_BENCH_PROFILE === 'firecracker'
+    ? await qemuCandidate(config, logger, egress, 'firecracker').build()
+    : await selectDriver(config, logger, egress);
 
 /** Runs in the guest: prints one EGRESS {json} line. */
 const GUEST = `
