@@ -36,6 +36,10 @@ await migrate(databaseUrl);
 
 // Until the worker is up (an image build can take minutes) stopping means exiting.
 let stop: () => Promise<void> = async () => process.exit(1);
+// Registered now, not once the worker runs: the Temporal SDK takes SIGTERM over when it loads,
+// and a signal during start-up (the image build, the driver's self-check) would otherwise stop
+// its runtime and leave this process up with nothing to do.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void stop());
 exitWithParent(() => {
   logger.warn('the process that started this worker is gone; stopping');
   setTimeout(() => process.exit(1), 5000).unref();
@@ -69,6 +73,5 @@ if (role === 'host') {
   stop = async () => worker.shutdown();
   logger.info('control worker running');
 }
-for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void stop());
 await run;
 await pool.end();
