@@ -16,6 +16,9 @@ const list = z.string().transform((v) =>
     .filter(Boolean),
 );
 const optionalString = z.string().min(1).optional();
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'true or false' })
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
 /** Each entry: the env key (after `LIA__SECTION__`), its schema, default, and a one-line description. */
 interface Var {
@@ -156,7 +159,31 @@ export const CONFIG_VARS = {
     driver: {
       schema: z.enum(['auto', 'firecracker', 'qemu', 'local']),
       default: 'auto',
-      doc: 'VM driver: auto picks firecracker > qemu > local',
+      doc: 'VM driver: auto picks the first of firecracker, qemu that passes its self-check (never local)',
+    },
+    local_accept_no_isolation: {
+      schema: bool,
+      default: 'false',
+      doc: 'The operator accepts that the local driver isolates nothing: needed to run it with the bot on or the API off loopback',
+    },
+    require_kvm: {
+      schema: bool,
+      default: 'false',
+      doc: 'Refuse software emulation (TCG), which is no security boundary: production hosts set it',
+    },
+    firecracker_bin: {
+      schema: optionalString,
+      doc: 'Path to the firecracker binary (else PATH; vm/setup.sh installs it)',
+    },
+    jailer_bin: { schema: optionalString, doc: "Path to Firecracker's jailer (else PATH)" },
+    firecracker_jail_dir: {
+      schema: optionalString,
+      doc: "The jailer's chroot base, on the state folder's file system (default <state>/hosts/<host>/jail)",
+    },
+    uid_base: {
+      schema: int(1000, 2 ** 31 - 20_000),
+      default: '900000',
+      doc: "First of the uids each VM's VMM runs as, one per VM (when Lia runs as root)",
     },
     idle_timeout_minutes: {
       schema: num(0.01, 60 * 24 * 30),

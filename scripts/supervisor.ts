@@ -1,11 +1,13 @@
 /**
  * Runs Lia's roles as child processes (workers/main.ts <role>) and keeps them running: one that
  * dies is logged and started again (after 1 s, doubling to 30 s while it keeps dying); a stop
- * stops them all (SIGTERM, then SIGKILL after 15 s). Children exit by themselves if this
+ * stops them all (SIGTERM, then SIGKILL after 15 s). One that exits saying this machine cannot
+ * run it (EXIT_UNFIT) is not started again. Children exit by themselves if this
  * process is killed (LIA_EXIT_WITH_PARENT).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
+import { EXIT_UNFIT } from '../workers/exit-codes.js';
 
 export interface RoleReady {
   role: string;
@@ -26,6 +28,10 @@ const say = (m: string) => process.stderr.write(`[supervisor] ${m}\n`);
 
 export class Supervisor {
   private readonly children: Child[] = [];
+
+  /** `unfit`: a role exited saying this machine cannot run it; it is not started again. */
+  constructor(private readonly unfit: (role: string) => void = () => {}) {}
+
   private stopping = false;
   private readonly readyOnce = new Map<string, (r: RoleReady) => void>();
 
@@ -60,6 +66,10 @@ export class Supervisor {
     });
     proc.on('exit', (code, signal) => {
       if (c.proc !== proc || this.stopping) return;
+      if (code === EXIT_UNFIT) {
+        say(`${c.role} cannot run on this machine (its log above says why); not starting it again`);
+        return this.unfit(c.role);
+      }
       // Up for a minute or more: it was well; start again promptly.
       if (Date.now() - c.startedAt > 60_000) c.delay = 1000;
       say(`${c.role} exited (${signal ?? `code ${code}`}); starting it again in ${c.delay / 1000} s`);

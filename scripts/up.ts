@@ -11,17 +11,18 @@ import { type RoleReady, Supervisor } from './supervisor.js';
 
 const config = loadConfigOrExit();
 const stack = await bringUpStack(config);
-const supervisor = new Supervisor();
+// A role this machine cannot run (no VM driver passes its self-check): Lia does not start.
+const supervisor = new Supervisor(() => void shutdown('a role cannot run here', 3));
 
 let stopping = false;
-async function shutdown(signal: string) {
+async function shutdown(why: string, code = 0) {
   if (stopping) return;
   stopping = true;
-  process.stderr.write(`\n${signal}: stopping…\n`);
+  process.stderr.write(`\n${why}: stopping…\n`);
   await supervisor.stop();
   await stack.stop();
   process.stderr.write('stopped.\n');
-  process.exit(0);
+  process.exit(code);
 }
 process.on('SIGINT', () => void shutdown('SIGINT'));
 process.on('SIGTERM', () => void shutdown('SIGTERM'));

@@ -14,6 +14,8 @@ import { migrate } from '../common/db/migrate.js';
 import { createPool } from '../common/db/pool.js';
 import { createLogger } from '../common/logger.js';
 import { exitWithParent } from '../system/parent-watch.js';
+import { NoDriverError } from '../vm/select.js';
+import { EXIT_UNFIT } from './exit-codes.js';
 import { type MetricsServer, serveMetrics } from './metrics-server.js';
 import { api } from './roles/api.js';
 import { bot } from './roles/bot.js';
@@ -73,6 +75,11 @@ try {
       sdkMetricsUrl,
     });
 } catch (err) {
+  // A host no driver can run on (every self-check failed): starting it again cannot help.
+  if (err instanceof NoDriverError) {
+    logger.fatal({ reasons: err.reasons }, err.message);
+    process.exit(EXIT_UNFIT);
+  }
   logger.fatal({ err: (err as Error).message }, `the ${name} role could not start`);
   process.exit(1);
 }

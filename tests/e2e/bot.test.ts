@@ -52,6 +52,8 @@ const startTheBot = async () => {
 before(async () => {
   await discord.start();
   s = await startTestStack('bot', {
+    // The bot on with the local driver: refused unless no isolation is accepted (a test host).
+    LIA__VM__LOCAL_ACCEPT_NO_ISOLATION: 'true',
     LIA__DISCORD__TOKEN: discord.token,
     LIA__DISCORD__APPLICATION_ID: discord.applicationId,
     LIA__DISCORD__API_URL: discord.apiUrl,

@@ -52,6 +52,16 @@ export interface TestStack {
   close(): Promise<void>;
 }
 
+/** The VMM's pid in a driver's record (vm/process/supervisor.ts), if there is one. */
+function vmmPid(file: string): number | undefined {
+  try {
+    const pid = (JSON.parse(fs.readFileSync(file, 'utf8')) as { pid?: unknown }).pid;
+    return typeof pid === 'number' ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export async function startTestStack(
   name: string,
   extra: Record<string, string> = {},
@@ -146,7 +156,7 @@ export async function startTestStack(
       // local: the sidecar and the agent's PTY session; qemu: the VMM.
       const sidecar = readPidFile(path.join(vms, id, 'sidecar.pid'));
       const agent = readPidFile(path.join(vms, id, 'agent.pid'));
-      const qemu = readPidFile(path.join(vms, id, 'qemu.pid'));
+      const qemu = readPidFile(path.join(vms, id, 'qemu.pid')) ?? vmmPid(path.join(vms, id, 'vmm.json'));
       const pids = [sidecar, qemu, ...(agent ? sessionPids(agent) : [])].filter((p): p is number => !!p);
       if (pids.length) signalPids(pids, 'SIGKILL');
     }
