@@ -42,6 +42,9 @@ export class HostService {
     const reason = state === 'draining' ? `drained by ${actor.userId}` : `activated by ${actor.userId}`;
     if (!(await setHostState(this.pool, id, state, reason)))
       throw new TaskError('not_found', `no host ${id}`);
+    // An activated host has room: the task at the head of the queue should not wait for its
+    // next periodic try.
+    if (state === 'active') await this.wakeQueue();
   }
 }
 

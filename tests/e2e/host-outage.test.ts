@@ -59,7 +59,7 @@ describe('a host gone for good', () => {
   let s: TestStack;
   after(async () => s?.close());
 
-  test('is declared lost after the grace period, and its tasks end failed with the reason', async () => {
+  test('is declared lost after the grace period, its tasks end failed with the reason; a new task waits and starts when it is back', async () => {
     const graceS = 10;
     s = await startTestStack('host_lost', {
       LIA__HOST__LOST_AFTER_SECONDS: String(graceS),
@@ -82,11 +82,15 @@ describe('a host gone for good', () => {
       s.config.host.id,
     ]);
     assert.equal(rows[0].state, 'lost');
-    // A new task finds no host, and says so (it is not placed on the lost one).
+    // A new task finds no host: it waits in the queue (not failed, not placed on the lost host)…
     const n = await t.spawnShell(600);
-    const v = await t.waitStatus(n.taskId, 'failed', 30_000);
-    assert.match(v.error ?? '', /no host is taking tasks/);
-    // The host comes back: it is active again, and its reconciler removes the ended tasks' VMs.
+    await waitFor(
+      'the new task to be queued',
+      async () => (await t.view(n.taskId)).queue?.position === 1,
+      30_000,
+    );
+    assert.equal((await t.view(n.taskId)).hostId ?? null, null, 'not placed on the lost host');
+    // …and the host comes back: it is active again, and the waiting task starts there.
     await s.startHostWorker();
     await waitFor(
       'the host to be active again',
@@ -95,6 +99,8 @@ describe('a host gone for good', () => {
         'active',
       20_000,
     );
+    await t.waitStatus(n.taskId, 'running', 60_000);
+    await t.stop(n.taskId);
   });
 });
 
