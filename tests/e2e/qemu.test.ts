@@ -93,17 +93,19 @@ describe('a shell task in a real VM (qemu)', () => {
     assert.match(c.text(), /cloud-amd64/, 'the shell runs in the guest kernel, not on the host');
 
     // Egress: no default route, a host off the allowlist refused by the proxy, the model API
-    // reached through it with the host's key.
+    // reached through it with the host's key — on a route Claude Code uses; another is refused.
     c.type(
       "echo routes=$(ip route | grep -c default); curl -s -m 10 -o /dev/null -w 'web=%{http_code}\\n' http://example.com/; " +
         "curl -s -m 5 --noproxy '*' http://93.184.216.34/ >/dev/null 2>&1; echo direct=$?; " +
-        'curl -s -m 10 http://10.0.2.100:3128/v1/lia-check; echo; echo egress-done\r',
+        "curl -s -m 10 -o /dev/null -w 'files=%{http_code}\\n' http://10.0.2.100:3128/v1/files; " +
+        "curl -s -m 10 -X POST -H 'content-type: application/json' -d '{}' http://10.0.2.100:3128/v1/messages/count_tokens; echo; echo egress-done\r",
     );
     await c.waitForText(/\negress-done/, 90_000);
     const text = c.text();
     assert.equal(lastValue(text, 'routes'), 0, 'the guest has no default route');
     assert.equal(lastValue(text, 'web'), 403, 'a host off the allowlist is refused');
     assert.notEqual(lastValue(text, 'direct'), 0, 'a direct connection goes nowhere');
+    assert.equal(lastValue(text, 'files'), 403, "the model API's other routes are refused");
     assert.match(text, /model-stand-in/, 'the model API is reached through the proxy');
     assert.ok(modelKeys.includes(API_KEY), 'the proxy added the host key');
 
