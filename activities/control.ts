@@ -3,7 +3,9 @@ import { ApplicationFailure } from '@temporalio/activity';
 import type { ControlActivities } from '../common/activities.js';
 import { NoCapacity, placeOnHost } from '../common/db/hosts.js';
 import type { Pool } from '../common/db/pool.js';
-import { dropTaskLeftovers, updateTask } from '../common/db/tasks.js';
+import { dropTaskLeftovers, idleLeftMs, updateTask } from '../common/db/tasks.js';
+import { metrics } from '../common/metrics.js';
+import type { TaskLimits } from '../common/task.js';
 
 /**
  * PostgreSQL refusing the data itself (class 22: a value out of range; 23: a constraint) will
@@ -25,27 +27,65 @@ async function refusedForGood<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-export function createControlActivities(pool: Pool, opts: { hostStaleSeconds: number }): ControlActivities {
+export interface ControlDeps {
+  pool: Pool;
+  /** Placement sees a host as live for this long after its last heartbeat. */
+  hostStaleSeconds: number;
+  /** Wakes the task at the head of the placement queue (a slot may have freed). */
+  wakeQueue(): Promise<void>;
+}
+
+function noCapacity(message: string): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: 'NoCapacity',
+    message: `no room for the task: ${message}`,
+    nonRetryable: true,
+  });
+}
+
+export function createControlActivities(d: ControlDeps): ControlActivities {
+  const { pool } = d;
+  const place = async (taskId: string, limits: TaskLimits) => {
+    try {
+      return await placeOnHost(pool, taskId, d.hostStaleSeconds, {
+        vcpus: limits.vcpus,
+        memoryMib: limits.memoryMib,
+        storageGb: limits.storageGb,
+      });
+    } catch (err) {
+      if (err instanceof NoCapacity) throw noCapacity(err.message);
+      throw err;
+    }
+  };
   return {
-    async placeTask({ taskId }) {
-      try {
-        const host = await placeOnHost(pool, taskId, opts.hostStaleSeconds);
-        return { hostId: host.id };
-      } catch (err) {
-        if (err instanceof NoCapacity) {
-          throw ApplicationFailure.create({
-            type: 'NoCapacity',
-            message: `no room for the task: ${err.message}`,
-            nonRetryable: true,
-          });
-        }
-        throw err;
+    // The first workflow's placement: no room is a failure (it has no queue to wait in).
+    async placeTask({ taskId, limits }) {
+      const r = await place(taskId, limits);
+      if ('waiting' in r) throw noCapacity(r.waiting.why);
+      return { hostId: r.placed.id };
+    },
+    async placeOrQueue({ taskId, limits }) {
+      const r = await place(taskId, limits);
+      if ('waiting' in r) return r;
+      if (r.waitedSeconds > 0) {
+        metrics.queueWaitSeconds.observe(r.waitedSeconds);
+        // Placed from the queue: the next in line may fit too.
+        await d.wakeQueue();
       }
+      return { hostId: r.placed.id };
     },
     async recordTask({ taskId, patch }) {
       await refusedForGood(() => updateTask(pool, taskId, patch));
-      // Input nobody will read again; the output log stays (bounded) for GET /output.
-      if (patch.status === 'terminated' || patch.status === 'failed') await dropTaskLeftovers(pool, taskId);
+      if (patch.status === 'terminated' || patch.status === 'failed') {
+        // Input nobody will read again; the output log stays (bounded) for GET /output.
+        await dropTaskLeftovers(pool, taskId);
+        // A slot is free: the task at the head of the queue tries again.
+        await d.wakeQueue();
+      }
+    },
+
+    async idleLeft({ taskId }) {
+      return idleLeftMs(pool, taskId);
     },
   };
 }

@@ -15,7 +15,7 @@ export interface HostActivityDeps {
   config: Config;
   logger: Logger;
   client: Client;
-  /** Listens on the input channel: wakes a task's pump when input is queued for it. */
+  /** Listens on the input and task channels: wakes a task's pump when input is queued for it, or its row changes. */
   inputBus: TaskBus;
   /** The host's egress proxy: a model request in flight is agent activity. */
   egress?: Pick<EgressProxy, 'busy' | 'on' | 'off'>;

@@ -9,6 +9,7 @@ import { CancelledFailure, Context } from '@temporalio/activity';
 import type { HostActivities } from '../common/activities.js';
 import { hasInput } from '../common/db/input.js';
 import { getTask } from '../common/db/tasks.js';
+import { metrics } from '../common/metrics.js';
 import { activityReportInterval, type Runtime, taskIdSchema } from '../common/task.js';
 import type { HostActivityDeps } from './deps.js';
 import { OutputPump } from './output-pump.js';
@@ -85,6 +86,10 @@ export function createHostActivities(d: HostActivityDeps, handoff: PumpHandoff<O
         const reportMs = activityReportInterval(limits.idleTimeoutMs);
         handoff.offer(await OutputPump.open(d, taskId, row.runtime, reportMs, limits.idleTimeoutMs));
       }
+      metrics.vmBootSeconds.observe(
+        { driver: driver.name, acceleration: driver.acceleration },
+        (Date.now() - started) / 1000,
+      );
       return { driver: driver.name, acceleration: driver.acceleration, bootMs: Date.now() - started };
     },
 
@@ -107,6 +112,10 @@ export function createHostActivities(d: HostActivityDeps, handoff: PumpHandoff<O
       // worker within the 30 s heartbeat timeout; a heartbeat writes no history.
       const beat = () => c.heartbeat(`running: output stored up to seq ${pump.stored}`);
       const timer = setInterval(beat, 5000);
+      // The workflow records `suspending` or `terminating` in the task's row before it cancels
+      // this activity: a heartbeat at that moment brings the cancellation back at once, rather
+      // than at the next 5 s beat.
+      const unwatch = d.inputBus.watch(taskId, { task: beat });
       beat();
       try {
         await Promise.race([pump.ended, c.cancelled]);
@@ -117,6 +126,7 @@ export function createHostActivities(d: HostActivityDeps, handoff: PumpHandoff<O
         throw err;
       } finally {
         clearInterval(timer);
+        unwatch();
       }
     },
 
@@ -127,6 +137,7 @@ export function createHostActivities(d: HostActivityDeps, handoff: PumpHandoff<O
       const { snapshotBytes } = await vmStep('suspending: writing the VM state', (progress) =>
         driver.suspend(taskId, progress),
       );
+      metrics.vmSuspendSeconds.observe({ driver: driver.name }, (Date.now() - started) / 1000);
       // Typed while the pump was being stopped: the workflow resumes the task for it.
       const inputWaiting = await hasInput(d.pool, taskId);
       return { snapshotBytes, ms: Date.now() - started, inputWaiting };
@@ -138,6 +149,7 @@ export function createHostActivities(d: HostActivityDeps, handoff: PumpHandoff<O
       await vmStep('restoring: loading the VM state', (progress, signal) =>
         driver.restore(taskId, progress, signal),
       );
+      metrics.vmRestoreSeconds.observe({ driver: driver.name }, (Date.now() - started) / 1000);
       logger.info({ taskId, ms: Date.now() - started }, 'restored');
       return { ms: Date.now() - started };
     },

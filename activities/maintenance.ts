@@ -13,6 +13,7 @@ import { closeTask, quietOpenTasks } from '../common/db/tasks.js';
 import type { Logger } from '../common/logger.js';
 import { hostQueue } from '../common/queues.js';
 import type { TaskState } from '../common/task.js';
+import { OutputLog } from '../output/log.js';
 import { hostLostSignal } from '../workflows/definitions.js';
 
 export interface MaintenanceDeps {
@@ -24,6 +25,8 @@ export interface MaintenanceDeps {
   lostAfterSeconds: number;
   /** A row left unchanged this long is checked against its workflow. */
   sweepAfterSeconds?: number;
+  /** An ended task's output is deleted this long after it ended. */
+  endedOutputSeconds: number;
 }
 
 const { TaskQueueKind, TaskQueueType } = proto.temporal.api.enums.v1;
@@ -93,6 +96,8 @@ export function createMaintenanceActivities(d: MaintenanceDeps): MaintenanceActi
           report.closed.push({ taskId: row.id, ...verdict });
         }
       }
+      // Ended tasks' output, past its retention.
+      report.outputChunksDropped = await new OutputLog(d.pool).dropEnded(d.endedOutputSeconds);
       return report;
     },
   };

@@ -9,7 +9,8 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { AgentExit } from '../common/activities.js';
 import { consumeInput, pendingInput } from '../common/db/input.js';
-import { saveSummary, setIdleDeadline } from '../common/db/tasks.js';
+import { firstOutputStored, saveSummary, setIdleDeadline } from '../common/db/tasks.js';
+import { metrics } from '../common/metrics.js';
 import { coalesced } from '../common/rerun.js';
 import type { Runtime } from '../common/task.js';
 import type { Chunk } from '../output/log.js';
@@ -21,6 +22,12 @@ import type { HostActivityDeps } from './deps.js';
 import { connectSidecar, sendStart } from './sidecar-session.js';
 import { SummaryScanner } from './summary-scanner.js';
 
+/** Output received but not yet stored, past which the pump stops reading from the guest. */
+const PAUSE_READING_ABOVE = 4 * 1024 * 1024;
+const RESUME_READING_BELOW = 1024 * 1024;
+/** Input rows read at a time (each at most 64 KiB): what the pump holds of the owner's typing. */
+const INPUT_BATCH = 32;
+
 export class OutputPump {
   /** The highest seq stored in PostgreSQL. */
   stored: number;
@@ -28,6 +35,9 @@ export class OutputPump {
   readonly ended: Promise<void>;
 
   private pending: Chunk[] = [];
+  private pendingBytes = 0;
+  private firstStored = false;
+  private readingPaused = false;
   private writing: Promise<void> | undefined;
   private failed: unknown;
   private bytesSinceTrim = 0;
@@ -140,6 +150,13 @@ export class OutputPump {
             d.logger.warn({ taskId, err: err.message }, 'could not store the run summary'),
           );
         this.pending.push({ seq: m.seq, data: body });
+        this.pendingBytes += body.length;
+        // The guest sends faster than PostgreSQL stores: stop reading (the sidecar keeps what is
+        // not acknowledged, and its PTY blocks) rather than hold it all here.
+        if (this.pendingBytes > PAUSE_READING_ABOVE && !this.readingPaused) {
+          this.readingPaused = true;
+          this.conn.pause();
+        }
         this.ioSinceReport = true;
         this.kick();
       } else if (m.type === 'exit') {
@@ -184,7 +201,7 @@ export class OutputPump {
     this.d.client.workflow.getHandle(this.taskId).signal(agentActivitySignal).catch(fail);
     // The same deadline, for whoever reads the task's row (the web page, /status): no query to Temporal.
     if (this.idleTimeoutMs !== undefined)
-      setIdleDeadline(this.d.pool, this.taskId, new Date(Date.now() + this.idleTimeoutMs)).catch(fail);
+      setIdleDeadline(this.d.pool, this.taskId, this.idleTimeoutMs).catch(fail);
   }
 
   private async flush(): Promise<void> {
@@ -193,6 +210,19 @@ export class OutputPump {
       const batch = this.pending;
       this.pending = [];
       await output.append(this.taskId, batch);
+      let bytes = 0;
+      for (const c of batch) bytes += c.data.length;
+      this.pendingBytes -= bytes;
+      metrics.outputBytes.inc(bytes);
+      if (!this.firstStored) {
+        this.firstStored = true;
+        const since = await firstOutputStored(this.d.pool, this.taskId);
+        if (since !== undefined) metrics.firstOutputSeconds.observe({ driver: this.d.driver.name }, since);
+      }
+      if (this.readingPaused && this.pendingBytes < RESUME_READING_BELOW) {
+        this.readingPaused = false;
+        this.conn.resume();
+      }
       const last = batch[batch.length - 1]!.seq;
       this.stored = Math.max(this.stored, last);
       this.conn.send({ type: 'ack', seq: last });
@@ -232,16 +262,26 @@ export class OutputPump {
     if (this.closed) return;
     try {
       for (;;) {
-        const items = await pendingInput(this.d.pool, this.taskId, this.lastInputId);
+        const items = await pendingInput(this.d.pool, this.taskId, this.lastInputId, INPUT_BATCH);
+        // Only as fast as the channel drains: a guest that stops reading leaves the owner's
+        // input waiting in PostgreSQL (bounded memory here), not piling up in this process.
+        let sent = 0;
         for (const it of items) {
-          if (it.kind === 'stdin') this.conn.send({ type: 'stdin' }, it.data);
-          else this.conn.send({ type: 'resize', cols: it.cols, rows: it.rows });
+          const more =
+            it.kind === 'stdin'
+              ? this.conn.send({ type: 'stdin' }, it.data)
+              : this.conn.send({ type: 'resize', cols: it.cols, rows: it.rows });
           this.lastInputId = it.id;
+          sent++;
+          if (!more) break;
         }
-        if (!items.length) return;
+        if (!sent) return;
         this.ioSinceReport = true;
         await consumeInput(this.d.pool, this.taskId, this.lastInputId);
-        if (items.length < 500 || this.closed) return;
+        await this.conn.drained();
+        if (this.closed) return;
+        if (sent < items.length) continue;
+        if (items.length < INPUT_BATCH) return;
       }
     } catch (err) {
       this.failed = err;

@@ -8,6 +8,7 @@ import type { UpgradeWebSocket } from 'hono/ws';
 import type { WebSocket } from 'ws';
 import type { Config } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
+import { metrics } from '../common/metrics.js';
 import { LIMITS } from '../common/task.js';
 import type { TaskBus } from '../output/bus.js';
 import type { OutputLog } from '../output/log.js';
@@ -18,7 +19,7 @@ import { type AuthEnv, authenticate } from './auth.js';
 import { errorBody, HttpError, sendError, toHttpError } from './errors.js';
 import { hostRoutes } from './routes/hosts.js';
 import { outputRoutes } from './routes/output.js';
-import { streamRoutes } from './routes/stream.js';
+import { SocketCounter, streamRoutes } from './routes/stream.js';
 import { taskRoutes } from './routes/tasks.js';
 import { taskScope } from './task-scope.js';
 
@@ -54,6 +55,12 @@ export function createApp(d: AppDeps, app = new Hono<AuthEnv>()): Hono<AuthEnv> 
 
   app.get('/healthz', (c) => c.json({ ok: true }));
 
+  // Every API request counted by its route's pattern (never its ids) and status.
+  app.use('/api/*', async (c, next) => {
+    await next();
+    metrics.apiRequests.inc({ method: c.req.method, route: c.req.routePath, status: String(c.res.status) });
+  });
+
   const api = new Hono<AuthEnv>();
   api.use(
     '*',
@@ -72,11 +79,11 @@ export function createApp(d: AppDeps, app = new Hono<AuthEnv>()): Hono<AuthEnv> 
   );
   api.use('*', authenticate(d.config, d.links));
   // The door of every per-task route: the id parsed, a link held to its own task.
-  api.use('/tasks/:id', taskScope());
-  api.use('/tasks/:id/*', taskScope());
+  api.use('/tasks/:id', taskScope(d.tasks));
+  api.use('/tasks/:id/*', taskScope(d.tasks));
   api.route('/tasks', taskRoutes(d.tasks));
   api.route('/tasks', outputRoutes(d.tasks, d.output));
-  api.route('/tasks', streamRoutes(d));
+  api.route('/tasks', streamRoutes({ ...d, sockets: new SocketCounter() }));
   api.route('/hosts', hostRoutes(d.hosts));
   app.route('/api/v1', api);
 

@@ -17,6 +17,9 @@ import { HttpError, sendError } from './errors.js';
 export interface Caller extends Actor {
   /** Set for link tokens: the only task this caller may act on. */
   linkTaskId?: string;
+  /** Link tokens: when it was issued (revoked by a newer link) and when it expires (epoch ms). */
+  linkIssuedAt?: number;
+  linkExpiresAt?: number;
   via: 'service' | 'link';
 }
 
@@ -64,6 +67,8 @@ export function authenticate(config: Config, links: LinkSigner): MiddlewareHandl
       userId: claims.userId,
       admin: admins.has(claims.userId),
       linkTaskId: claims.taskId,
+      linkIssuedAt: claims.issuedAt,
+      linkExpiresAt: claims.expiresAt,
       via: 'link',
     });
     return next();

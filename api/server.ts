@@ -33,12 +33,17 @@ export interface RunningApi {
   close(): Promise<void>;
 }
 
+export const MAX_FRAME_BYTES = 128 * 1024;
+
 export const DEFAULT_WEB_DIST = path.resolve(import.meta.dirname, '..', 'web', 'dist');
 
 export async function startApi(o: ApiOptions): Promise<RunningApi> {
   const bus = await TaskBus.start(o.databaseUrl, o.logger);
   const root = new Hono<AuthEnv>();
   const { injectWebSocket, upgradeWebSocket, wss } = createNodeWebSocket({ app: root });
+  // A client frame is at most one input (64 KiB, as JSON) or a resize: refuse bigger ones
+  // before they are read into memory (ws's default is 100 MiB).
+  wss.options.maxPayload = MAX_FRAME_BYTES;
   createApp({ ...o, bus, upgradeWebSocket, webDist: o.webDist ?? DEFAULT_WEB_DIST }, root);
   const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
     const s = serve({ fetch: root.fetch, port: o.config.server.port, hostname: o.config.server.host }, () =>

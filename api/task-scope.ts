@@ -4,8 +4,9 @@
  */
 import type { MiddlewareHandler } from 'hono';
 import { taskIdSchema } from '../common/task.js';
+import type { TaskService } from '../tasks/service.js';
 import { type AuthEnv, checkLinkScope } from './auth.js';
-import { describeZodError, invalid } from './errors.js';
+import { describeZodError, HttpError, invalid } from './errors.js';
 
 function parseTaskId(raw: string): string {
   const r = taskIdSchema.safeParse(raw);
@@ -14,11 +15,17 @@ function parseTaskId(raw: string): string {
   return r.data;
 }
 
-export function taskScope(): MiddlewareHandler<AuthEnv> {
+export function taskScope(tasks: Pick<TaskService, 'linkCurrent'>): MiddlewareHandler<AuthEnv> {
   return async (c, next) => {
     const id = parseTaskId(c.req.param('id') ?? '');
-    checkLinkScope(c.get('caller'), id);
+    const caller = c.get('caller');
+    checkLinkScope(caller, id);
+    if (caller.via === 'link' && !(await tasks.linkCurrent(id, caller.linkIssuedAt ?? 0)))
+      throw new HttpError(401, 'unauthenticated', REVOKED);
     c.set('taskId', id);
     await next();
   };
 }
+
+export const REVOKED =
+  'this link was replaced by a newer one, or its task was stopped; ask for a new link (/status in Discord, ./lia status --link)';

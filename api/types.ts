@@ -7,10 +7,13 @@ import type { TaskView } from '../common/task-view.js';
 export type { TaskStatus } from '../common/task.js';
 export type { TaskView } from '../common/task-view.js';
 
-/** GET /api/v1/tasks: the caller's tasks, each with its own link. */
+/** GET /api/v1/tasks: the caller's tasks (a task link: its own task only). No links. */
 export interface TaskListResponse {
-  tasks: (TaskView & { url: string })[];
+  tasks: TaskView[];
 }
+
+/** GET /api/v1/tasks/{id}?link=true (services): the task with a new link, which revokes the older ones. */
+export type TaskWithLink = TaskView & { url: string };
 
 /** Every error: `{ "error": { "code", "message" } }`. */
 export interface ErrorResponse {
@@ -24,6 +27,8 @@ export interface OutputResponse {
   nextSeq: number;
   firstAvailableSeq: number;
   truncated: boolean;
+  /** More output follows this page: ask again from `nextSeq`. */
+  more: boolean;
   text: string;
 }
 
@@ -38,6 +43,7 @@ export type StreamServerMessage =
       exitCode: number | null;
       driver: string | null;
       acceleration: string | null;
+      queue: TaskView['queue'] | null;
     }
   | { type: 'truncated'; firstAvailableSeq: number; message: string }
   | { type: 'ack'; seq: number }

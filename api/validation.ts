@@ -27,9 +27,18 @@ export const createTaskSchema = z
   })
   .strict();
 
+/** Most output one GET /output answer carries; `nextSeq` says where the next page starts. */
+export const OUTPUT_PAGE_MAX_BYTES = { json: 1024 * 1024, raw: 8 * 1024 * 1024 } as const;
+
 export const outputQuery = z.object({
-  from: z.coerce.number().int().min(1, 'from is a seq, 1 or more').default(1),
+  from: z.coerce.number().int().min(1, 'from is a seq, 1 or more').max(Number.MAX_SAFE_INTEGER).default(1),
   format: z.enum(['json', 'raw']).default('json'),
+  maxBytes: z.coerce
+    .number()
+    .int()
+    .min(1024, 'maxBytes is at least 1024')
+    .max(OUTPUT_PAGE_MAX_BYTES.raw, `maxBytes is at most ${OUTPUT_PAGE_MAX_BYTES.raw}`)
+    .optional(),
 });
 
 export async function readJson(req: { text(): Promise<string> }): Promise<unknown> {

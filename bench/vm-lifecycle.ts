@@ -7,7 +7,8 @@
  *   output    … → a typed command's output back (restore to first output)
  *   snapshot  state file size against guest memory
  * Run: ./lia bench bench/vm-lifecycle.ts [rounds] [memoryMib]   (defaults 5 and 256)
- * LIA__VM__DRIVER picks the driver as for Lia itself (default here: qemu).
+ * LIA__VM__DRIVER picks the driver as for Lia itself (default here: qemu); LIA_BENCH_PROFILE=firecracker
+ * boots Firecracker's artifacts (ELF vmlinux, raw disk) under QEMU's microvm instead.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -15,7 +16,7 @@ import path from 'node:path';
 import { loadConfig } from '../common/config.js';
 import { createLogger } from '../common/logger.js';
 import type { VmDriver } from '../vm/driver.js';
-import { selectDriver } from '../vm/select.js';
+import { qemuCandidate, selectDriver } from '../vm/select.js';
 import { SidecarConnection } from '../vm/sidecar/client.js';
 
 const rounds = Number(process.argv[2] ?? 5);
@@ -28,7 +29,10 @@ const config = loadConfig({
   LIA__HOST__ID: 'bench',
 });
 const logger = createLogger('bench', 'warn');
-const driver: VmDriver = await selectDriver(config, logger);
+const driver: VmDriver =
+  process.env.LIA_BENCH_PROFILE === 'firecracker'
+    ? await qemuCandidate(config, logger, undefined, 'firecracker').build()
+    : await selectDriver(config, logger);
 const quiet = () => {};
 
 /** Types a command and resolves when its marker comes back from the PTY. */
@@ -104,7 +108,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const col = (k: keyof Round) => results.map((r) => r[k]);
 const mib = (b: number) => (b / 1024 / 1024).toFixed(1);
 console.log(
-  `VM lifecycle: driver ${driver.name}, acceleration ${driver.acceleration}, ${memoryMib} MiB guest, 1 vCPU, ${rounds} rounds (median, min–max)`,
+  `VM lifecycle: driver ${driver.name}${process.env.LIA_BENCH_PROFILE === 'firecracker' ? ' (Firecracker artifacts)' : ''}, acceleration ${driver.acceleration}, ${memoryMib} MiB guest, 1 vCPU, ${rounds} rounds (median, min–max)`,
 );
 for (const k of ['boot', 'suspend', 'restore', 'output'] as const)
   console.log(

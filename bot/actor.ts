@@ -30,11 +30,17 @@ export function messageActor(config: Config, m: Message): Actor {
   return actorOf(config, m.author.id, memberRoles(m.member));
 }
 
-/** Why this user may not spawn here, or undefined when they may. */
+/**
+ * Why this user may not spawn here, or undefined when they may. Spawning starts VMs on the
+ * operator's hosts and spends their model budget, so it is closed until the operator says
+ * where (guild list), by whom (role list), or opens it to all (LIA__DISCORD__SPAWN_OPEN).
+ */
 export function spawnRefusal(config: Config, guildId: string | null, roles: string[]): string | undefined {
-  const { spawn_guilds: guilds, spawn_roles: allowed } = config.discord;
-  if (guilds.length && (!guildId || !guilds.includes(guildId)))
-    return 'Spawning agents is not enabled in this server.';
+  const { spawn_guilds: guilds, spawn_roles: allowed, spawn_open: open } = config.discord;
+  if (!guildId) return "Lia's commands work in a server only.";
+  if (!open && !guilds.length && !allowed.length)
+    return "Spawning agents is not enabled yet: Lia's operator has not said where or for whom (LIA__DISCORD__SPAWN_GUILDS, LIA__DISCORD__SPAWN_ROLES or LIA__DISCORD__SPAWN_OPEN).";
+  if (guilds.length && !guilds.includes(guildId)) return 'Spawning agents is not enabled in this server.';
   if (allowed.length && !roles.some((r) => allowed.includes(r)))
     return 'You need one of the roles allowed to spawn agents.';
   return undefined;

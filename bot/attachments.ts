@@ -1,6 +1,7 @@
 /**
- * Files given to /spawn-file: size and type checked before and while downloading (a server may
- * lie about the size), and a file name that is safe in the agent's working directory.
+ * Files given to /spawn-file: size and type checked before downloading (Discord states the
+ * size), the download itself capped all the same (what is read is what counts, whoever serves
+ * it), and a file name that is safe in the agent's working directory.
  */
 import { fileNameSchema, LIMITS } from '../common/task.js';
 import { Refusal } from './errors.js';

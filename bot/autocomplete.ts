@@ -3,6 +3,7 @@ import type { AutocompleteInteraction } from 'discord.js';
 import { isEnded } from '../common/task.js';
 import { interactionActor } from './actor.js';
 import type { BotContext } from './context.js';
+import { clip, DISCORD } from './discord-rules.js';
 
 export async function suggestTasks(i: AutocompleteInteraction, ctx: BotContext): Promise<void> {
   const typed = i.options.getFocused().toLowerCase();
@@ -11,7 +12,10 @@ export async function suggestTasks(i: AutocompleteInteraction, ctx: BotContext):
   const choices = tasks
     .filter((t) => t.id.includes(typed) || t.promptFirstLine.toLowerCase().includes(typed))
     .sort((a, b) => Number(isEnded(a.status)) - Number(isEnded(b.status)))
-    .slice(0, 25)
-    .map((t) => ({ name: `${t.id} · ${t.status} · ${t.promptFirstLine}`.slice(0, 100), value: t.id }));
+    .slice(0, DISCORD.choicesMax)
+    .map((t) => ({
+      name: clip(`${t.id} · ${t.status} · ${t.promptFirstLine}`, DISCORD.nameMax),
+      value: t.id,
+    }));
   await i.respond(choices);
 }

@@ -2,8 +2,24 @@
  * A thread per task: its state changes and a short tail of its output are posted there (at most
  * one output post per LIA__DISCORD__TAIL_SECONDS), and the owner's messages there become the
  * agent's input. Thread ids live in PostgreSQL, so all of this survives a bot restart.
+ *
+ * Discord can take a thread away: deleted, locked by a moderator, or the bot's permission
+ * removed. The first such refusal (or the gateway event saying so) drops the thread for good:
+ * asking again on every output event would only pile up refused requests, which Discord counts
+ * toward a ban. A failure that is Discord's own (5xx, a timeout) is retried with a growing
+ * pause, so the last output still gets posted when no further output comes to trigger it;
+ * rate limits (429) are waited out by discord.js itself, from Discord's headers.
  */
-import { ChannelType, type ChatInputCommandInteraction, type Client, type Message } from 'discord.js';
+import {
+  type AnyThreadChannel,
+  ChannelType,
+  type Client,
+  type ForumChannel,
+  type MediaChannel,
+  type Message,
+  type NewsChannel,
+  type TextChannel,
+} from 'discord.js';
 import type { Config } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
 import { isEnded } from '../common/task.js';
@@ -12,16 +28,29 @@ import type { OutputLog } from '../output/log.js';
 import type { TaskService } from '../tasks/service.js';
 import type { ThreadRecords } from '../tasks/threads.js';
 import { messageActor } from './actor.js';
+import { channelGone, clip, DISCORD, describeDiscordError } from './discord-rules.js';
 import { userMessage } from './errors.js';
 import { summaryPost, threadPost } from './tail.js';
+import { queueLine } from './view.js';
 
 const TAIL_BYTES = 8 * 1024;
+/** Pauses after failed posts: 1 s, doubling, at most a minute. */
+const RETRY_FIRST_MS = 1000;
+const RETRY_MAX_MS = 60_000;
+
+/** A channel a task's thread can be opened in: a text or announcement channel, or a forum. */
+export type ThreadHome = TextChannel | NewsChannel | ForumChannel | MediaChannel;
 
 interface Watch {
   unwatch: () => void;
   timer?: NodeJS.Timeout;
   lastPostAt: number;
-  busy: Promise<void>;
+  /** One attempt at a time; what comes in meanwhile runs once after it (`again`). */
+  inFlight: boolean;
+  again?: 'output' | 'state';
+  /** Failed attempts in a row, and no new attempt before `retryAt`. */
+  failures: number;
+  retryAt: number;
 }
 
 export class ThreadRelay {
@@ -50,28 +79,82 @@ export class ThreadRelay {
     this.watches.clear();
   }
 
-  async open(i: ChatInputCommandInteraction, taskId: string, title: string): Promise<void> {
-    const channel = i.channel ?? (i.channelId ? await this.client.channels.fetch(i.channelId) : null);
-    if (!channel || channel.type !== ChannelType.GuildText)
-      throw new Error('the command was not used in a server text channel');
-    const thread = await channel.threads.create({
-      name: `${taskId} · ${title}`.slice(0, 100),
-      autoArchiveDuration: 1440,
-      reason: `Lia task ${taskId}`,
-    });
-    await this.records.save({ taskId, threadId: thread.id, channelId: channel.id });
-    await thread.send({
-      content: `Task **${taskId}** by <@${i.user.id}>. What you write here goes to the agent.`,
+  /**
+   * Opens the task's thread in `home` — a thread in a text channel, or a new post in a forum —
+   * and starts relaying. Returns the thread's id; throws what Discord refused.
+   */
+  async open(home: ThreadHome, taskId: string, title: string, ownerId: string): Promise<string> {
+    const name = clip(`${taskId} · ${title}`, DISCORD.nameMax);
+    const intro = {
+      content: `Task **${taskId}** by <@${ownerId}>. What you write here goes to the agent.`,
       allowedMentions: { parse: [] },
-    });
+    };
+    let thread: AnyThreadChannel;
+    if (home.type === ChannelType.GuildForum || home.type === ChannelType.GuildMedia) {
+      // A forum post is a thread that starts with a message: the intro is that message.
+      thread = await home.threads.create({
+        name,
+        autoArchiveDuration: 1440,
+        message: intro,
+        reason: `Lia task ${taskId}`,
+      });
+    } else {
+      thread = await home.threads.create({ name, autoArchiveDuration: 1440, reason: `Lia task ${taskId}` });
+    }
+    await this.records.save({ taskId, threadId: thread.id, channelId: home.id });
+    if (home.type !== ChannelType.GuildForum && home.type !== ChannelType.GuildMedia)
+      await thread.send(intro).catch((err) => {
+        this.logger.warn(
+          { taskId, err: describeDiscordError(err) },
+          'could not post the intro in the task thread',
+        );
+      });
     this.watch(taskId);
+    return thread.id;
+  }
+
+  /** A message in the task's thread (a mention, when the reply to the user could not be shown). */
+  async tell(taskId: string, content: string, mention: string): Promise<boolean> {
+    const row = await this.records.ofTask(taskId);
+    if (!row) return false;
+    try {
+      const channel = await this.client.channels.fetch(row.threadId);
+      if (!channel?.isSendable()) return false;
+      await channel.send({
+        content: clip(content, DISCORD.contentMax),
+        allowedMentions: { users: [mention] },
+      });
+      return true;
+    } catch (err) {
+      this.logger.warn({ taskId, err: describeDiscordError(err) }, 'could not post in the task thread');
+      return false;
+    }
+  }
+
+  /** Discord says a thread is deleted or locked (gateway events): stop posting there. */
+  async threadGone(threadId: string, why: string): Promise<void> {
+    const row = await this.records.byThread(threadId);
+    if (row) await this.drop(row.taskId, why);
+  }
+
+  private async drop(taskId: string, why: string): Promise<void> {
+    const w = this.watches.get(taskId);
+    if (w) {
+      w.unwatch();
+      clearTimeout(w.timer);
+      this.watches.delete(taskId);
+    }
+    await this.records.forget(taskId);
+    this.logger.warn({ taskId, why }, 'the task thread is gone: no more posts there (the task goes on)');
   }
 
   private watch(taskId: string): void {
     if (this.watches.has(taskId)) return;
     const w: Watch = {
       lastPostAt: 0,
-      busy: Promise.resolve(),
+      inFlight: false,
+      failures: 0,
+      retryAt: 0,
       unwatch: this.bus.watch(taskId, {
         output: () => this.schedule(taskId, false),
         task: () => this.schedule(taskId, true),
@@ -81,36 +164,70 @@ export class ThreadRelay {
     this.schedule(taskId, true);
   }
 
-  /** State changes post at once; output waits for the rate limit. */
+  /** State changes post at once; output waits for the tail interval; nothing before a retry is due. */
   private schedule(taskId: string, stateChanged: boolean): void {
     const w = this.watches.get(taskId);
     if (!w) return;
-    const wait = stateChanged
-      ? 0
-      : Math.max(0, w.lastPostAt + this.config.discord.tail_seconds * 1000 - Date.now());
-    if (w.timer && !stateChanged) return;
+    const now = Date.now();
+    const wait = Math.max(
+      stateChanged ? 0 : w.lastPostAt + this.config.discord.tail_seconds * 1000 - now,
+      w.retryAt - now,
+      0,
+    );
+    if (w.timer && (!stateChanged || w.retryAt > now)) return;
     clearTimeout(w.timer);
     w.timer = setTimeout(() => {
       w.timer = undefined;
-      w.busy = w.busy
-        .then(() => this.flush(taskId))
-        .catch((err) => {
-          this.logger.warn({ taskId, err: (err as Error).message }, 'could not post to the task thread');
-        });
+      void this.attempt(taskId, stateChanged);
     }, wait);
+  }
+
+  private async attempt(taskId: string, stateChanged: boolean): Promise<void> {
+    const w = this.watches.get(taskId);
+    if (!w) return;
+    // An attempt still running (discord.js waiting out a 429, say) is not joined by another:
+    // what came meanwhile is looked at once, when it is done.
+    if (w.inFlight) {
+      w.again = stateChanged || w.again === 'state' ? 'state' : 'output';
+      return;
+    }
+    if (Date.now() < w.retryAt) return this.schedule(taskId, stateChanged);
+    w.inFlight = true;
+    try {
+      await this.flush(taskId);
+      w.failures = 0;
+      w.retryAt = 0;
+    } catch (err) {
+      if (channelGone(err)) return void (await this.drop(taskId, describeDiscordError(err)));
+      // Anything else may pass (Discord's 5xx, a timeout, our database): try again after a pause,
+      // whether or not more output comes.
+      w.failures++;
+      const pause = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (w.failures - 1));
+      w.retryAt = Date.now() + pause;
+      this.logger.warn(
+        { taskId, err: describeDiscordError(err), retryInMs: pause },
+        'could not post to the task thread; trying again',
+      );
+      w.again = 'state';
+    } finally {
+      w.inFlight = false;
+    }
+    if (w.again && this.watches.get(taskId) === w) {
+      const state = w.again === 'state';
+      w.again = undefined;
+      this.schedule(taskId, state);
+    }
   }
 
   private async flush(taskId: string): Promise<void> {
     const w = this.watches.get(taskId);
     const [task, thread] = await Promise.all([this.tasks.peek(taskId), this.records.ofTask(taskId)]);
     if (!w || !task || !thread) return;
+    const channel = await this.client.channels.fetch(thread.threadId);
+    if (!channel?.isSendable())
+      return this.drop(taskId, `thread ${thread.threadId} is not a channel the bot can post in`);
     if (task.summary && !thread.summaryPosted) {
-      const channel = await this.client.channels.fetch(thread.threadId);
-      if (channel?.isSendable())
-        await channel.send({
-          content: summaryPost(task.summary, task.usage),
-          allowedMentions: { parse: [] },
-        });
+      await channel.send({ content: summaryPost(task.summary, task.usage), allowedMentions: { parse: [] } });
       await this.records.markPosted(taskId, { summary: true });
     }
     const tail = await this.output.tail(taskId, TAIL_BYTES);
@@ -123,9 +240,9 @@ export class ThreadRelay {
     }
     let header = stateChanged ? `**${task.status}**` : '';
     if (stateChanged && task.error) header += ` — ${task.error}`;
+    if (stateChanged && task.status === 'pending' && task.queue)
+      header += ` — waiting for a host: ${queueLine(task.queue)}`;
     const content = threadPost(header || `output of ${taskId}`, newOutput ? tail.data.toString('utf8') : '');
-    const channel = await this.client.channels.fetch(thread.threadId);
-    if (!channel?.isSendable()) throw new Error(`thread ${thread.threadId} is gone`);
     await channel.send({ content, allowedMentions: { parse: [] } });
     w.lastPostAt = Date.now();
     await this.records.markPosted(taskId, { status: task.status, seq: tail.seq });

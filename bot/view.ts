@@ -3,6 +3,7 @@ import { ActionRowBuilder, ButtonBuilder, ButtonStyle, EmbedBuilder } from 'disc
 import { budgetTokens, type TaskStatus } from '../common/task.js';
 import { usageText } from '../common/usage-text.js';
 import type { TaskView } from '../tasks/service.js';
+import { DISCORD } from './discord-rules.js';
 
 const COLORS: Record<TaskStatus, number> = {
   pending: 0x9e9e9e,
@@ -39,6 +40,8 @@ export function taskEmbed(t: Pick<TaskView, 'id' | 'status'> & Partial<TaskView>
       value: `${t.driver}${t.acceleration ? ` (${t.acceleration})` : ''}`,
       inline: true,
     });
+  if (t.status === 'pending' && t.queue)
+    e.addFields({ name: 'Waiting for a host', value: queueLine(t.queue), inline: true });
   if (t.status === 'running' && t.idleDeadline)
     e.addFields({
       name: 'Suspends when idle',
@@ -52,9 +55,13 @@ export function taskEmbed(t: Pick<TaskView, 'id' | 'status'> & Partial<TaskView>
   return e;
 }
 
+/**
+ * The task's buttons. The terminal link is left out if Discord would refuse it (not http(s), or
+ * longer than a link button takes): the start-up check says so once, and the answer still goes.
+ */
 export function taskButtons(taskId: string, url?: string): ActionRowBuilder<ButtonBuilder> {
   const row = new ActionRowBuilder<ButtonBuilder>();
-  if (url)
+  if (url && url.length <= DISCORD.buttonUrlMax && /^https?:\/\//.test(url))
     row.addComponents(new ButtonBuilder().setStyle(ButtonStyle.Link).setLabel('Open terminal').setURL(url));
   row.addComponents(
     new ButtonBuilder()
@@ -64,4 +71,10 @@ export function taskButtons(taskId: string, url?: string): ActionRowBuilder<Butt
     new ButtonBuilder().setCustomId(`${BUTTON.stop}${taskId}`).setStyle(ButtonStyle.Danger).setLabel('Stop'),
   );
   return row;
+}
+
+/** "number 3 in the queue (about 4 min)" */
+export function queueLine(q: NonNullable<TaskView['queue']>): string {
+  const about = q.estimateSeconds ? ` (about ${Math.max(1, Math.round(q.estimateSeconds / 60))} min)` : '';
+  return `number ${q.position} in the queue${about}`;
 }

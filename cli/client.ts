@@ -13,7 +13,7 @@ export interface Created {
   status: TaskStatus;
 }
 
-export type TaskWithLink = TaskView & { url: string };
+export type { TaskWithLink } from '../api/types.js';
 
 export interface NewTask {
   prompt: string;
@@ -29,6 +29,8 @@ export interface RawOutput {
   nextSeq: number;
   firstAvailableSeq: number;
   truncated: boolean;
+  /** More output follows: ask again from nextSeq. */
+  more: boolean;
 }
 
 const TIMEOUT_MS = 30_000;
@@ -51,8 +53,9 @@ export class LiaClient {
     return this.json('GET', `/api/v1/tasks${all ? '?all=true' : ''}`, { admin: all });
   }
 
-  task(id: string): Promise<TaskWithLink> {
-    return this.json('GET', `/api/v1/tasks/${id}`, { taskId: id });
+  /** The task; with `link`, a new link to its page (which revokes the older ones). */
+  task(id: string, link = false): Promise<TaskView & { url?: string }> {
+    return this.json('GET', `/api/v1/tasks/${id}${link ? '?link=true' : ''}`, { taskId: id });
   }
 
   resume(id: string): Promise<{ status: TaskStatus }> {
@@ -72,6 +75,7 @@ export class LiaClient {
       nextSeq: h('next-seq'),
       firstAvailableSeq: h('first-available-seq'),
       truncated: res.headers.get('x-lia-truncated') === 'true',
+      more: res.headers.get('x-lia-more') === 'true',
     };
   }
 

@@ -21,10 +21,24 @@ export interface TaskRecordPatch {
 
 /** Run by the control worker (queue `lia-control`). */
 export interface ControlActivities {
-  /** Picks a live host with room; throws a non-retryable `NoCapacity` failure when none has. */
+  /** The first workflow's placement: a live host with room, or a non-retryable `NoCapacity`. */
   placeTask(args: { taskId: string; owner: string; limits: TaskLimits }): Promise<Placement>;
+  /**
+   * Places the task on the active host with the most room, or puts it in the queue (first come,
+   * first served) and says where; `NoCapacity` only for a VM no host could ever hold.
+   */
+  placeOrQueue(args: {
+    taskId: string;
+    owner: string;
+    limits: TaskLimits;
+  }): Promise<Placement | { waiting: { position: number; why: string } }>;
   /** Updates the task's row in PostgreSQL (the API and bot read lists from it). */
   recordTask(args: { taskId: string; patch: TaskRecordPatch }): Promise<void>;
+  /**
+   * Milliseconds left before the idle deadline the host's pump last recorded (null: none).
+   * Asked when the workflow's idle timer fires, before it suspends.
+   */
+  idleLeft(args: { taskId: string }): Promise<number | null>;
 }
 
 /** What one pass of the host watchdog did. */
@@ -39,6 +53,8 @@ export interface WatchReport {
 export interface SweepReport {
   /** Rows closed because their workflow is closed or missing, with the reason. */
   closed: { taskId: string; status: TaskStatus; reason: string }[];
+  /** Output chunks of ended tasks deleted past their retention. */
+  outputChunksDropped?: number;
 }
 
 /** Run by the control worker for the maintenance workflows that Temporal Schedules start. */

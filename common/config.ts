@@ -17,6 +17,9 @@ const list = z.string().transform((v) =>
     .filter(Boolean),
 );
 const optionalString = z.string().min(1).optional();
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'true or false' })
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
 /** Each entry: the env key (after `LIA__SECTION__`), its schema, default, and a one-line description. */
 interface Var {
@@ -73,6 +76,24 @@ export const CONFIG_VARS = {
       default: '8233',
       doc: "Port of the private dev server's Temporal UI",
     },
+    tls_cert_file: {
+      schema: optionalString,
+      doc: 'Client certificate (PEM file) for a Temporal cluster that requires mTLS; with TLS_KEY_FILE',
+    },
+    tls_key_file: { schema: optionalString, doc: 'Private key (PEM file) of TLS_CERT_FILE' },
+    tls_ca_file: {
+      schema: optionalString,
+      doc: "CA (PEM file) to verify the Temporal server with (unset: the system's roots)",
+    },
+    tls_server_name: {
+      schema: optionalString,
+      doc: "The Temporal server's name in its certificate, when it differs from the address",
+    },
+    api_key: {
+      schema: optionalString,
+      secret: true,
+      doc: 'API key for Temporal Cloud (sent over TLS, which it turns on)',
+    },
     max_history_events: {
       schema: int(0, 50_000),
       default: '0',
@@ -93,6 +114,18 @@ export const CONFIG_VARS = {
       doc: "This KVM host's id; its worker polls task queue lia-host-<id>",
     },
     max_vms: { schema: int(1, 1000), default: '4', doc: 'VMs (running or suspended) this host accepts' },
+    vcpus: {
+      schema: int(1, 4096).optional(),
+      doc: 'vCPUs this host hands out to VMs (unset: 4 per core: VMs mostly wait on the model)',
+    },
+    memory_mib: {
+      schema: int(256, 64 * 1024 * 1024).optional(),
+      doc: "Memory this host hands out to VMs, MiB (unset: three quarters of the host's)",
+    },
+    disk_gb: {
+      schema: int(1, 1024 * 1024).optional(),
+      doc: 'Disk this host hands out to task disks, GB (unset: not counted: disks are sparse overlays)',
+    },
     heartbeat_seconds: {
       schema: num(0.5, 300),
       default: '5',
@@ -109,6 +142,13 @@ export const CONFIG_VARS = {
       doc: 'A host silent this long, with nothing polling its queue, is declared lost and its tasks fail (a restart within it loses nothing)',
     },
   },
+  queue: {
+    max_wait_minutes: {
+      schema: num(0.01, 7 * 24 * 60),
+      default: '60',
+      doc: 'A task that finds no host with room waits this long in the queue (first come, first served), then fails',
+    },
+  },
   control: {
     maintenance_seconds: {
       schema: num(1, 3600),
@@ -120,7 +160,31 @@ export const CONFIG_VARS = {
     driver: {
       schema: z.enum(['auto', 'firecracker', 'qemu', 'local']),
       default: 'auto',
-      doc: 'VM driver: auto picks firecracker > qemu > local',
+      doc: 'VM driver: auto picks the first of firecracker, qemu that passes its self-check (never local)',
+    },
+    local_accept_no_isolation: {
+      schema: bool,
+      default: 'false',
+      doc: 'The operator accepts that the local driver isolates nothing: needed to run it with the bot on or the API off loopback',
+    },
+    require_kvm: {
+      schema: bool,
+      default: 'false',
+      doc: 'Refuse software emulation (TCG), which is no security boundary: production hosts set it',
+    },
+    firecracker_bin: {
+      schema: optionalString,
+      doc: 'Path to the firecracker binary (else PATH; vm/setup.sh installs it)',
+    },
+    jailer_bin: { schema: optionalString, doc: "Path to Firecracker's jailer (else PATH)" },
+    firecracker_jail_dir: {
+      schema: optionalString,
+      doc: "The jailer's chroot base, on the state folder's file system (default <state>/hosts/<host>/jail)",
+    },
+    uid_base: {
+      schema: int(1000, 2 ** 31 - 20_000),
+      default: '900000',
+      doc: "First of the uids each VM's VMM runs as, one per VM (when Lia runs as root)",
     },
     idle_timeout_minutes: {
       schema: num(0.01, 60 * 24 * 30),
@@ -130,6 +194,16 @@ export const CONFIG_VARS = {
     vcpus: { schema: int(1, 32), default: '1', doc: 'vCPUs per VM' },
     memory_mib: { schema: int(128, 65536), default: '512', doc: 'Memory per VM (MiB)' },
     default_storage_gb: { schema: int(1, 2048), default: '50', doc: 'Disk per VM (GB, copy-on-write)' },
+    max_lifetime_hours: {
+      schema: num(0.001, 24 * 365),
+      default: '168',
+      doc: 'A task ends (terminated, with the reason) this long after it was created',
+    },
+    max_suspended_hours: {
+      schema: num(0.001, 24 * 365),
+      default: '72',
+      doc: 'A task suspended this long ends (terminated, with the reason): its disk and snapshot are freed',
+    },
     egress_allow: {
       schema: list.refine(
         (entries) => entries.every((e) => parseHostPort(e, 443)),
@@ -172,16 +246,26 @@ export const CONFIG_VARS = {
       default: String(8 * 1024 * 1024),
       doc: 'Output kept per task; oldest chunks are dropped beyond it',
     },
+    ended_retention_hours: {
+      schema: num(0.001, 24 * 3650),
+      default: '168',
+      doc: "How long an ended task's output is kept (then the task sweeper deletes it)",
+    },
   },
   quota: {
     live_tasks_per_user: {
       schema: int(1, 1000),
-      default: '5',
-      doc: 'Tasks a user may have that are not ended',
+      default: '2',
+      doc: "Tasks a user may have that are not ended (keep it below a host's VM slots)",
+    },
+    live_tasks_total: {
+      schema: int(1, 100_000),
+      default: '50',
+      doc: 'Tasks not ended, all users together; past it a spawn is refused (a full host queues instead)',
     },
     running_tasks_per_user: {
       schema: int(1, 1000),
-      default: '3',
+      default: '2',
       doc: 'Tasks a user may have running at once (a running VM holds CPU and memory; a suspended one does not)',
     },
     tokens_per_task: {
@@ -208,12 +292,33 @@ export const CONFIG_VARS = {
       default: '',
       doc: 'Comma-separated Discord role ids whose members may act on every task',
     },
-    spawn_guilds: { schema: list, default: '', doc: 'Guild ids where /spawn is allowed (empty: any)' },
-    spawn_roles: { schema: list, default: '', doc: 'Role ids allowed to /spawn (empty: anyone)' },
+    spawn_guilds: {
+      schema: list,
+      default: '',
+      doc: 'Guild ids where /spawn is allowed (empty: any; spawning is closed until a list or SPAWN_OPEN)',
+    },
+    spawn_roles: { schema: list, default: '', doc: 'Role ids allowed to /spawn (empty: any role)' },
+    spawn_open: {
+      schema: z.enum(['true', 'false']).transform((v) => v === 'true'),
+      default: 'false',
+      doc: 'true: with no guild or role list, anyone in any guild may /spawn (closed by default)',
+    },
     tail_seconds: {
       schema: num(0.2, 3600),
       default: '10',
       doc: "Least time between two output posts in a task's thread",
+    },
+  },
+  metrics: {
+    host: {
+      schema: z.string().min(1),
+      default: '127.0.0.1',
+      doc: 'Address the metrics endpoint (/metrics) listens on',
+    },
+    port: {
+      schema: int(0, 65535),
+      default: '9464',
+      doc: "Port of this process's /metrics (0: none); ./lia start gives its roles this port and the next three",
     },
   },
   log: {

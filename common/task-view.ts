@@ -18,4 +18,6 @@ export interface TaskView extends TaskFields {
   updatedAt: string;
   /** Epoch ms at which the idle timer suspends the task (running tasks; the workflow projects it). */
   idleDeadline?: number;
+  /** A pending task waiting for a host with room: its place (1 = next) and, when known, a guess of the wait. */
+  queue?: { position: number; estimateSeconds?: number };
 }

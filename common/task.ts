@@ -47,6 +47,8 @@ export const LIMITS = {
   idleTimeoutSeconds: { min: 1, max: 30 * 24 * 3600 },
   terminal: { minCols: 2, maxCols: 1000, minRows: 1, maxRows: 500 },
   inputMaxBytes: 64 * 1024,
+  /** Input waiting for a task's VM (one that does not read it) before more is refused. */
+  taskInputMaxBytes: 64 * 1024 * 1024,
 } as const;
 
 /** Safe file names: no path separators, no leading dot, printable, at most 128 characters. */
@@ -101,6 +103,10 @@ export interface TaskFields {
 
 export interface TaskLimits {
   idleTimeoutMs: number;
+  /** The task ends this long after it was created (absent: no cap, as in runs started before it). */
+  lifetimeMs?: number;
+  /** A task suspended this long ends. */
+  maxSuspendedMs?: number;
   vcpus: number;
   memoryMib: number;
   storageGb: number;
@@ -118,6 +124,8 @@ export interface TaskInput {
   activityReportMs: number;
   /** Continue-as-new after this many history events even if Temporal has not suggested it yet. */
   maxHistoryEvents?: number;
+  /** How long the task may wait in the queue for a host with room (absent: not at all). */
+  maxQueueWaitMs?: number;
 }
 
 export interface TaskState {
@@ -133,6 +141,8 @@ export interface TaskState {
   /** Epoch ms when the idle timer will suspend the task, while running. */
   idleDeadline?: number;
   suspendCount: number;
+  /** Epoch ms it was last suspended (for the maximum suspended age). */
+  suspendedAt?: number;
   error?: string;
   exitCode?: number;
   createdAt: number;

@@ -23,6 +23,8 @@ export interface OutputPage {
   firstAvailableSeq: number;
   /** True when output the caller asked for was dropped by the retention cap. */
   truncated: boolean;
+  /** True when the log goes on past this page. */
+  more: boolean;
 }
 
 export class OutputLog {
@@ -55,26 +57,43 @@ export class OutputLog {
     return rows;
   }
 
-  /** The log from `from` on, up to `maxBytes` (at least one chunk when there is one). */
-  async page(taskId: string, from: number, maxBytes = Number.POSITIVE_INFINITY): Promise<OutputPage> {
+  /**
+   * Where a page of the log from `from`, at most `maxBytes` (but at least one chunk), starts
+   * and ends, without reading its bytes.
+   */
+  async pageBounds(taskId: string, from: number, maxBytes: number): Promise<Omit<OutputPage, 'chunks'>> {
     const first = (await this.firstSeq(taskId)) ?? (await this.lastSeq(taskId)) + 1;
     const fromSeq = Math.max(from, first);
+    const { rows } = await this.pool.query<{ last: number | null; more: boolean | null }>(
+      `WITH c AS (
+         SELECT seq, sum(length(data)) OVER (ORDER BY seq) AS upto
+         FROM output_chunks WHERE task_id = $1 AND seq >= $2)
+       SELECT coalesce(max(seq) FILTER (WHERE upto <= $3), min(seq)) AS last,
+              bool_or(upto > $3) AS more
+       FROM c`,
+      [taskId, fromSeq, maxBytes],
+    );
+    const last = rows[0]?.last ?? fromSeq - 1;
+    // At least one chunk: `more` is then whether anything follows it.
+    const more = rows[0]?.more === true && (await this.read(taskId, last, 1)).length > 0;
+    return { fromSeq, nextSeq: last + 1, firstAvailableSeq: first, truncated: from < first, more };
+  }
+
+  /** The log from `from` on, up to `maxBytes` (at least one chunk when there is one). */
+  async page(taskId: string, from: number, maxBytes = Number.POSITIVE_INFINITY): Promise<OutputPage> {
+    const bounds = await this.pageBounds(
+      taskId,
+      from,
+      Number.isFinite(maxBytes) ? maxBytes : Number.MAX_SAFE_INTEGER,
+    );
     const chunks: Chunk[] = [];
-    let cursor = fromSeq - 1;
-    let bytes = 0;
-    for (;;) {
-      const batch = await this.read(taskId, cursor, 1024);
-      for (const ch of batch) {
-        if (chunks.length && bytes + ch.data.length > maxBytes) return page(cursor);
-        chunks.push(ch);
-        bytes += ch.data.length;
-        cursor = ch.seq;
-      }
-      if (batch.length < 1024) return page(cursor);
+    for (let cursor = bounds.fromSeq - 1; cursor < bounds.nextSeq - 1; ) {
+      const batch = (await this.read(taskId, cursor, 256)).filter((c) => c.seq < bounds.nextSeq);
+      if (!batch.length) break;
+      chunks.push(...batch);
+      cursor = batch[batch.length - 1]!.seq;
     }
-    function page(last: number): OutputPage {
-      return { chunks, fromSeq, nextSeq: last + 1, firstAvailableSeq: first, truncated: from < first };
-    }
+    return { chunks, ...bounds };
   }
 
   /** Highest stored seq, or 0. */
@@ -104,6 +123,20 @@ export class OutputLog {
            FROM output_chunks WHERE task_id = $1) s
          WHERE newer_bytes > $2)`,
       [taskId, maxBytes],
+    );
+    return rowCount ?? 0;
+  }
+
+  /** Deletes the output of tasks that ended more than `afterSeconds` ago (a batch of them); returns how many tasks. */
+  async dropEnded(afterSeconds: number, batch = 100): Promise<number> {
+    const { rowCount } = await this.pool.query(
+      `WITH gone AS (
+         SELECT t.id FROM tasks t
+         WHERE t.status IN ('terminated', 'failed') AND t.updated_at < now() - make_interval(secs => $1)
+           AND EXISTS (SELECT 1 FROM output_chunks o WHERE o.task_id = t.id)
+         LIMIT $2)
+       DELETE FROM output_chunks WHERE task_id IN (SELECT id FROM gone)`,
+      [afterSeconds, batch],
     );
     return rowCount ?? 0;
   }

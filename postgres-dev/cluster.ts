@@ -1,9 +1,13 @@
 /**
  * A private PostgreSQL cluster in the state folder, for when LIA__DATABASE__URL is unset:
- * Debian's PostgreSQL server binaries (installed with apt-get where missing), loopback only,
- * trust authentication, a port chosen once and remembered.
+ * Debian's PostgreSQL server binaries (installed with apt-get where missing), loopback only, a
+ * port chosen once and remembered. Connections over TCP need a password (scram-sha-256), kept
+ * in `<state>/postgres/password` (0600): on a shared host another local user, or a guest of the
+ * local driver, cannot walk in as superuser. The Unix socket (for the cluster's own tools) takes
+ * only the `postgres` system user.
  */
 import { execFile, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -114,7 +118,8 @@ export async function ensurePrivateCluster(
     spawnSync('chown', ['-R', 'postgres:postgres', root]);
   }
   let port = fs.existsSync(portFile) ? Number(fs.readFileSync(portFile, 'utf8')) : 0;
-  const url = () => `postgresql://postgres@127.0.0.1:${port}/lia`;
+  const password = keptPassword(path.join(root, 'password'));
+  const url = () => `postgresql://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/lia`;
   if (port && (await isReady(bin, port, socketDir))) {
     const owner = fs.existsSync(ownerFile) ? Number(fs.readFileSync(ownerFile, 'utf8')) : 0;
     if (owner && owner !== process.pid && isAlive(owner))
@@ -125,7 +130,17 @@ export async function ensurePrivateCluster(
   }
   if (!fs.existsSync(path.join(dataDir, 'PG_VERSION'))) {
     progress(`[postgres] creating a private cluster in ${dataDir}…`);
-    await pg(bin, 'initdb', ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
+    await pg(bin, 'initdb', [
+      '-D',
+      dataDir,
+      '-U',
+      'postgres',
+      '--auth-local=peer',
+      '--auth-host=scram-sha-256',
+      '-E',
+      'UTF8',
+      '--no-sync',
+    ]);
   }
   if (!port) {
     port = await freePort();
@@ -149,6 +164,7 @@ export async function ensurePrivateCluster(
     `-p ${port} -k ${socketDir} -c listen_addresses=127.0.0.1 -c max_connections=200`,
     'start',
   ]);
+  await requirePassword(bin, dataDir, socketDir, port, password);
   const exists = await pg(bin, 'psql', [
     '-h',
     socketDir,
@@ -164,6 +180,59 @@ export async function ensurePrivateCluster(
   }
   fs.writeFileSync(ownerFile, String(process.pid));
   return { url: url(), dataDir, stop };
+}
+
+/** The cluster's password, made once (32 random bytes) and kept readable by Lia's user only. */
+function keptPassword(file: string): string {
+  if (fs.existsSync(file)) return fs.readFileSync(file, 'utf8').trim();
+  const pw = randomBytes(32).toString('base64url');
+  fs.writeFileSync(file, `${pw}\n`, { mode: 0o600 });
+  return pw;
+}
+
+/**
+ * The superuser's password set, and TCP connections held to it (a cluster made before this
+ * trusted every local user): pg_hba.conf rewritten and reloaded when it still says `trust`.
+ */
+async function requirePassword(
+  bin: string,
+  dataDir: string,
+  socketDir: string,
+  port: number,
+  password: string,
+) {
+  // On stdin, not the command line: another local user would see it in `ps`.
+  const sql = `ALTER USER postgres PASSWORD '${password.replace(/'/g, "''")}';\n`;
+  const [cmd, args] = asDbUser(path.join(bin, 'psql'), [
+    '-h',
+    socketDir,
+    '-p',
+    String(port),
+    '-U',
+    'postgres',
+    '-d',
+    'postgres',
+    '-qtA',
+    '-v',
+    'ON_ERROR_STOP=1',
+    '-f',
+    '-',
+  ]);
+  const r = spawnSync(cmd, args, { input: sql, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`could not set the private cluster's password: ${r.stderr.trim()}`);
+  const hba = path.join(dataDir, 'pg_hba.conf');
+  const rules = [
+    '# Written by Lia (postgres-dev/cluster.ts): the socket for the postgres system user, TCP with the password.',
+    'local all postgres peer',
+    'host all all 127.0.0.1/32 scram-sha-256',
+    'host all all ::1/128 scram-sha-256',
+    '',
+  ].join('\n');
+  if (fs.readFileSync(hba, 'utf8') === rules) return;
+  fs.writeFileSync(hba, rules);
+  if (process.getuid?.() === 0) spawnSync('chown', ['postgres:postgres', hba]);
+  fs.chmodSync(hba, 0o600);
+  await pg(bin, 'pg_ctl', ['-D', dataDir, 'reload']);
 }
 
 /** Creates a fresh database on the cluster behind `url` and returns its URL (for isolated tests). */

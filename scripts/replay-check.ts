@@ -4,10 +4,11 @@
  * through the bundle built from this checkout. A run whose history the new code would not
  * replay is named, and the command exits 1: deploying would break that task.
  */
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { loadConfigOrExit } from '../common/config.js';
 import { ensureWorkflowBundle } from '../workers/bundle.js';
+import { connectClientTemporal } from '../workers/temporal-connection.js';
 import { WORKFLOW_TYPE } from '../workflows/definitions.js';
 
 const config = loadConfigOrExit();
@@ -17,7 +18,7 @@ if (!address) {
   process.exit(2);
 }
 const say = (m: string) => process.stderr.write(`${m}\n`);
-const connection = await Connection.connect({ address });
+const connection = await connectClientTemporal(config, address);
 const client = new Client({ connection, namespace: config.temporal.namespace });
 const bundle = await ensureWorkflowBundle(config.state.dir, say);
 const query = `WorkflowType = "${WORKFLOW_TYPE}" AND ExecutionStatus = "Running"`;

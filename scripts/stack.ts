@@ -3,7 +3,6 @@
  * private PostgreSQL, then the schema, the secrets and the workflow bundle. Used by the start
  * command; each step prints what it does.
  */
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../common/config.js';
@@ -12,6 +11,7 @@ import { ensurePrivateCluster } from '../postgres-dev/cluster.js';
 import { ensureTemporalCli } from '../temporal-dev/cli.js';
 import { startDevServer } from '../temporal-dev/server.js';
 import { ensureWorkflowBundle } from '../workers/bundle.js';
+import { keptSecret } from '../workers/secrets.js';
 
 export interface Stack {
   databaseUrl: string;
@@ -25,22 +25,6 @@ export interface Stack {
 }
 
 const say = (m: string) => process.stderr.write(`${m}\n`);
-
-/** A secret from the config, else one kept (mode 0600) in the state folder across runs. */
-function keptSecret(
-  stateDir: string,
-  name: string,
-  configured: string | undefined,
-): { value: string; file?: string } {
-  if (configured) return { value: configured };
-  const dir = path.join(stateDir, 'secrets');
-  const file = path.join(dir, name);
-  if (fs.existsSync(file)) return { value: fs.readFileSync(file, 'utf8').trim(), file };
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const value = randomBytes(32).toString('base64url');
-  fs.writeFileSync(file, `${value}\n`, { mode: 0o600 });
-  return { value, file };
-}
 
 export async function bringUpStack(config: Config): Promise<Stack> {
   const stops: (() => Promise<void>)[] = [];

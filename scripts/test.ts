@@ -85,6 +85,11 @@ const files = args.length
         .sort()
         .map((f) => path.join('tests', kind, f)),
     );
+if (files.some((f) => f.includes('temporal-postgres'))) {
+  // The Temporal server for the test against PostgreSQL persistence: built once, here, with progress.
+  const { ensureTemporalServer } = await import('../temporal-dev/server-postgres.js');
+  await ensureTemporalServer(say);
+}
 child = spawn(
   process.execPath,
   runScript

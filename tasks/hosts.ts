@@ -18,7 +18,11 @@ export interface HostView {
 }
 
 export class HostService {
-  constructor(private readonly pool: Pool) {}
+  /** @param wakeQueue wakes the task at the head of the placement queue (an activated host has room). */
+  constructor(
+    private readonly pool: Pool,
+    private readonly wakeQueue: () => Promise<void> = async () => {},
+  ) {}
 
   async list(actor: Actor): Promise<HostView[]> {
     admin(actor);

@@ -1,6 +1,7 @@
 /**
- * Signed, expiring browser links. A token names its user and the task it was made for; it lets
- * the browser act on that task and list that user's tasks (with fresh per-task links).
+ * Signed, expiring browser links. A token names its user and the one task it was made for, and
+ * acts on that task only: it lists nothing else and never gets a new link. A newer link for the
+ * task (or its stop) revokes it (tasks.links_not_before, checked by the API's per-task door).
  */
 import { errors, jwtVerify, SignJWT } from 'jose';
 
@@ -8,6 +9,8 @@ export interface LinkClaims {
   userId: string;
   taskId: string;
   expiresAt: number;
+  /** Epoch ms the link was issued: a link issued before the task's last new link is revoked. */
+  issuedAt: number;
 }
 
 export class LinkSigner {
@@ -19,9 +22,13 @@ export class LinkSigner {
     this.key = new TextEncoder().encode(secret);
   }
 
-  async sign(userId: string, taskId: string, expiresAt?: number): Promise<string> {
-    const exp = Math.floor((expiresAt ?? Date.now() + this.ttlMinutes * 60_000) / 1000);
-    return new SignJWT({ tid: taskId })
+  async sign(
+    userId: string,
+    taskId: string,
+    o: { expiresAt?: number; issuedAt?: number } = {},
+  ): Promise<string> {
+    const exp = Math.floor((o.expiresAt ?? Date.now() + this.ttlMinutes * 60_000) / 1000);
+    return new SignJWT({ tid: taskId, lit: o.issuedAt ?? Date.now() })
       .setProtectedHeader({ alg: 'HS256' })
       .setSubject(userId)
       .setIssuedAt()
@@ -41,7 +48,8 @@ export class LinkSigner {
       ) {
         return { error: 'the link token is malformed' };
       }
-      return { userId: payload.sub, taskId: payload.tid, expiresAt: payload.exp * 1000 };
+      const issuedAt = typeof payload.lit === 'number' ? payload.lit : (payload.iat ?? 0) * 1000;
+      return { userId: payload.sub, taskId: payload.tid, expiresAt: payload.exp * 1000, issuedAt };
     } catch (err) {
       if (err instanceof errors.JWTExpired)
         return { error: 'the link has expired; ask the bot for a new one (/status)' };

@@ -11,14 +11,17 @@ import {
   WorkflowUpdateStage,
 } from '@temporalio/client';
 import { type Config, publicUrl } from '../common/config.js';
-import { enqueueInput, type InputOrigin } from '../common/db/input.js';
+import { queuePlace } from '../common/db/hosts.js';
+import { enqueueInput, type InputOrigin, pendingInputBytes } from '../common/db/input.js';
 import type { Pool } from '../common/db/pool.js';
 import {
   countRunning,
   createTask,
   deleteTask,
   getTask,
+  linksNotBefore,
   listTasks,
+  revokeLinks,
   type TaskRow,
 } from '../common/db/tasks.js';
 import { newTaskId } from '../common/ids.js';
@@ -73,11 +76,11 @@ export class TaskService {
   ) {}
 
   async create(actor: Actor, t: NewTask): Promise<{ taskId: string; url: string; status: TaskStatus }> {
-    let total = 0;
-    for (const f of t.files) total += f.data.length;
+    let fileBytes = 0;
+    for (const f of t.files) fileBytes += f.data.length;
     if (t.files.length > LIMITS.filesMax)
       throw new TaskError('invalid', `at most ${LIMITS.filesMax} files per task`);
-    if (total > LIMITS.filesTotalMaxBytes) {
+    if (fileBytes > LIMITS.filesTotalMaxBytes) {
       throw new TaskError(
         'invalid',
         `files may total at most ${LIMITS.filesTotalMaxBytes / 1024 / 1024} MiB`,
@@ -94,16 +97,23 @@ export class TaskService {
       promptFirstLine: firstLine(t.prompt),
       limits: {
         idleTimeoutMs,
+        lifetimeMs: this.config.vm.max_lifetime_hours * 3_600_000,
+        maxSuspendedMs: this.config.vm.max_suspended_hours * 3_600_000,
         vcpus: this.config.vm.vcpus,
         memoryMib: this.config.vm.memory_mib,
         storageGb: this.config.vm.default_storage_gb,
       },
       activityReportMs: activityReportInterval(idleTimeoutMs),
+      maxQueueWaitMs: this.config.queue.max_wait_minutes * 60_000,
       ...(this.config.temporal.max_history_events
         ? { maxHistoryEvents: this.config.temporal.max_history_events }
         : {}),
     };
-    const { live_tasks_per_user: live, running_tasks_per_user: running } = this.config.quota;
+    const {
+      live_tasks_per_user: live,
+      running_tasks_per_user: running,
+      live_tasks_total: total,
+    } = this.config.quota;
     const refused = await createTask(
       this.pool,
       {
@@ -112,9 +122,15 @@ export class TaskService {
         runtime: t.runtime,
         promptFirstLine: input.promptFirstLine,
         files: [{ name: 'PROMPT.md', data: Buffer.from(t.prompt, 'utf8') }, ...t.files],
+        size: input.limits,
       },
-      { live, running },
+      { live, running, total },
     );
+    if (refused === 'total')
+      throw new TaskError(
+        'quota',
+        `Lia has ${total} tasks open, its limit for all users; try again when some have ended`,
+      );
     if (refused === 'live') throw liveQuotaError(live);
     if (refused === 'running') throw runningQuotaError(running, 'start another');
     try {
@@ -157,7 +173,19 @@ export class TaskService {
    * (and the row changes are pushed over the task bus), so reading a task never asks Temporal.
    */
   async get(actor: Actor, taskId: string): Promise<TaskView> {
-    return toView(await this.ownRow(actor, taskId));
+    return this.withQueue(toView(await this.ownRow(actor, taskId)));
+  }
+
+  /**
+   * A waiting task's place in the queue, and a guess of its wait: its place over the rate at
+   * which tasks ended in the last hour (none ended: no guess).
+   */
+  private async withQueue(view: TaskView): Promise<TaskView> {
+    if (view.status !== 'pending') return view;
+    const q = await queuePlace(this.pool, view.id);
+    if (!q) return view;
+    const estimateSeconds = q.endedLastHour ? Math.round((q.position * 3600) / q.endedLastHour) : undefined;
+    return { ...view, queue: { position: q.position, ...(estimateSeconds ? { estimateSeconds } : {}) } };
   }
 
   /**
@@ -166,7 +194,7 @@ export class TaskService {
    */
   async peek(taskId: string): Promise<TaskView | undefined> {
     const row = await getTask(this.pool, taskId);
-    return row && toView(row);
+    return row && this.withQueue(toView(row));
   }
 
   async list(actor: Actor, all = false): Promise<TaskView[]> {
@@ -216,6 +244,8 @@ export class TaskService {
     } catch (err) {
       throw this.mapError(err, taskId);
     }
+    // A stopped task's links act no more (its output stays readable through the service).
+    await revokeLinks(this.pool, taskId);
   }
 
   /**
@@ -238,6 +268,11 @@ export class TaskService {
       row ??= await this.ownRow(actor, taskId);
       await this.checkRunningQuota(row, 'resume this one for your input');
     }
+    if ((await pendingInputBytes(this.pool, taskId)) + data.length > LIMITS.taskInputMaxBytes)
+      throw new TaskError(
+        'quota',
+        `task ${taskId} already has ${LIMITS.taskInputMaxBytes / 2 ** 20} MiB of input waiting that its VM has not read; wait, or stop the task`,
+      );
     const now = await enqueueInput(this.pool, taskId, { kind: 'stdin', data }, origin);
     if (now === undefined) throw new TaskError('not_found', `no task ${taskId}`);
     if (isEnded(now)) throw new TaskError('conflict', `task ${taskId} has ${now}; it takes no more input`);
@@ -264,8 +299,19 @@ export class TaskService {
     return this.temporal.workflow.getHandle(taskId).query(stateQuery);
   }
 
-  async link(userId: string, taskId: string, expiresAt?: number): Promise<string> {
-    return taskUrl(publicUrl(this.config), taskId, await this.links.sign(userId, taskId, expiresAt));
+  /**
+   * A new link to the task's page for its owner. It revokes every link given before it (a link
+   * that leaked is dead once its owner asks for a new one), so links are made only where a
+   * person asked for one: a spawn, /status, a resume's answer — never in lists.
+   */
+  async link(userId: string, taskId: string): Promise<string> {
+    const issuedAt = await revokeLinks(this.pool, taskId);
+    return taskUrl(publicUrl(this.config), taskId, await this.links.sign(userId, taskId, { issuedAt }));
+  }
+
+  /** Whether a link issued at `issuedAt` still opens the task (no newer link, no stop since). */
+  async linkCurrent(taskId: string, issuedAt: number): Promise<boolean> {
+    return issuedAt >= (await linksNotBefore(this.pool, taskId));
   }
 
   /** The task, if the actor may act on it; unknown and foreign tasks are refused, told apart. */

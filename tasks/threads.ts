@@ -52,6 +52,11 @@ export class ThreadRecords {
     return rows;
   }
 
+  /** The thread is gone (deleted, locked, or closed to the bot): the task no longer has one. */
+  async forget(taskId: string): Promise<void> {
+    await this.pool.query('DELETE FROM discord_threads WHERE task_id = $1', [taskId]);
+  }
+
   async markPosted(taskId: string, p: { status?: string; seq?: number; summary?: boolean }): Promise<void> {
     await this.pool.query(
       `UPDATE discord_threads SET last_status = COALESCE($2, last_status),

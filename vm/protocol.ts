@@ -66,7 +66,11 @@ export type HostMessage =
 
 export type AnyMessage = SidecarMessage | HostMessage;
 
-export function encodeFrame(header: AnyMessage, body?: Uint8Array): Buffer {
+/** Any header with a `type` (the sidecar's messages, and the egress streams' of vm/channel/mux.ts). */
+export function encodeFrame(
+  header: AnyMessage | { type: string; [k: string]: unknown },
+  body?: Uint8Array,
+): Buffer {
   const h = Buffer.from(JSON.stringify(header), 'utf8');
   const b = body ? Buffer.from(body.buffer, body.byteOffset, body.byteLength) : Buffer.alloc(0);
   if (h.length > MAX_HEADER_BYTES) throw new Error(`frame header too large (${h.length} bytes)`);
@@ -98,10 +102,12 @@ export class FrameDecoder<M = AnyMessage> {
   /**
    * @param onSync called when a SYNC starts a new session (frames before it are discarded).
    * @param maxBody the largest body accepted (the host takes less from a guest than it sends).
+   * @param maxHeader the largest header accepted.
    */
   constructor(
     private readonly onSync?: () => void,
     private readonly maxBody = MAX_BODY_BYTES,
+    private readonly maxHeader = MAX_HEADER_BYTES,
   ) {}
 
   push(chunk: Buffer): Frame<M>[] {
@@ -130,9 +136,9 @@ export class FrameDecoder<M = AnyMessage> {
       const head = this.parts[0]!;
       const hl = head.readUInt32BE(0);
       const bl = head.readUInt32BE(4);
-      if (hl > MAX_HEADER_BYTES || bl > this.maxBody) {
+      if (hl > this.maxHeader || bl > this.maxBody) {
         throw new Error(
-          `bad frame: header ${hl} bytes, body ${bl} bytes (at most ${MAX_HEADER_BYTES} and ${this.maxBody})`,
+          `bad frame: header ${hl} bytes, body ${bl} bytes (at most ${this.maxHeader} and ${this.maxBody})`,
         );
       }
       const need = 8 + hl + bl;

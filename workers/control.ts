@@ -4,14 +4,16 @@
  * Stateless: run as many as you like.
  */
 import { Client } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { type NativeConnection, Worker } from '@temporalio/worker';
 import { createControlActivities } from '../activities/control.js';
 import { createMaintenanceActivities } from '../activities/maintenance.js';
+import { queueWaker } from '../activities/queue.js';
 import type { Config } from '../common/config.js';
 import type { Pool } from '../common/db/pool.js';
 import type { Logger } from '../common/logger.js';
 import { CONTROL_QUEUE } from '../common/queues.js';
 import { ensureSchedules } from './schedules.js';
+import { connectWorkerTemporal } from './temporal-connection.js';
 
 export interface ControlWorkerOptions {
   temporalAddress: string;
@@ -26,7 +28,7 @@ export interface ControlWorkerOptions {
 export async function createControlWorker(o: ControlWorkerOptions): Promise<Worker> {
   const { config } = o;
   const namespace = config.temporal.namespace;
-  const connection = o.connection ?? (await NativeConnection.connect({ address: o.temporalAddress }));
+  const connection = o.connection ?? (await connectWorkerTemporal(config, o.temporalAddress));
   const client = new Client({ connection, namespace });
   await ensureSchedules(client, config.control.maintenance_seconds);
   return Worker.create({
@@ -36,13 +38,18 @@ export async function createControlWorker(o: ControlWorkerOptions): Promise<Work
     workflowBundle: { codePath: o.workflowBundlePath },
     activities: {
       // Placement sees a host as live for four heartbeats; past that it takes no new tasks.
-      ...createControlActivities(o.pool, { hostStaleSeconds: config.host.heartbeat_seconds * 4 }),
+      ...createControlActivities({
+        pool: o.pool,
+        hostStaleSeconds: config.host.heartbeat_seconds * 4,
+        wakeQueue: queueWaker(o.pool, client),
+      }),
       ...createMaintenanceActivities({
         pool: o.pool,
         client,
         namespace,
         logger: o.logger,
         lostAfterSeconds: config.host.lost_after_seconds,
+        endedOutputSeconds: config.output.ended_retention_hours * 3600,
       }),
     },
   });

@@ -3,18 +3,21 @@
  * queue `lia-host-<id>`. It keeps its record in PostgreSQL fresh (placement sees live hosts by
  * their heartbeat) and reconciles: any VM whose workflow is closed is removed.
  */
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import os from 'node:os';
+import { Client } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
 import { createBudgetGate } from '../activities/budget-gate.js';
 import { createHostActivities } from '../activities/host.js';
 import type { OutputPump } from '../activities/output-pump.js';
 import { PumpHandoff } from '../activities/pump-handoff.js';
+import { queueWaker } from '../activities/queue.js';
 import type { Config } from '../common/config.js';
 import { CHANNELS } from '../common/db/channels.js';
-import { heartbeatHost } from '../common/db/hosts.js';
+import { type HostInfo, heartbeatHost } from '../common/db/hosts.js';
 import type { Pool } from '../common/db/pool.js';
 import { addUsage, taskStatus } from '../common/db/tasks.js';
 import type { Logger } from '../common/logger.js';
+import { metrics } from '../common/metrics.js';
 import { hostQueue } from '../common/queues.js';
 import { isEnded, TASK_ID_RE } from '../common/task.js';
 import { TaskBus } from '../output/bus.js';
@@ -24,6 +27,7 @@ import type { VmDriver } from '../vm/driver.js';
 import { costUsd } from '../vm/egress/pricing.js';
 import type { EgressProxy } from '../vm/egress/proxy.js';
 import type { ModelUsage } from '../vm/egress/usage-meter.js';
+import { connectClientTemporal, connectWorkerTemporal } from './temporal-connection.js';
 
 /** At most this many VMs removed by one reconciliation pass. */
 const MAX_REMOVALS = 10;
@@ -49,14 +53,16 @@ export interface HostWorker {
 export async function createHostWorker(o: HostWorkerOptions): Promise<HostWorker> {
   const { config, pool, driver, logger } = o;
   const hostId = config.host.id;
-  const info = {
+  const info: HostInfo = {
     id: hostId,
     taskQueue: hostQueue(hostId),
     driver: driver.name,
     acceleration: driver.acceleration,
     maxVms: config.host.max_vms,
-    vcpus: config.vm.vcpus,
-    memoryMib: config.vm.memory_mib,
+    // What the host hands out: VMs mostly wait on the model, so vCPUs are shared four to a core.
+    vcpus: config.host.vcpus ?? os.cpus().length * 4,
+    memoryMib: config.host.memory_mib ?? Math.floor((os.totalmem() / 2 ** 20) * 0.75),
+    diskGb: config.host.disk_gb ?? null,
   };
   await heartbeatHost(pool, info);
   const beat = setInterval(() => {
@@ -65,13 +71,24 @@ export async function createHostWorker(o: HostWorkerOptions): Promise<HostWorker
 
   // Tokens are counted where they pass: the egress proxy, on this host.
   const onUsage = (taskId: string, u: ModelUsage) => {
-    addUsage(pool, taskId, u, costUsd(u.model, u)).catch((err) =>
+    const cost = costUsd(u.model, u);
+    for (const [kind, n] of [
+      ['input', u.inputTokens],
+      ['output', u.outputTokens],
+      ['cache_read', u.cacheReadTokens],
+      ['cache_creation', u.cacheCreationTokens],
+    ] as const)
+      if (n) metrics.modelTokens.inc({ kind, model: u.model || 'unknown' }, n);
+    metrics.modelCostUsd.inc({ model: u.model || 'unknown' }, cost);
+    addUsage(pool, taskId, u, cost).catch((err) =>
       logger.warn({ taskId, err: err.message }, 'could not record token usage'),
     );
   };
   const onBudgetRefused = (taskId: string, message: string) =>
     logger.info({ taskId, message }, 'egress: a model call was refused by a token budget');
+  const onRefusal = (reason: string) => metrics.egressRefusals.inc({ reason });
   o.egress?.on('usage', onUsage);
+  o.egress?.on('refusal', onRefusal);
   o.egress?.on('budget-refused', onBudgetRefused);
   // And budgets are enforced there, from what was recorded.
   o.egress?.setBudgetGate(
@@ -85,10 +102,14 @@ export async function createHostWorker(o: HostWorkerOptions): Promise<HostWorker
     }),
   );
 
-  const clientConnection = await Connection.connect({ address: o.temporalAddress });
+  const clientConnection = await connectClientTemporal(config, o.temporalAddress);
   const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
-  const inputBus = await TaskBus.start(o.databaseUrl, logger, [CHANNELS.input]);
-  const connection = await NativeConnection.connect({ address: o.temporalAddress });
+  // A host joined (or came back): the task at the head of the queue may fit here now.
+  await queueWaker(pool, client)().catch((err) =>
+    logger.warn({ err: err.message }, 'could not wake the queue'),
+  );
+  const inputBus = await TaskBus.start(o.databaseUrl, logger, [CHANNELS.input, CHANNELS.task]);
+  const connection = await connectWorkerTemporal(config, o.temporalAddress);
   const handoff = new PumpHandoff<OutputPump>();
   const worker = await Worker.create({
     connection,
@@ -168,6 +189,7 @@ export async function createHostWorker(o: HostWorkerOptions): Promise<HostWorker
       await o.egress?.closeAll();
       o.egress?.off('usage', onUsage);
       o.egress?.off('budget-refused', onBudgetRefused);
+      o.egress?.off('refusal', onRefusal);
       o.egress?.setBudgetGate(undefined);
       await clientConnection.close();
     },

@@ -1,5 +1,7 @@
 import { Client } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import type { NativeConnection } from '@temporalio/worker';
+import type { Config } from '../common/config.js';
+import { connectWorkerTemporal } from './temporal-connection.js';
 
 /**
  * A client on a NativeConnection, for a process that also runs the control worker: pass the
@@ -7,9 +9,9 @@ import { NativeConnection } from '@temporalio/worker';
  * back in the start's response, to this process's worker).
  */
 export async function connectTemporalShared(
+  config: Config,
   address: string,
-  namespace: string,
 ): Promise<{ client: Client; connection: NativeConnection }> {
-  const connection = await NativeConnection.connect({ address });
-  return { client: new Client({ connection, namespace }), connection };
+  const connection = await connectWorkerTemporal(config, address);
+  return { client: new Client({ connection, namespace: config.temporal.namespace }), connection };
 }

@@ -31,3 +31,6 @@ export const WORKFLOW_TYPE = 'agentTask';
 
 /** The patch that switches a task's runs to the entity workflow (workflows/task.ts). */
 export const ENTITY_PATCH = 'task-entity-v2';
+
+/** Room may have come (a slot freed, a host joined): a task waiting in the queue tries again. */
+export const placementWakeSignal = defineSignal<[]>('placementWake');

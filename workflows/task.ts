@@ -20,6 +20,7 @@ import {
   isCancellation,
   log,
   makeContinueAsNewFunc,
+  patched,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -37,6 +38,7 @@ import {
 import {
   agentActivitySignal,
   hostLostSignal,
+  placementWakeSignal,
   resumeUpdate,
   stateQuery,
   terminateSignal,
@@ -52,6 +54,12 @@ interface ResumeAsk {
 type RunOutcome = 'idle' | 'stop' | 'continue' | { exit: AgentExit };
 
 class Stop extends Error {}
+
+/** Marks histories whose idle timer asks the task's row before suspending. */
+const IDLE_IN_ROW_PATCH = 'idle-checked-in-row';
+
+/** A waiting task asks again this often even if no wake came (one could be lost). */
+const QUEUE_RECHECK_MS = 10 * 60_000;
 
 export async function runTask(input: TaskInput, carried?: CarriedState): Promise<TaskState> {
   const now = Date.now();
@@ -71,8 +79,45 @@ export async function runTask(input: TaskInput, carried?: CarriedState): Promise
   let hostLost: string | undefined;
   /** Input was queued while the task was suspending: resume once suspended. */
   let inputWaiting = false;
+  /** Room may have come: a task waiting in the queue asks again. */
+  let woken = false;
   const resumes: ResumeAsk[] = [];
-  const stopping = () => !!terminate || !!hostLost;
+  /** Why the task ends by itself (its lifetime or its suspended age reached), if it does. */
+  let expired: string | undefined;
+  const stopping = () => !!terminate || !!hostLost || !!expired;
+  const lifetimeEnd = input.limits.lifetimeMs
+    ? state.createdAt + input.limits.lifetimeMs
+    : Number.POSITIVE_INFINITY;
+  const hours = (ms: number) =>
+    ms >= 3_600_000
+      ? `${Math.round(ms / 360_000) / 10} h`
+      : ms >= 60_000
+        ? `${Math.round(ms / 60_000)} min`
+        : `${Math.round(ms / 1000)} s`;
+  /** Ends the task when a cap is reached; true when it did. */
+  const checkCaps = (): boolean => {
+    const now = Date.now();
+    if (now >= lifetimeEnd)
+      expired ??= `the task reached its lifetime cap (${hours(input.limits.lifetimeMs!)})`;
+    const maxSuspended = input.limits.maxSuspendedMs;
+    if (
+      maxSuspended &&
+      state.status === 'suspended' &&
+      state.suspendedAt &&
+      now >= state.suspendedAt + maxSuspended
+    )
+      expired ??= `the task stayed suspended for longer than ${hours(maxSuspended)}; its VM was removed`;
+    return !!expired;
+  };
+  /** The next instant a cap can be reached, from now (for the loop's timers). */
+  const capIn = () => {
+    const maxSuspended = input.limits.maxSuspendedMs;
+    const suspendedEnd =
+      maxSuspended && state.status === 'suspended' && state.suspendedAt
+        ? state.suspendedAt + maxSuspended
+        : Number.POSITIVE_INFINITY;
+    return Math.min(lifetimeEnd, suspendedEnd) - Date.now();
+  };
 
   setHandler(stateQuery, () => ({ ...state }));
   setHandler(terminateSignal, (req) => {
@@ -80,6 +125,9 @@ export async function runTask(input: TaskInput, carried?: CarriedState): Promise
   });
   setHandler(hostLostSignal, ({ hostId, reason }) => {
     if (!state.hostId || hostId === state.hostId) hostLost ??= `host ${hostId} lost: ${reason}`;
+  });
+  setHandler(placementWakeSignal, () => {
+    woken = true;
   });
   setHandler(agentActivitySignal, () => {
     state.lastActivityAt = Math.max(state.lastActivityAt, Date.now());
@@ -170,6 +218,10 @@ export async function runTask(input: TaskInput, carried?: CarriedState): Promise
     return outcome.value;
   }
 
+  /** `condition` with a timeout that may be unbounded (no cap set): true when `fn` held. */
+  const untilOr = (fn: () => boolean, ms: number) =>
+    Number.isFinite(ms) ? condition(fn, ms) : condition(fn).then(() => true);
+
   let finalStatus: 'terminated' | 'failed' = 'terminated';
   let continuing = false;
   const host = () => {
@@ -200,7 +252,14 @@ export async function runTask(input: TaskInput, carried?: CarriedState): Promise
         }
       } else if (state.status === 'suspended') {
         setCurrentDetails('suspended: waiting for a resume (/resume, the web page, typing, the API)');
-        await condition(() => resumes.length > 0 || inputWaiting || stopping() || canContinueAsNew());
+        const left = capIn();
+        if (
+          left <= 0 ||
+          !(await untilOr(() => resumes.length > 0 || inputWaiting || stopping() || canContinueAsNew(), left))
+        ) {
+          if (checkCaps()) throw new Stop();
+          continue;
+        }
         if (resumes.length || inputWaiting) await restore();
       } else {
         throw ApplicationFailure.nonRetryable(`unexpected state ${state.status}`);
@@ -216,7 +275,7 @@ export async function runTask(input: TaskInput, carried?: CarriedState): Promise
       if (hostLost) {
         finalStatus = 'failed';
         state.error = hostLost;
-      }
+      } else if (expired) state.error = expired;
     } else {
       finalStatus = 'failed';
       state.error = describeFailure(err);
@@ -256,17 +315,40 @@ export async function runTask(input: TaskInput, carried?: CarriedState): Promise
   });
   return { ...state };
 
+  /**
+   * Asks for a host; with no room, waits in the queue (first come, first served) until a slot
+   * frees or a host joins (placementWake) — re-asking at most every ten minutes in case a wake
+   * was lost — until a stop, or `maxQueueWaitMs`.
+   */
   async function place(): Promise<void> {
-    setCurrentDetails('pending: choosing a host');
-    const placement = await control.placeTask({
-      taskId: state.taskId,
-      owner: state.owner,
-      limits: input.limits,
-    });
-    state.hostId = placement.hostId;
-    upsertSearchAttributes([{ key: HOST_KEY, value: placement.hostId }]);
-    // Placement recorded the task as starting on its host in the same transaction.
-    show('starting', `starting on host ${placement.hostId}`);
+    const since = Date.now();
+    for (;;) {
+      setCurrentDetails('pending: choosing a host');
+      const r = await control.placeOrQueue({
+        taskId: state.taskId,
+        owner: state.owner,
+        limits: input.limits,
+      });
+      if ('hostId' in r) {
+        state.hostId = r.hostId;
+        upsertSearchAttributes([{ key: HOST_KEY, value: r.hostId }]);
+        // Placement recorded the task as starting on its host in the same transaction.
+        show('starting', `starting on host ${r.hostId}`);
+        return;
+      }
+      const maxWait = input.maxQueueWaitMs ?? 0;
+      const left = since + maxWait - Date.now();
+      if (left <= 0)
+        throw ApplicationFailure.create({
+          type: 'NoCapacity',
+          message: `no room for the task within ${hours(maxWait)} (${r.waiting.why})`,
+          nonRetryable: true,
+        });
+      setCurrentDetails(`pending: number ${r.waiting.position} in the queue for a host (${r.waiting.why})`);
+      woken = false;
+      await condition(() => woken || stopping(), Math.min(left, QUEUE_RECHECK_MS));
+      if (stopping()) throw new Stop();
+    }
   }
 
   async function boot(): Promise<void> {
@@ -311,13 +393,24 @@ export async function runTask(input: TaskInput, carried?: CarriedState): Promise
     while (!outcome) {
       state.idleDeadline = state.lastActivityAt + idleMs;
       setCurrentDetails(runningDetails());
+      if (checkCaps()) {
+        outcome = 'stop';
+        break;
+      }
       const left = state.idleDeadline - Date.now();
       if (left <= 0) {
+        // The pump writes each report's deadline to the task's row as well as signalling: after
+        // Temporal was away the timer fires on its return, ahead of the reports still queued.
+        const rowLeft = patched(IDLE_IN_ROW_PATCH) ? await control.idleLeft({ taskId: state.taskId }) : null;
+        if (rowLeft !== null && rowLeft > 0) {
+          state.lastActivityAt = Date.now() + rowLeft - idleMs;
+          continue;
+        }
         outcome = 'idle';
         break;
       }
       // Woken only by what needs the loop; a timer that fires re-reads the (moved) deadline.
-      await condition(() => stopping() || !!pumped || canContinueAsNew(), left);
+      await untilOr(() => stopping() || !!pumped || canContinueAsNew(), Math.min(left, capIn()));
       if (stopping()) outcome = 'stop';
       else if (pumped && 'exit' in pumped) outcome = { exit: pumped.exit };
       else if (pumped) throw pumped.error;
@@ -340,6 +433,7 @@ export async function runTask(input: TaskInput, carried?: CarriedState): Promise
     );
     if (!r) throw new Stop();
     state.suspendCount += 1;
+    state.suspendedAt = Date.now();
     // Input typed while the pump was being stopped resumes the task now that it is suspended.
     inputWaiting = !!r.inputWaiting;
     await record('suspended', 'suspended');

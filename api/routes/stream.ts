@@ -19,6 +19,7 @@ import type { UpgradeWebSocket, WSContext } from 'hono/ws';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import type { Logger } from '../../common/logger.js';
+import { metrics } from '../../common/metrics.js';
 import { coalesced } from '../../common/rerun.js';
 import { LIMITS, type TaskStatus } from '../../common/task.js';
 import type { TaskBus } from '../../output/bus.js';
@@ -26,7 +27,8 @@ import { OutputFollower } from '../../output/follow.js';
 import type { OutputLog } from '../../output/log.js';
 import { TaskError, type TaskService, type TaskView } from '../../tasks/service.js';
 import type { AuthEnv } from '../auth.js';
-import { describeZodError, invalid } from '../errors.js';
+import { describeZodError, HttpError, invalid } from '../errors.js';
+import { REVOKED } from '../task-scope.js';
 import type { StreamServerMessage } from '../types.js';
 
 const clientMessage = z.discriminatedUnion('type', [
@@ -46,8 +48,41 @@ const clientMessage = z.discriminatedUnion('type', [
 /** Above this many queued bytes on a socket, stop reading the log until the client catches up. */
 const HIGH_WATER = 4 * 1024 * 1024;
 const SENDER = /^[A-Za-z0-9_-]{8,64}$/;
+/** Input a socket may have waiting to be stored; past it the socket is closed (its client resends). */
+const INPUT_QUEUE_MAX_BYTES = 1024 * 1024;
+/** Open sockets per task and per user, in one API process. */
+export const SOCKETS_PER_TASK = 8;
+export const SOCKETS_PER_USER = 32;
+
+/** Open sockets by task and by user (this process's count). */
+export class SocketCounter {
+  private readonly byTask = new Map<string, number>();
+  private readonly byUser = new Map<string, number>();
+  count(taskId: string, userId: string) {
+    return { task: this.byTask.get(taskId) ?? 0, user: this.byUser.get(userId) ?? 0 };
+  }
+  add(taskId: string, userId: string): () => void {
+    const bump = (m: Map<string, number>, k: string, by: number) => {
+      const n = (m.get(k) ?? 0) + by;
+      if (n > 0) m.set(k, n);
+      else m.delete(k);
+    };
+    bump(this.byTask, taskId, 1);
+    bump(this.byUser, userId, 1);
+    metrics.streamSockets.inc();
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      bump(this.byTask, taskId, -1);
+      bump(this.byUser, userId, -1);
+      metrics.streamSockets.dec();
+    };
+  }
+}
 
 export interface StreamDeps {
+  sockets: SocketCounter;
   tasks: TaskService;
   output: OutputLog;
   bus: TaskBus;
@@ -64,6 +99,7 @@ function stateMessage(v: TaskView): StreamServerMessage {
     exitCode: v.exitCode,
     driver: v.driver,
     acceleration: v.acceleration,
+    queue: v.queue ?? null,
   };
 }
 
@@ -79,6 +115,19 @@ export function streamRoutes(d: StreamDeps): Hono<AuthEnv> {
       if (sender !== undefined && !SENDER.test(sender))
         throw invalid('sender must be 8 to 64 letters, digits, - or _ (one random id per client)');
       await d.tasks.authorized(c.get('caller'), c.get('taskId'));
+      const open = d.sockets.count(c.get('taskId'), c.get('caller').userId);
+      if (open.task >= SOCKETS_PER_TASK)
+        throw new HttpError(
+          429,
+          'quota',
+          `this task already has ${SOCKETS_PER_TASK} open terminals; close one first`,
+        );
+      if (open.user >= SOCKETS_PER_USER)
+        throw new HttpError(
+          429,
+          'quota',
+          `you already have ${SOCKETS_PER_USER} open terminals; close some first`,
+        );
       await next();
     },
     d.upgradeWebSocket((c) => {
@@ -93,6 +142,14 @@ export function streamRoutes(d: StreamDeps): Hono<AuthEnv> {
       let lastState = '';
       let follower: OutputFollower | undefined;
       let inputChain: Promise<void> = Promise.resolve();
+      let inputQueued = 0;
+      let expiry: NodeJS.Timeout | undefined;
+      let release = () => {};
+      const closeWith = (code: number, reason: string) => {
+        if (closed) return;
+        sendJson({ type: 'error', message: reason });
+        ws.close(code, reason.slice(0, 120));
+      };
 
       const sendJson = (m: StreamServerMessage) => {
         if (!closed) ws.send(JSON.stringify(m));
@@ -121,6 +178,9 @@ export function streamRoutes(d: StreamDeps): Hono<AuthEnv> {
       const pushState = coalesced(async () => {
         if (closed) return;
         try {
+          // A link that a newer link (or a stop) revoked holds this socket no longer.
+          if (caller.via === 'link' && !(await d.tasks.linkCurrent(id, caller.linkIssuedAt ?? 0)))
+            return closeWith(4001, REVOKED);
           const view = await d.tasks.get(caller, id);
           status = view.status;
           const m = stateMessage(view);
@@ -138,6 +198,13 @@ export function streamRoutes(d: StreamDeps): Hono<AuthEnv> {
       const onInput = (data: Buffer, seq?: number) => {
         if (seq !== undefined && !sender)
           return sendJson({ type: 'error', message: 'numbered input needs the sender query parameter' });
+        if (inputQueued + data.length > INPUT_QUEUE_MAX_BYTES) {
+          // Faster than it can be stored: nothing after this is taken; the client sends again
+          // what had no ack once it reconnects.
+          inputBroken = true;
+          return closeWith(1013, 'input arrives faster than it can be stored; reconnect and send again');
+        }
+        inputQueued += data.length;
         inputChain = inputChain
           .then(async () => {
             if (inputBroken) return;
@@ -150,6 +217,9 @@ export function streamRoutes(d: StreamDeps): Hono<AuthEnv> {
             );
             if (status === 'suspended') status = 'resuming'; // don't check the quota per keystroke
             if (seq !== undefined) sendJson({ type: 'ack', seq });
+          })
+          .finally(() => {
+            inputQueued -= data.length;
           })
           .catch((err) => {
             fail(err);
@@ -166,6 +236,15 @@ export function streamRoutes(d: StreamDeps): Hono<AuthEnv> {
       return {
         async onOpen(_evt, socket) {
           ws = socket;
+          release = d.sockets.add(id, caller.userId);
+          // A link's socket closes when the link expires, as its next request would be refused.
+          if (caller.linkExpiresAt !== undefined) {
+            const left = Math.max(0, caller.linkExpiresAt - Date.now());
+            expiry = setTimeout(
+              () => closeWith(4001, 'the link has expired; ask for a new one (/status)'),
+              Math.min(left, 2 ** 31 - 1),
+            );
+          }
           follower = await OutputFollower.start(d.output, d.bus, id, {
             from,
             truncated: (first) =>
@@ -213,6 +292,8 @@ export function streamRoutes(d: StreamDeps): Hono<AuthEnv> {
         },
         onClose() {
           closed = true;
+          clearTimeout(expiry);
+          release();
           follower?.close();
         },
       };

@@ -31,17 +31,24 @@ export function taskRoutes(tasks: TaskService): Hono<AuthEnv> {
     return c.json(created, 201);
   });
 
+  // Lists carry no links (a link is made only when someone asks for one, and revokes the last):
+  // a task link lists its own task only.
   app.get('/', async (c) => {
     const caller = c.get('caller');
-    const list = await tasks.list(caller, c.req.query('all') === 'true');
-    const body: TaskListResponse = {
-      tasks: await Promise.all(list.map(async (t) => ({ ...t, url: await tasks.link(t.owner, t.id) }))),
-    };
+    const list =
+      caller.via === 'link'
+        ? [await tasks.authorized(caller, caller.linkTaskId!)]
+        : await tasks.list(caller, c.req.query('all') === 'true');
+    const body: TaskListResponse = { tasks: list };
     return c.json(body);
   });
 
+  // `?link=true` (services only): a new link to the task's page, which revokes its older ones.
   app.get('/:id', async (c) => {
-    const view = await tasks.get(c.get('caller'), c.get('taskId'));
+    const caller = c.get('caller');
+    const view = await tasks.get(caller, c.get('taskId'));
+    if (c.req.query('link') !== 'true') return c.json(view);
+    if (caller.via === 'link') throw new HttpError(403, 'forbidden', 'a task link cannot make new links');
     return c.json({ ...view, url: await tasks.link(view.owner, view.id) });
   });
 

@@ -1,11 +1,12 @@
-import { EmbedBuilder, SlashCommandBuilder } from 'discord.js';
+import { EmbedBuilder } from 'discord.js';
 import { interactionActor } from '../actor.js';
+import { guildCommand } from './builder.js';
 import type { Command } from './types.js';
 
 const SHOWN = 20;
 
 export const list: Command = {
-  data: new SlashCommandBuilder().setName('list').setDescription('Your tasks'),
+  data: guildCommand('list', 'Your tasks'),
   async execute(i, ctx) {
     const tasks = await ctx.tasks.list({ ...interactionActor(ctx.config, i), admin: false });
     if (!tasks.length) return 'You have no tasks. Start one with `/spawn`.';

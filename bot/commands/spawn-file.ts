@@ -1,14 +1,12 @@
-import { SlashCommandBuilder } from 'discord.js';
 import { LIMITS } from '../../common/task.js';
 import { downloadAttachment } from '../attachments.js';
 import { spawnTask } from '../spawn-task.js';
+import { guildCommand } from './builder.js';
 import { promptOption, runtimeOption } from './task-option.js';
 import type { Command } from './types.js';
 
 export const spawnFile: Command = {
-  data: new SlashCommandBuilder()
-    .setName('spawn-file')
-    .setDescription('Start an agent with a file in its working directory')
+  data: guildCommand('spawn-file', 'Start an agent with a file in its working directory')
     .addStringOption(promptOption)
     .addAttachmentOption((o) =>
       o

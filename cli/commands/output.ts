@@ -23,12 +23,17 @@ export function outputCommand(): Command {
     )
     .action(async (id: string, o: { follow?: boolean; from: number }, cmd: Command) => {
       const client = clientOf(cmd);
-      const page = await client.output(id, o.from);
+      let page = await client.output(id, o.from);
       if (page.truncated)
         process.stderr.write(
           `[lia] output before seq ${page.firstAvailableSeq} was dropped (LIA__OUTPUT__RETENTION_BYTES)\n`,
         );
       await write(page.bytes);
+      // The API answers a page at a time (8 MiB raw): go on from where each ends.
+      while (page.more) {
+        page = await client.output(id, page.nextSeq);
+        await write(page.bytes);
+      }
       if (!o.follow) return;
       process.exitCode = await new Promise<number>((resolve, reject) => {
         let ending = false;

@@ -1,8 +1,8 @@
 /** `./lia status <id>`: one task's state, where it runs, what it cost, and its web link. */
 import { Command } from 'commander';
+import type { TaskView } from '../../api/types.js';
 import { usageText } from '../../common/usage-text.js';
 import { taskIdArg } from '../args.js';
-import type { TaskWithLink } from '../client.js';
 import { clientOf } from '../context.js';
 import { duration, localTime, printJson } from '../format.js';
 
@@ -11,14 +11,15 @@ export function statusCommand(): Command {
     .description("a task's state, host, driver, tokens and cost, error or exit code, and web link")
     .argument('<id>', 'the task id', taskIdArg)
     .option('--json', "print the API's answer as JSON")
-    .action(async (id: string, o: { json?: boolean }, cmd: Command) => {
-      const t = await clientOf(cmd).task(id);
+    .option('--link', "a new web link to the task's page (it replaces the task's earlier links)")
+    .action(async (id: string, o: { json?: boolean; link?: boolean }, cmd: Command) => {
+      const t = await clientOf(cmd).task(id, o.link);
       if (o.json) return printJson(t);
       process.stdout.write(describe(t));
     });
 }
 
-function describe(t: TaskWithLink): string {
+function describe(t: TaskView & { url?: string }): string {
   const u = t.usage;
   const lines: [string, string | null | undefined][] = [
     [

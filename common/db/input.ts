@@ -38,6 +38,9 @@ export async function enqueueInput(
     CHANNELS.input,
   ];
   const status = `(SELECT status FROM t)`;
+  // One stored resize per task: a newer one replaces any the VM has not taken yet.
+  if (item.kind === 'resize')
+    await pool.query(`DELETE FROM task_input WHERE task_id = $1 AND kind = 'resize'`, [taskId]);
   // An ended task takes no input: nothing is stored for it (its leftovers were already dropped).
   const open = `t.status NOT IN ('terminated', 'failed')`;
   if (!origin) {
@@ -68,6 +71,15 @@ export async function enqueueInput(
     [...values, origin.sender, origin.seq],
   );
   return rows[0]?.status;
+}
+
+/** Bytes of input waiting for the task's VM. */
+export async function pendingInputBytes(pool: Pool, taskId: string): Promise<number> {
+  const { rows } = await pool.query<{ n: number }>(
+    'SELECT coalesce(sum(length(data)), 0)::float8 AS n FROM task_input WHERE task_id = $1',
+    [taskId],
+  );
+  return rows[0]?.n ?? 0;
 }
 
 /** Whether input waits for the task's VM (checked after a suspend: typing resumes the task). */

@@ -4,7 +4,10 @@ import { runner } from 'node-pg-migrate';
 
 const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
 
-/** Brings the schema up to date. Safe to run from several processes at once (it takes a lock). */
+/**
+ * Brings the schema up to date. Safe to run from several processes at once: each waits for the
+ * migration lock (roles of a deployment start together), then finds nothing left to do.
+ */
 export async function migrate(databaseUrl: string, log: (msg: string) => void = () => {}): Promise<void> {
   await runner({
     databaseUrl,
@@ -14,5 +17,6 @@ export async function migrate(databaseUrl: string, log: (msg: string) => void = 
     count: Number.POSITIVE_INFINITY,
     log,
     singleTransaction: true,
+    advisoryLockMode: 'wait',
   });
 }

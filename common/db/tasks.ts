@@ -39,6 +39,8 @@ export interface UserQuotas {
   live: number;
   /** Tasks starting or running: their VMs hold CPU and memory. */
   running: number;
+  /** Tasks not ended, all owners together. */
+  total: number;
 }
 
 const RUNNING = `status IN (${sqlList(RUNNING_STATUSES)})`;
@@ -65,11 +67,16 @@ export async function createTask(
     runtime: Runtime;
     promptFirstLine: string;
     files: { name: string; data: Buffer }[];
+    /** What its VM will hold, counted against its host. */
+    size: { vcpus: number; memoryMib: number; storageGb: number };
   },
   quotas: UserQuotas,
 ): Promise<keyof UserQuotas | undefined> {
   return inTransaction<keyof UserQuotas | undefined>(pool, async (client) => {
-    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`owner:${t.owner}`]);
+    // One creation at a time: the counts below (the owner's and everyone's) then hold.
+    await client.query(`SELECT pg_advisory_xact_lock(hashtext('lia:create'))`);
+    const all = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM tasks WHERE NOT ${ENDED}`);
+    if ((all.rows[0]?.n ?? 0) >= quotas.total) return { rollback: 'total' as const };
     const { rows } = await client.query<{ live: number; running: number }>(
       `SELECT count(*) FILTER (WHERE NOT ${ENDED})::int AS live,
               count(*) FILTER (WHERE ${RUNNING})::int AS running
@@ -80,8 +87,9 @@ export async function createTask(
     const refused = live >= quotas.live ? 'live' : running >= quotas.running ? 'running' : undefined;
     if (refused) return { rollback: refused };
     await client.query(
-      `INSERT INTO tasks (id, owner, runtime, status, prompt_first_line) VALUES ($1, $2, $3, 'pending', $4)`,
-      [t.id, t.owner, t.runtime, t.promptFirstLine],
+      `INSERT INTO tasks (id, owner, runtime, status, prompt_first_line, vcpus, memory_mib, storage_gb)
+       VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7)`,
+      [t.id, t.owner, t.runtime, t.promptFirstLine, t.size.vcpus, t.size.memoryMib, t.size.storageGb],
     );
     for (const f of t.files) {
       await client.query('INSERT INTO task_files (task_id, name, data) VALUES ($1, $2, $3)', [
@@ -138,12 +146,65 @@ export async function updateTask(pool: Pool, id: string, patch: TaskRecordPatch)
 }
 
 /** The idle deadline the output pump projects each time it reports agent I/O (watchers are told). */
-export async function setIdleDeadline(pool: Pool, id: string, at: Date): Promise<void> {
+/**
+ * Moves a running task's idle deadline to `inMs` from now, on PostgreSQL's clock: the host's
+ * pump, which sees the agent's I/O first-hand, writes it; the workflow checks it before it
+ * suspends (idleLeftMs), so reports held up on their way to Temporal cannot suspend a busy task.
+ */
+export async function setIdleDeadline(pool: Pool, id: string, inMs: number): Promise<void> {
   await pool.query(
-    `WITH u AS (UPDATE tasks SET idle_deadline = $2 WHERE id = $1 AND status = 'running' RETURNING id)
+    `WITH u AS (UPDATE tasks SET idle_deadline = now() + $2 * interval '1 millisecond'
+                 WHERE id = $1 AND status = 'running' RETURNING id)
      SELECT pg_notify('${CHANNELS.task}', id) FROM u`,
-    [id, at],
+    [id, inMs],
   );
+}
+
+/** Milliseconds until the task's recorded idle deadline (negative: past), or null when none. */
+export async function idleLeftMs(pool: Pool, id: string): Promise<number | null> {
+  const { rows } = await pool.query<{ left: string | null }>(
+    `SELECT floor(EXTRACT(EPOCH FROM idle_deadline - now()) * 1000)::bigint AS left FROM tasks WHERE id = $1`,
+    [id],
+  );
+  const left = rows[0]?.left;
+  return left == null ? null : Number(left);
+}
+
+/**
+ * Marks every link of the task issued before now as revoked (a new link, a stop), and returns
+ * the instant (epoch ms) from which links are valid: a new link is issued at exactly that time.
+ */
+export async function revokeLinks(pool: Pool, id: string): Promise<number> {
+  const { rows } = await pool.query<{ at: number }>(
+    // Watchers hear of it: open sockets of revoked links close.
+    `WITH u AS (UPDATE tasks SET links_not_before = date_trunc('milliseconds', clock_timestamp())
+       WHERE id = $1 RETURNING id, links_not_before)
+     SELECT (extract(epoch FROM links_not_before) * 1000)::float8 AS at, pg_notify('${CHANNELS.task}', id) FROM u`,
+    [id],
+  );
+  return rows[0]?.at ?? Date.now();
+}
+
+/** Epoch ms before which the task's links are revoked (0: none is). */
+export async function linksNotBefore(pool: Pool, id: string): Promise<number> {
+  const { rows } = await pool.query<{ at: number | null }>(
+    `SELECT (extract(epoch FROM links_not_before) * 1000)::float8 AS at FROM tasks WHERE id = $1`,
+    [id],
+  );
+  return rows[0]?.at ?? 0;
+}
+
+/**
+ * Marks the task's first output stored (once): returns the seconds since its creation the first
+ * time, undefined after (a pump resumed after a restart).
+ */
+export async function firstOutputStored(pool: Pool, id: string): Promise<number | undefined> {
+  const { rows } = await pool.query<{ s: number }>(
+    `UPDATE tasks SET first_output_at = clock_timestamp() WHERE id = $1 AND first_output_at IS NULL
+     RETURNING extract(epoch FROM clock_timestamp() - created_at)::float8 AS s`,
+    [id],
+  );
+  return rows[0]?.s;
 }
 
 /** The task's status, or undefined when there is no such row. */

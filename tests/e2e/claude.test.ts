@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import { type Bot, startBot } from '../../bot/client.js';
 import { createLogger } from '../../common/logger.js';
 import { ThreadRecords } from '../../tasks/threads.js';
@@ -49,6 +49,7 @@ before(async () => {
     LIA__DISCORD__TOKEN: discord.token,
     LIA__DISCORD__APPLICATION_ID: discord.applicationId,
     LIA__DISCORD__API_URL: discord.apiUrl,
+    LIA__DISCORD__SPAWN_GUILDS: discord.guildId,
     LIA__DISCORD__TAIL_SECONDS: '1',
   });
   bot = await startBot({
@@ -73,6 +74,9 @@ const waitStatus = (id: string, want: string, timeoutMs = 300_000) =>
   waitFor(`task ${id} to be ${want}`, async () => (await task(id)).status === want, timeoutMs, 250);
 const vmDir = (id: string) => path.join(s.stateDir, 'hosts', s.config.host.id, 'vms', id);
 const tokenOf = (url: string) => decodeURIComponent(new URL(url).hash.slice('#token='.length));
+
+// The Discord stand-in refuses what Discord would: none of it may happen here.
+afterEach(() => assert.deepEqual(discord.takeRefusals(), [], 'requests Discord would have refused'));
 
 describe('Claude Code in the VM', () => {
   test('headless from Discord: the tool call runs in the guest, the summary reaches the thread, tokens are counted', async () => {

@@ -375,8 +375,9 @@ describe('errors say what to do', () => {
   });
 });
 
+/** A new link's token (it revokes the task's older links). */
 async function linkToken(taskId: string): Promise<string> {
-  const res = await s.api('GET', `/api/v1/tasks/${taskId}`, USER);
+  const res = await s.api('GET', `/api/v1/tasks/${taskId}?link=true`, USER);
   return decodeURIComponent(new URL(res.json.url).hash.slice('#token='.length));
 }
 

@@ -102,7 +102,7 @@ describe('an admin drains a host', () => {
   let s: TestStack;
   after(async () => s?.close());
 
-  test('no new task is placed on it; its running task goes on; activated, it takes tasks again', async () => {
+  test('no new task is placed on it (it waits in the queue); its running task goes on; activated, it takes tasks again', async () => {
     s = await startTestStack('host_drain', {
       LIA__API__ADMIN_USERS: 'u-admin',
       LIA__QUOTA__LIVE_TASKS_PER_USER: '5',
@@ -115,15 +115,20 @@ describe('an admin drains a host', () => {
     const hosts = await s.api('GET', '/api/v1/hosts', 'u-admin');
     assert.equal(hosts.json.hosts[0].state, 'draining');
     assert.equal(hosts.json.hosts[0].slots.used, 1);
-    const refused = await t.spawnShell(600);
-    assert.match((await t.waitStatus(refused.taskId, 'failed')).error ?? '', /no host is taking tasks/);
+    const waiting = await t.spawnShell(600);
+    await waitFor(
+      'the new task to be queued',
+      async () => (await t.view(waiting.taskId)).queue?.position === 1,
+      30_000,
+    );
     const stream = await StreamClient.open(s.apiUrl, before.taskId, before.token);
     stream.type('echo "still=$((40 + 2))"\r');
     await stream.waitForText('still=42');
     await stream.close();
+    assert.equal((await t.view(waiting.taskId)).status, 'pending', 'nothing placed on a draining host');
     assert.equal((await s.api('POST', `/api/v1/hosts/${s.config.host.id}/activate`, 'u-admin')).status, 200);
-    const later = await t.spawnShell(600);
-    await t.waitStatus(later.taskId, 'running');
-    for (const id of [before.taskId, later.taskId]) await s.api('DELETE', `/api/v1/tasks/${id}`, OWNER);
+    // Activated: the waiting task is woken and starts there.
+    await t.waitStatus(waiting.taskId, 'running', 30_000);
+    for (const id of [before.taskId, waiting.taskId]) await t.stop(id);
   });
 });

@@ -10,7 +10,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { repoRoot } from '../helpers/env.js';
+import { repoRoot, waitFor } from '../helpers/env.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 import { taskOps } from '../helpers/tasks.js';
 
@@ -29,7 +29,7 @@ after(async () => {
 });
 
 /** Replaces a running task's sidecar with a hostile one on the same socket. */
-async function turnHostile(taskId: string, mode: string): Promise<void> {
+async function turnHostile(taskId: string, mode: string): Promise<ChildProcess> {
   process.kill(t.sidecarPid(taskId), 'SIGKILL');
   const socket = path.join(t.vmDir(taskId), 'sidecar.sock');
   const fake = spawn(
@@ -41,6 +41,12 @@ async function turnHostile(taskId: string, mode: string): Promise<void> {
   );
   fakes.push(fake);
   fs.writeFileSync(path.join(t.vmDir(taskId), 'sidecar.pid'), String(fake.pid));
+  return fake;
+}
+
+function rssOf(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m?.[1] ?? 0) * 1024;
 }
 
 for (const [mode, reason] of [
@@ -57,3 +63,46 @@ for (const [mode, reason] of [
     assert.equal(fs.existsSync(t.vmDir(taskId)), false, 'cleaned up');
   });
 }
+
+test('a guest that stops reading while the owner types 40 MiB: the host stays bounded, nothing is lost', async () => {
+  const { taskId } = await t.spawnShell(3600);
+  await t.waitStatus(taskId, 'running');
+  const fake = await turnHostile(taskId, 'stop-reading');
+  const countFile = path.join(t.vmDir(taskId), 'sidecar.sock.count');
+  await waitFor('the pump to attach to the guest', () => fs.existsSync(countFile), 60_000);
+  await new Promise((r) => setTimeout(r, 1000));
+  const host = s.hostWorker().pid!;
+  const base = rssOf(host);
+  let peak = base;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, rssOf(host));
+  }, 50);
+  const total = 40 * 1024 * 1024;
+  const piece = Buffer.alloc(64 * 1024, 0x61);
+  const actor = { userId: OWNER, admin: false };
+  for (let sent = 0; sent < total; sent += piece.length) await s.tasks.input(actor, taskId, piece, 'running');
+  await new Promise((r) => setTimeout(r, 3000));
+  clearInterval(sampler);
+  const grew = peak - base;
+  process.stderr.write(
+    `host worker RSS: ${(base / 2 ** 20).toFixed(0)} MiB, peak +${(grew / 2 ** 20).toFixed(1)} MiB while 40 MiB were typed to a guest that reads nothing\n`,
+  );
+  assert.ok(grew < 24 * 1024 * 1024, `the host worker grew by ${(grew / 2 ** 20).toFixed(1)} MiB`);
+  const { rows } = await s.pool.query(
+    'SELECT coalesce(sum(length(data)), 0)::int AS n FROM task_input WHERE task_id = $1',
+    [taskId],
+  );
+  assert.ok(rows[0].n > 30 * 1024 * 1024, `the input waits in PostgreSQL (${rows[0].n} bytes)`);
+  // The guest reads again: every byte typed arrives, once.
+  fake.kill('SIGUSR1');
+  await waitFor(
+    'all 40 MiB to reach the guest',
+    () => Number(fs.readFileSync(countFile, 'utf8')) >= total,
+    120_000,
+    200,
+  );
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.equal(Number(fs.readFileSync(countFile, 'utf8')), total);
+  await s.api('DELETE', `/api/v1/tasks/${taskId}`, OWNER);
+  await t.waitStatus(taskId, 'terminated');
+});

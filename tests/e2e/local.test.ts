@@ -6,58 +6,30 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { isAlive, sessionPids } from '../../system/procs.js';
 import { waitFor } from '../helpers/env.js';
 import { StreamClient, startTestStack, type TestStack, terminalLines } from '../helpers/stack.js';
+import { taskOps } from '../helpers/tasks.js';
 
 let s: TestStack;
 const OWNER = 'u-alice';
 
+let t: ReturnType<typeof taskOps>;
+
 before(async () => {
   s = await startTestStack('e2e_local');
+  t = taskOps(s, OWNER);
 });
 after(async () => {
   await s?.close();
 });
 
-async function spawnShell(
-  idleTimeoutSeconds = 600,
-  owner = OWNER,
-): Promise<{ taskId: string; token: string }> {
-  const res = await s.api('POST', '/api/v1/tasks', owner, {
-    prompt: 'a shell for tests',
-    runtime: 'shell',
-    idleTimeoutSeconds,
-  });
-  assert.equal(res.status, 201, JSON.stringify(res.json));
-  const token = new URL(res.json.url).hash.replace('#token=', '');
-  return { taskId: res.json.taskId, token: decodeURIComponent(token) };
-}
-
-async function statusOf(taskId: string, owner = OWNER): Promise<string> {
-  const res = await s.api('GET', `/api/v1/tasks/${taskId}`, owner);
-  assert.equal(res.status, 200, JSON.stringify(res.json));
-  return res.json.status;
-}
-
-const waitStatus = (taskId: string, status: string, timeoutMs = 30_000) =>
-  waitFor(`task ${taskId} to be ${status}`, async () => (await statusOf(taskId)) === status, timeoutMs, 100);
-
-function vmDir(taskId: string): string {
-  return path.join(s.stateDir, 'hosts', s.config.host.id, 'vms', taskId);
-}
-
-function agentPid(taskId: string): number {
-  return Number(fs.readFileSync(path.join(vmDir(taskId), 'agent.pid'), 'utf8'));
-}
-
 /** After terminate: no process of the agent's session, no VM folder, a terminal row, no queued input. */
 async function assertNothingLeft(taskId: string, pid: number) {
-  await waitStatus(taskId, 'terminated');
+  await t.waitStatus(taskId, 'terminated');
   await waitFor('the agent session to be gone', () => sessionPids(pid).length === 0 && !isAlive(pid), 10_000);
-  assert.equal(fs.existsSync(vmDir(taskId)), false, 'the VM folder is removed');
+  assert.equal(fs.existsSync(t.vmDir(taskId)), false, 'the VM folder is removed');
   const { rows } = await s.pool.query('SELECT status FROM tasks WHERE id = $1', [taskId]);
   assert.equal(rows[0].status, 'terminated');
   const input = await s.pool.query('SELECT count(*)::int AS n FROM task_input WHERE task_id = $1', [taskId]);
@@ -66,10 +38,10 @@ async function assertNothingLeft(taskId: string, pid: number) {
 
 describe('a shell task, end to end', () => {
   test('goes pending → starting → running, streams output, and echoes typed input', async () => {
-    const { taskId, token } = await spawnShell();
-    const seen = new Set<string>([await statusOf(taskId)]);
+    const { taskId, token } = await t.spawnShell();
+    const seen = new Set<string>([await t.statusOf(taskId)]);
     await waitFor('running', async () => {
-      const st = await statusOf(taskId);
+      const st = await t.statusOf(taskId);
       seen.add(st);
       return st === 'running';
     });
@@ -86,7 +58,7 @@ describe('a shell task, end to end', () => {
     await stream.waitForText('sum=42');
     assert.equal(stream.duplicates, 0);
     await stream.close();
-    const pid = agentPid(taskId);
+    const pid = t.agentPid(taskId);
     assert.equal((await s.api('DELETE', `/api/v1/tasks/${taskId}`, OWNER)).status, 202);
     await assertNothingLeft(taskId, pid);
   });
@@ -106,17 +78,17 @@ describe('a shell task, end to end', () => {
     await stream.waitForText('early-42');
     await stream.close();
     await s.api('DELETE', `/api/v1/tasks/${taskId}`, OWNER);
-    await waitStatus(taskId, 'terminated');
+    await t.waitStatus(taskId, 'terminated');
   });
 
   test('an idle timeout suspends it; resume brings back the same shell', async () => {
-    const { taskId, token } = await spawnShell(2);
-    await waitStatus(taskId, 'running');
+    const { taskId, token } = await t.spawnShell(2);
+    await t.waitStatus(taskId, 'running');
     const stream = await StreamClient.open(s.apiUrl, taskId, token);
     stream.type('export LIA_MARK=kept-$((6 * 7))\r');
     await waitFor('the export to run', () => stream.text().includes('export LIA_MARK'));
-    await waitStatus(taskId, 'suspended', 20_000);
-    const pid = agentPid(taskId);
+    await t.waitStatus(taskId, 'suspended', 20_000);
+    const pid = t.agentPid(taskId);
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     assert.match(stat.slice(stat.lastIndexOf(')') + 2), /^T/, 'the agent is stopped while suspended');
     const resumed = await s.api('POST', `/api/v1/tasks/${taskId}/resume`, OWNER);
@@ -126,35 +98,35 @@ describe('a shell task, end to end', () => {
     await stream.waitForText('mark=kept-42');
     await stream.close();
     // Suspended again by the timer, then terminated from there.
-    await waitStatus(taskId, 'suspended', 20_000);
+    await t.waitStatus(taskId, 'suspended', 20_000);
     assert.equal((await s.api('DELETE', `/api/v1/tasks/${taskId}`, OWNER)).status, 202);
     await assertNothingLeft(taskId, pid);
   });
 
   test('terminate while starting leaves nothing behind', async () => {
-    const { taskId } = await spawnShell();
+    const { taskId } = await t.spawnShell();
     // Straight away: the workflow is pending or starting.
     assert.equal((await s.api('DELETE', `/api/v1/tasks/${taskId}`, OWNER)).status, 202);
-    await waitStatus(taskId, 'terminated');
-    assert.equal(fs.existsSync(vmDir(taskId)), false);
+    await t.waitStatus(taskId, 'terminated');
+    assert.equal(fs.existsSync(t.vmDir(taskId)), false);
   });
 
   test('terminate while running leaves nothing behind, background jobs included', async () => {
-    const { taskId, token } = await spawnShell();
-    await waitStatus(taskId, 'running');
+    const { taskId, token } = await t.spawnShell();
+    await t.waitStatus(taskId, 'running');
     const stream = await StreamClient.open(s.apiUrl, taskId, token);
     stream.type('sleep 1000 & echo started-bg\r');
     await stream.waitForText('started-bg');
     await stream.close();
-    const pid = agentPid(taskId);
+    const pid = t.agentPid(taskId);
     assert.ok(sessionPids(pid).length >= 2, 'the shell and its background job');
     assert.equal((await s.api('DELETE', `/api/v1/tasks/${taskId}`, OWNER)).status, 202);
     await assertNothingLeft(taskId, pid);
   });
 
   test('kill -9 of the host worker: the task goes on, no output byte lost or doubled', async () => {
-    const { taskId, token } = await spawnShell();
-    await waitStatus(taskId, 'running');
+    const { taskId, token } = await t.spawnShell();
+    await t.waitStatus(taskId, 'running');
     const stream = await StreamClient.open(s.apiUrl, taskId, token);
     stream.type('for i in $(seq 1 400); do echo "line-$i"; sleep 0.01; done; echo "count-done"\r');
     await stream.waitForText('line-50\r\n');
@@ -184,12 +156,12 @@ describe('a shell task, end to end', () => {
     await stream.waitForText('after-restart-2');
     await stream.close();
     await s.api('DELETE', `/api/v1/tasks/${taskId}`, OWNER);
-    await waitStatus(taskId, 'terminated');
+    await t.waitStatus(taskId, 'terminated');
   });
 
   test('a WebSocket that drops and reconnects from its last seq sees every byte exactly once', async () => {
-    const { taskId, token } = await spawnShell();
-    await waitStatus(taskId, 'running');
+    const { taskId, token } = await t.spawnShell();
+    await t.waitStatus(taskId, 'running');
     const stream = await StreamClient.open(s.apiUrl, taskId, token);
     stream.type('for i in $(seq 1 300); do echo "tick-$i"; sleep 0.005; done; echo ticks-$((2 * 3))-end\r');
     await stream.waitForText('tick-40\r\n');
@@ -206,12 +178,12 @@ describe('a shell task, end to end', () => {
     );
     await stream.close();
     await s.api('DELETE', `/api/v1/tasks/${taskId}`, OWNER);
-    await waitStatus(taskId, 'terminated');
+    await t.waitStatus(taskId, 'terminated');
   });
 
   test('numbered input is stored exactly once across a dropped connection, and acknowledged', async () => {
-    const { taskId, token } = await spawnShell();
-    await waitStatus(taskId, 'running');
+    const { taskId, token } = await t.spawnShell();
+    await t.waitStatus(taskId, 'running');
     const sender = `page-${Date.now()}`;
     const a = await StreamClient.open(s.apiUrl, taskId, token, 0, sender);
     a.type('echo one-$((1 + 1))\r', 1);
@@ -247,7 +219,7 @@ describe('a shell task, end to end', () => {
     assert.match((await bad.json()).error.message, /sender must be/);
     for (const x of [b, c, d]) await x.close();
     await s.api('DELETE', `/api/v1/tasks/${taskId}`, OWNER);
-    await waitStatus(taskId, 'terminated');
+    await t.waitStatus(taskId, 'terminated');
     const senders = await s.pool.query('SELECT count(*)::int AS n FROM input_senders WHERE task_id = $1', [
       taskId,
     ]);
@@ -256,7 +228,7 @@ describe('a shell task, end to end', () => {
 
   test("the owner's tasks are found in Temporal by LiaOwner", async () => {
     const owner = `u-find-${Date.now()}`;
-    const { taskId } = await spawnShell(600, owner);
+    const { taskId } = await t.spawnShell(600, owner);
     const cli = process.env.LIA_TEST_TEMPORAL_CLI ?? s.config.temporal.cli ?? 'temporal';
     const out = await waitFor('the visibility record', () => {
       const o = execFileSync(
@@ -272,6 +244,11 @@ describe('a shell task, end to end', () => {
       [taskId],
     );
     await s.api('DELETE', `/api/v1/tasks/${taskId}`, owner);
-    await waitFor('terminated', async () => (await statusOf(taskId, owner)) === 'terminated', 30_000, 100);
+    await waitFor(
+      'terminated',
+      async () => (await taskOps(s, owner).statusOf(taskId)) === 'terminated',
+      30_000,
+      100,
+    );
   });
 });

@@ -27,6 +27,7 @@ before(async () => {
     LIA__HOST__RECONCILE_SECONDS: '2',
     LIA__HOST__MAX_VMS: '2',
     LIA__QUOTA__LIVE_TASKS_PER_USER: '2',
+    LIA__OUTPUT__ENDED_RETENTION_HOURS: '0.002', // 7.2 s
   });
   t = taskOps(s, OWNER);
 });
@@ -62,6 +63,16 @@ test("Temporal's terminate of a running and a suspended task: rows end within a 
   await t.waitStatus(b.taskId, 'running');
   for (const id of [a.taskId, b.taskId]) await s.api('DELETE', `/api/v1/tasks/${id}`, OWNER);
   for (const id of [a.taskId, b.taskId]) await t.waitStatus(id, 'terminated');
+  // Ended tasks' output goes after its retention (7.2 s here), deleted by the sweeper.
+  const ended = [running.taskId, suspended.taskId, a.taskId, b.taskId];
+  await waitFor(
+    "the ended tasks' output to be deleted",
+    async () =>
+      (await s.pool.query('SELECT count(*)::int AS n FROM output_chunks WHERE task_id = ANY($1)', [ended]))
+        .rows[0].n === 0,
+    60_000,
+    500,
+  );
 });
 
 test('a host worker pointed at the wrong namespace deletes nothing', async () => {

@@ -1,15 +1,17 @@
 /**
  * A real VM per task: the qemu driver (KVM where a vCPU really runs, TCG here), booting Lia's
  * guest image, through the real API, workflows, Temporal and PostgreSQL. Spawn → the guest
- * shell's output on the WebSocket → input round trip → egress only through the proxy → idle
- * suspend (machine state on disk, no QEMU left) → resume (same shell, background job carried
- * on) → terminate (nothing left). The model API key is in neither the disk nor the snapshot.
+ * shell's output on the WebSocket → input round trip → a guest with no network card (only
+ * `lo`), whose only way out is the sidecar's endpoint, carried over the VM's channel to the
+ * host's proxy → idle suspend (machine state on disk, no QEMU left) → resume (same shell,
+ * background job carried on, egress again) → terminate (nothing left). The model API key is
+ * in neither the disk nor the snapshot.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { isAlive } from '../../system/procs.js';
@@ -84,7 +86,8 @@ describe('a shell task in a real VM (qemu)', () => {
     await waitStatus(taskId, 'running', 300_000);
     const st = await statusOf(taskId);
     assert.equal(st.driver, 'qemu');
-    assert.match(st.acceleration, /^(kvm|tcg)$/);
+    // Under TCG the status says what that means.
+    assert.match(st.acceleration, /^(kvm|tcg \(software emulation: not a security boundary\))$/);
 
     const c = await StreamClient.open(s.apiUrl, taskId, token);
     await c.waitForText('$ ', 60_000);
@@ -92,21 +95,27 @@ describe('a shell task in a real VM (qemu)', () => {
     await c.waitForText(/\nkernel-ok/, 60_000);
     assert.match(c.text(), /cloud-amd64/, 'the shell runs in the guest kernel, not on the host');
 
-    // Egress: no default route, a host off the allowlist refused by the proxy, the model API
-    // reached through it with the host's key — on a route Claude Code uses; another is refused.
+    // No network card: `lo` only, no route. The way out is the sidecar's endpoint in the guest
+    // (127.0.0.1:3128), carried over the VM's egress port to the host's proxy: a host off the
+    // allowlist refused, the model API reached with the host's key — on a route Claude Code
+    // uses; another route is refused.
     c.type(
-      "echo routes=$(ip route | grep -c default); curl -s -m 10 -o /dev/null -w 'web=%{http_code}\\n' http://example.com/; " +
+      "echo links=$(ip -o link | wc -l); echo names=$(ip -o link | awk -F': ' '{print $2}'); " +
+        'echo routes=$(ip route | wc -l); ' +
+        "curl -s -m 20 -o /dev/null -w 'web=%{http_code}\\n' http://example.com/; " +
         "curl -s -m 5 --noproxy '*' http://93.184.216.34/ >/dev/null 2>&1; echo direct=$?; " +
-        "curl -s -m 10 -o /dev/null -w 'files=%{http_code}\\n' http://10.0.2.100:3128/v1/files; " +
-        "curl -s -m 10 -X POST -H 'content-type: application/json' -d '{}' http://10.0.2.100:3128/v1/messages/count_tokens; echo; echo egress-done\r",
+        "curl -s -m 20 -o /dev/null -w 'files=%{http_code}\\n' $ANTHROPIC_BASE_URL/v1/files; " +
+        "curl -s -m 20 -X POST -H 'content-type: application/json' -d '{}' $ANTHROPIC_BASE_URL/v1/messages/count_tokens; echo; echo egress-done\r",
     );
     await c.waitForText(/\negress-done/, 90_000);
     const text = c.text();
-    assert.equal(lastValue(text, 'routes'), 0, 'the guest has no default route');
+    assert.equal(lastValue(text, 'links'), 1, 'one network interface in the guest');
+    assert.ok(terminalLines(text).includes('names=lo'), 'and it is lo');
+    assert.equal(lastValue(text, 'routes'), 0, 'the guest has no route at all');
     assert.equal(lastValue(text, 'web'), 403, 'a host off the allowlist is refused');
     assert.notEqual(lastValue(text, 'direct'), 0, 'a direct connection goes nowhere');
     assert.equal(lastValue(text, 'files'), 403, "the model API's other routes are refused");
-    assert.match(text, /model-stand-in/, 'the model API is reached through the proxy');
+    assert.match(text, /model-stand-in/, 'the model API is reached through the channel');
     assert.ok(modelKeys.includes(API_KEY), 'the proxy added the host key');
 
     // A background counter and a variable, then leave it idle.
@@ -132,17 +141,19 @@ describe('a shell task in a real VM (qemu)', () => {
       -1,
       'nor on the disk',
     );
-    const proxyPort = JSON.parse(fs.readFileSync(path.join(vmDir(taskId), 'vm.json'), 'utf8'))
-      .proxyPort as number;
 
     const r = await s.api('POST', `/api/v1/tasks/${taskId}/resume`, OWNER);
     assert.equal(r.status, 200, JSON.stringify(r.json));
     assert.equal(r.json.status, 'running');
     assert.ok(qemuRunning(taskId));
     const c2 = await StreamClient.open(s.apiUrl, taskId, token);
-    c2.type('echo after-$X; echo after=$(cat /tmp/counter)\r');
+    const reached = modelKeys.length;
+    c2.type(
+      'echo after-$X; echo after=$(cat /tmp/counter); curl -s -m 20 $ANTHROPIC_BASE_URL/v1/again; echo\r',
+    );
     await c2.waitForText(/after=\d+/, 60_000);
     assert.ok(terminalLines(c2.text()).includes('after-42'), 'the same shell: the variable holds');
+    await waitFor('the model API through the restored VM', () => modelKeys.length > reached, 60_000);
     const afterValue = lastValue(c2.text(), 'after');
     assert.ok(afterValue >= before, `the counter carried on (${before} → ${afterValue}), not restarted`);
     await new Promise((r) => setTimeout(r, 1500));
@@ -155,15 +166,7 @@ describe('a shell task in a real VM (qemu)', () => {
     assert.equal(d.status, 202);
     await waitStatus(taskId, 'terminated');
     assert.equal(fs.existsSync(vmDir(taskId)), false, 'no disk, snapshot or socket left');
-    const refused = await new Promise<boolean>((resolve) => {
-      const sock = net.createConnection(proxyPort, '127.0.0.1');
-      sock.once('connect', () => {
-        sock.destroy();
-        resolve(false);
-      });
-      sock.once('error', () => resolve(true));
-    });
-    assert.ok(refused, 'the egress listener is closed');
+    assert.equal(qemuRunning(taskId), false, 'no QEMU left');
   });
 
   test('a stop while the VM boots cancels the boot, and leaves nothing', async () => {

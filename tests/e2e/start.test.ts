@@ -1,7 +1,8 @@
 /**
  * The README's run command: `./lia start` with nothing configured brings up its own Temporal dev
- * server and PostgreSQL, both workers and the API, prints the addresses, and Ctrl-C (SIGINT)
- * stops every process it started.
+ * server and PostgreSQL, then each role in its own process (control, host, API), prints the
+ * addresses; a role killed with -9 is started again and the tasks go on; Ctrl-C (SIGINT) stops
+ * every process it started.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -10,7 +11,9 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { isAlive } from '../../system/procs.js';
 import { repoRoot, waitFor } from '../helpers/env.js';
+import { StreamClient } from '../helpers/stack.js';
 
 const freePort = () =>
   new Promise<number>((resolve) => {
@@ -35,7 +38,7 @@ function processesWith(needle: string): string[] {
   return found;
 }
 
-test('./lia start brings everything up and Ctrl-C stops all of it', async () => {
+test('./lia start brings every role up in its own process, starts a killed one again, and Ctrl-C stops all of it', async () => {
   const state = fs.mkdtempSync(path.join(os.tmpdir(), 'lia-start-'));
   const [api, temporal, ui] = [await freePort(), await freePort(), await freePort()];
   // Only what this test sets: no database or Temporal address, so private ones come up.
@@ -63,6 +66,70 @@ test('./lia start brings everything up and Ctrl-C stops all of it', async () => 
     assert.match(out, new RegExp(`UI: http://127\\.0\\.0\\.1:${ui}`), 'the Temporal UI address is printed');
     const health = await fetch(`http://127.0.0.1:${api}/healthz`);
     assert.equal(health.status, 200);
+    const pids = Object.fromEntries(
+      [...out.matchAll(/(\w+) \(pid (\d+)\)/g)].map((m) => [m[1]!, Number(m[2])]),
+    ) as Record<string, number>;
+    assert.ok(pids.control && pids.host && pids.api, `one process per role: ${JSON.stringify(pids)}`);
+    assert.equal(new Set(Object.values(pids)).size, 3, 'three processes');
+
+    // A task, then its host role killed with -9: the supervisor starts it again; the task goes on.
+    const token = fs.readFileSync(path.join(state, 'secrets', 'service-token'), 'utf8').trim();
+    const rest = async (method: string, route: string, body?: unknown) => {
+      const r = await fetch(`http://127.0.0.1:${api}${route}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${token}`,
+          'x-lia-user': 'u-start',
+          'content-type': 'application/json',
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return (await r.json()) as any;
+    };
+    const created = await rest('POST', '/api/v1/tasks', {
+      prompt: 'p',
+      runtime: 'shell',
+      idleTimeoutSeconds: 600,
+    });
+    const taskId = created.taskId as string;
+    await waitFor(
+      'the task to run',
+      async () => (await rest('GET', `/api/v1/tasks/${taskId}`)).status === 'running',
+      60_000,
+    );
+    process.kill(pids.host, 'SIGKILL');
+    await waitFor(
+      'the host role to be started again',
+      () => out.includes('host is running again'),
+      60_000,
+      200,
+    );
+    const link = await rest('GET', `/api/v1/tasks/${taskId}?link=true`);
+    const stream = await StreamClient.open(
+      `http://127.0.0.1:${api}`,
+      taskId,
+      decodeURIComponent(new URL(link.url).hash.slice('#token='.length)),
+    );
+    stream.type('echo "after=$((40 + 2))"\r');
+    await stream.waitForText('after=42', 90_000);
+    await stream.close();
+    // And the API role: the supervisor starts it again; the API answers again.
+    process.kill(pids.api, 'SIGKILL');
+    await waitFor(
+      'the API to answer again',
+      async () => (await fetch(`http://127.0.0.1:${api}/healthz`).catch(() => undefined))?.status === 200,
+      60_000,
+      200,
+    );
+    assert.equal((await rest('GET', `/api/v1/tasks/${taskId}`)).status, 'running', 'the task went on');
+    await rest('DELETE', `/api/v1/tasks/${taskId}`);
+    // Stopped before Ctrl-C: a task's VM outlives ./lia start on purpose.
+    await waitFor(
+      'the task to end',
+      async () => (await rest('GET', `/api/v1/tasks/${taskId}`)).status === 'terminated',
+      30_000,
+    );
+
     const ours = processesWith(state);
     assert.ok(
       ours.some((p) => p.includes('temporal')),
@@ -81,10 +148,14 @@ test('./lia start brings everything up and Ctrl-C stops all of it', async () => 
     assert.equal(code, 0, `./lia start exits cleanly on Ctrl-C; it printed:\n${out.slice(-1500)}`);
     await waitFor(
       'every process it started to be gone',
-      () => processesWith(state).length === 0,
+      () => processesWith(state).length === 0 && Object.values(pids).every((p) => !isAlive(p)),
       15_000,
       200,
-    );
+    ).catch((err) => {
+      throw new Error(
+        `${err.message}: left ${processesWith(state).join('; ')}; pids ${JSON.stringify(pids)} alive ${Object.values(pids).filter(isAlive)}`,
+      );
+    });
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
     for (const p of processesWith(state)) process.kill(Number(p.split(':')[0]), 'SIGKILL');

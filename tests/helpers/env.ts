@@ -32,8 +32,9 @@ export interface TestTemporal {
   teardown(): Promise<void>;
 }
 
-export async function testTemporal(): Promise<TestTemporal> {
-  const address = process.env.LIA_TEST_TEMPORAL_ADDRESS;
+/** The run's Temporal (or the one at `at`), or a dev server started here when there is none. */
+export async function testTemporal(at?: string): Promise<TestTemporal> {
+  const address = at ?? process.env.LIA_TEST_TEMPORAL_ADDRESS;
   if (address) {
     const connection = await Connection.connect({ address });
     return { address, client: new Client({ connection }), teardown: () => connection.close() };

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Worker } from '@temporalio/worker';
 import WebSocket from 'ws';
+import { queueWaker } from '../../activities/queue.js';
 import { startApi } from '../../api/server.js';
 import type { Config } from '../../common/config.js';
 import { createPool, type Pool } from '../../common/db/pool.js';
@@ -51,13 +52,23 @@ export interface TestStack {
   close(): Promise<void>;
 }
 
+/** The VMM's pid in a driver's record (vm/process/supervisor.ts), if there is one. */
+function vmmPid(file: string): number | undefined {
+  try {
+    const pid = (JSON.parse(fs.readFileSync(file, 'utf8')) as { pid?: unknown }).pid;
+    return typeof pid === 'number' ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export async function startTestStack(
   name: string,
   extra: Record<string, string> = {},
-  opts: { adminDatabaseUrl?: string } = {},
+  opts: { adminDatabaseUrl?: string; temporalAddress?: string } = {},
 ): Promise<TestStack> {
   const dbUrl = await testDatabase(`lia_test_${name}`, opts.adminDatabaseUrl);
-  const temporal = await testTemporal();
+  const temporal = await testTemporal(opts.temporalAddress);
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), `lia-${name}-`));
   const serviceToken = randomBytes(24).toString('hex');
   const hostId = `${name.replace(/[^a-z0-9-]/g, '-')}-${randomBytes(3).toString('hex')}`;
@@ -71,14 +82,16 @@ export async function startTestStack(
     LIA__API__SERVICE_TOKEN: serviceToken,
     LIA__API__LINK_SECRET: randomBytes(24).toString('hex'),
     LIA__SERVER__PORT: '0',
-    LIA__LOG__LEVEL: 'warn',
+    // No fixed metrics port: stacks of other test runs on this machine would collide on it.
+    LIA__METRICS__PORT: '0',
+    LIA__LOG__LEVEL: process.env.LIA_TEST_LOG_LEVEL ?? 'warn',
     ...extra,
   };
   const config = testConfig(vars);
   const pool = createPool(dbUrl);
   const logger = createLogger(`test-${name}`, 'warn');
   // As `./lia start` does: the API's client shares the control worker's connection (eager start).
-  const shared = await connectTemporalShared(temporal.address, config.temporal.namespace);
+  const shared = await connectTemporalShared(config, temporal.address);
   const control: Worker = await createControlWorker({
     connection: shared.connection,
     temporalAddress: temporal.address,
@@ -94,7 +107,7 @@ export async function startTestStack(
   const api = await startApi({
     config,
     tasks,
-    hosts: new HostService(pool),
+    hosts: new HostService(pool, queueWaker(pool, shared.client)),
     output,
     links,
     logger,
@@ -145,7 +158,7 @@ export async function startTestStack(
       // local: the sidecar and the agent's PTY session; qemu: the VMM.
       const sidecar = readPidFile(path.join(vms, id, 'sidecar.pid'));
       const agent = readPidFile(path.join(vms, id, 'agent.pid'));
-      const qemu = readPidFile(path.join(vms, id, 'qemu.pid'));
+      const qemu = readPidFile(path.join(vms, id, 'qemu.pid')) ?? vmmPid(path.join(vms, id, 'vmm.json'));
       const pids = [sidecar, qemu, ...(agent ? sessionPids(agent) : [])].filter((p): p is number => !!p);
       if (pids.length) signalPids(pids, 'SIGKILL');
     }

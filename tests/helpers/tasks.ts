@@ -47,5 +47,12 @@ export function taskOps(s: TestStack, owner: string) {
   const sidecarPid = (taskId: string) =>
     Number(fs.readFileSync(path.join(vmDir(taskId), 'sidecar.pid'), 'utf8'));
 
-  return { spawnShell, view, statusOf, waitStatus, vmDir, agentPid, sidecarPid };
+  /** Stops the task and waits until it has ended (its VM slot is free again). */
+  async function stop(taskId: string, who = owner): Promise<void> {
+    const r = await s.api('DELETE', `/api/v1/tasks/${taskId}`, who);
+    if (r.status !== 202 && r.status !== 409) assert.fail(`stop ${taskId}: ${JSON.stringify(r.json)}`);
+    await waitStatus(taskId, /^(terminated|failed)$/);
+  }
+
+  return { spawnShell, view, statusOf, waitStatus, vmDir, agentPid, sidecarPid, stop };
 }

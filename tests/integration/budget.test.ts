@@ -41,8 +41,15 @@ before(async () => {
   ] as const)
     await createTask(
       pool,
-      { id, owner, runtime: 'claude', promptFirstLine: 'p', files: [] },
-      { live: 100, running: 100 },
+      {
+        id,
+        owner,
+        runtime: 'claude',
+        promptFirstLine: 'p',
+        files: [],
+        size: { vcpus: 1, memoryMib: 256, storageGb: 1 },
+      },
+      { live: 100, running: 100, total: 1000 },
     );
 });
 after(async () => {

@@ -9,6 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
+import pg from 'pg';
 import { ensurePrivateCluster } from '../../postgres-dev/cluster.js';
 import { repoRoot, waitFor } from '../helpers/env.js';
 
@@ -75,4 +76,24 @@ test('a running starter keeps its cluster; a killed one leaves it to the next ru
   // …and its stop() stops it.
   await taken.stop();
   await waitFor('the orphan to be stopped', async () => !(await accepts(port())) && 'stopped', 20_000);
+});
+
+test('the private cluster takes no TCP connection without its password, which only Lia can read', async () => {
+  const cluster = await ensurePrivateCluster(stateDir);
+  try {
+    const withPassword = new pg.Client({ connectionString: cluster.url });
+    await withPassword.connect();
+    await withPassword.end();
+    const u = new URL(cluster.url);
+    u.password = '';
+    const without = new pg.Client({ connectionString: u.toString() });
+    await assert.rejects(without.connect(), /password/i);
+    u.password = 'guessed';
+    const wrong = new pg.Client({ connectionString: u.toString() });
+    await assert.rejects(wrong.connect(), /password authentication failed/);
+    const mode = fs.statSync(path.join(stateDir, 'postgres', 'password')).mode & 0o777;
+    assert.equal(mode, 0o600);
+  } finally {
+    await cluster.stop();
+  }
 });

@@ -72,8 +72,15 @@ async function newShellTask(): Promise<string> {
   const id = newTaskId();
   await createTask(
     pool,
-    { id, owner: 'u-handoff', runtime: 'shell', promptFirstLine: 'p', files: [] },
-    { live: 100, running: 100 },
+    {
+      id,
+      owner: 'u-handoff',
+      runtime: 'shell',
+      promptFirstLine: 'p',
+      files: [],
+      size: { vcpus: 1, memoryMib: 256, storageGb: 1 },
+    },
+    { live: 100, running: 100, total: 100 },
   );
   return id;
 }

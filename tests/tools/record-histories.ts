@@ -2,7 +2,7 @@
  * Records workflow histories from real runs into tests/histories/, for the replay test.
  * Run after a deliberate change to the workflow's shape (and keep the old files: tasks
  * started by the old code must still replay).
- *   node --import tsx tests/tools/record-histories.ts
+ *   ./lia bench tests/tools/record-histories.ts [name…]   (names: only those; default: all)
  */
 
 import { execFileSync } from 'node:child_process';
@@ -13,6 +13,8 @@ import { StreamClient, startTestStack } from '../helpers/stack.js';
 
 const out = path.resolve(import.meta.dirname, '..', 'histories');
 fs.mkdirSync(out, { recursive: true });
+const only = process.argv.slice(2);
+const wants = (name: string) => !only.length || only.includes(name);
 let s = await startTestStack('record', { LIA__LOG__LEVEL: 'error' });
 const user = 'recorder';
 
@@ -66,14 +68,14 @@ async function save(name: string, taskId: string) {
 }
 
 // run → terminate
-{
+if (wants('run-terminate')) {
   const t = await spawn(600);
   await until(t.taskId, 'running');
   await s.api('DELETE', `/api/v1/tasks/${t.taskId}`, user);
   await save('run-terminate', t.taskId);
 }
 // run → idle suspend → resume → suspend → terminate
-{
+if (wants('suspend-resume-terminate')) {
   const t = await spawn(2);
   await until(t.taskId, 'suspended');
   await s.api('POST', `/api/v1/tasks/${t.taskId}/resume`, user);
@@ -86,7 +88,7 @@ async function save(name: string, taskId: string) {
   await save('suspend-resume-terminate', t.taskId);
 }
 // the agent exits by itself
-{
+if (wants('agent-exit')) {
   const t = await spawn(600);
   await until(t.taskId, 'running');
   const c = await StreamClient.open(s.apiUrl, t.taskId, t.token);
@@ -95,12 +97,12 @@ async function save(name: string, taskId: string) {
   await c.close();
 }
 // claude without a key: failed with the reason
-{
+if (wants('claude-no-key-failed')) {
   const t = await spawn(600, 'claude');
   await save('claude-no-key-failed', t.taskId);
 }
 // a resume the workflow refuses (the task runs), then a stop
-{
+if (wants('rejected-update')) {
   const t = await spawn(600);
   await until(t.taskId, 'running');
   await s.api('POST', `/api/v1/tasks/${t.taskId}/resume`, user);
@@ -108,13 +110,13 @@ async function save(name: string, taskId: string) {
   await save('rejected-update', t.taskId);
 }
 // stopped before it has started
-{
+if (wants('terminate-while-starting')) {
   const t = await spawn(600);
   await s.api('DELETE', `/api/v1/tasks/${t.taskId}`, user);
   await save('terminate-while-starting', t.taskId);
 }
 // a restore that fails: the task stays suspended, the resume fails; then a stop
-{
+if (wants('restore-failed')) {
   const t = await spawn(2);
   await until(t.taskId, 'suspended');
   const vm = path.join(s.stateDir, 'hosts', s.config.host.id, 'vms', t.taskId);
@@ -126,7 +128,7 @@ async function save(name: string, taskId: string) {
 await s.close();
 
 // continue-as-new, forced by a small history limit: each run is kept
-{
+if (wants('continue-as-new')) {
   s = await startTestStack('record_can', {
     LIA__LOG__LEVEL: 'error',
     LIA__TEMPORAL__MAX_HISTORY_EVENTS: '40',

@@ -29,10 +29,11 @@ const links = new LinkSigner(config.api.link_secret!, 60);
 
 /** Anything behind the API: records and refuses every use. */
 const reached: string[] = [];
-function untouchable<T>(name: string): T {
+function untouchable<T>(name: string, allowed: Record<string, unknown> = {}): T {
   return new Proxy({} as object, {
     get: (_t, key) => {
       if (key === 'then') return undefined;
+      if (typeof key === 'string' && key in allowed) return allowed[key];
       return () => {
         reached.push(`${name}.${String(key)}`);
         throw new Error(`${name}.${String(key)} must not be reached by a refused request`);
@@ -46,7 +47,8 @@ const { upgradeWebSocket } = createNodeWebSocket({ app: root });
 const app = createApp(
   {
     config,
-    tasks: untouchable<TaskService>('tasks'),
+    // The per-task door asks whether a link is still current (not revoked): that is all it may ask.
+    tasks: untouchable<TaskService>('tasks', { linkCurrent: async () => true }),
     hosts: untouchable<HostService>('hosts'),
     output: untouchable<OutputLog>('output'),
     bus: untouchable<TaskBus>('bus'),
@@ -128,7 +130,7 @@ test('a forged link token', async () => {
 });
 
 test('an expired link token', async () => {
-  const expired = await links.sign(OWNER, TASK, Date.now() - 60_000);
+  const expired = await links.sign(OWNER, TASK, { expiresAt: Date.now() - 60_000 });
   assertError(
     await call('GET', `/api/v1/tasks/${TASK}?token=${encodeURIComponent(expired)}`),
     401,

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { CONFIG_VARS, ConfigError, envName, loadConfig } from '../../common/config.js';
-import { renderEnvExample } from '../../scripts/gen-env-example.js';
+import { renderEnvExample, renderReadme } from '../../scripts/gen-env-example.js';
 import { repoRoot } from '../helpers/env.js';
 
 test('defaults load and nest by section', () => {
@@ -51,16 +51,17 @@ test('a process with a bad value stops at start with the variable named', () => 
   assert.match(r.stderr, /LIA__HOST__MAX_VMS="0"/);
 });
 
-test('.env.example and the README list every variable with its default', () => {
+test('.env.example and the README list every variable with its default and meaning', () => {
   assert.equal(fs.readFileSync(path.join(repoRoot, '.env.example'), 'utf8'), renderEnvExample());
   const readme = fs.readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
+  assert.equal(readme, renderReadme(readme), 'README.md: run node --import tsx scripts/gen-env-example.ts');
   for (const [section, vars] of Object.entries(CONFIG_VARS)) {
-    for (const [key, v] of Object.entries(vars as Record<string, { default?: string }>)) {
+    for (const key of Object.keys(vars)) {
       const name = envName(section, key);
-      const row = readme.split('\n').find((l) => l.startsWith(`| \`${name}\``));
-      assert.ok(row, `README has a row for ${name}`);
-      if (v.default)
-        assert.ok(row.includes(`\`${v.default}\``), `README row of ${name} shows its default ${v.default}`);
+      assert.ok(
+        readme.split('\n').some((l) => l.startsWith(`| \`${name}\``)),
+        `README has a row for ${name}`,
+      );
     }
   }
 });

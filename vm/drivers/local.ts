@@ -170,7 +170,7 @@ export class LocalDriver implements VmDriver {
         '.',
         '--pidfile',
         '../agent.pid',
-        ...(spare ? ['--spare'] : []),
+        ...(spare ? ['--spare', String(process.pid)] : []),
       ],
       {
         cwd: f.work,

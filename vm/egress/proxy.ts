@@ -125,6 +125,21 @@ const CONNECT_STATUS: Record<number, string> = {
  * the host's key; `budget-refused` (taskId, message) when the gate refused a model call;
  * `refused` (taskId, message) when a model-API route was refused.
  */
+/** A refusal's status as a metric label: a few fixed words, whatever the guest sent. */
+export function refusalReason(status: number): string {
+  const names: Record<number, string> = {
+    400: 'bad_request',
+    403: 'not_allowed',
+    429: 'rate_or_budget',
+    431: 'headers_too_large',
+    500: 'proxy_error',
+    502: 'upstream',
+    503: 'over_cap',
+    504: 'timeout',
+  };
+  return names[status] ?? 'other';
+}
+
 export class EgressProxy extends EventEmitter {
   private readonly tasks = new Map<string, TaskEgress>();
   private readonly model: URL;
@@ -324,6 +339,7 @@ export class EgressProxy extends EventEmitter {
     message: string,
     headers: http.OutgoingHttpHeaders = {},
   ): void {
+    this.emit('refusal', refusalReason(status));
     if (res.headersSent || res.destroyed) {
       res.destroy();
       return;
@@ -339,6 +355,7 @@ export class EgressProxy extends EventEmitter {
 
   /** A refusal written on a raw connection (CONNECT, over-cap, upgrade), which then closes. */
   private rawRefuse(conn: Duplex, status: number, message: string): void {
+    this.emit('refusal', refusalReason(status));
     const body = errorBody('lia_egress', message);
     if (conn.writable && !conn.writableEnded) {
       conn.end(

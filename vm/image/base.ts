@@ -3,8 +3,12 @@
  * as modules) and a root file system made by debootstrap with Node.js, git, tini and Claude
  * Code from npm. Slow to build (minutes), so it is cached under ~/.cache/lia/image/base-<hash>,
  * keyed by everything that goes into it, and built once per change of those inputs.
- * Lia's own guest files (the sidecar) are not in it: they ride in the initramfs (initrd.ts),
- * so changing the sidecar does not rebuild this.
+ * Lia's own guest files (the sidecar, the guest's init) are not in it: they ride in the
+ * initramfs (initrd.ts), so changing them does not rebuild this.
+ *
+ * The root file system is one raw ext4 file: Firecracker boots it as it is (a per-task copy),
+ * QEMU through a qcow2 overlay per task. The agent gets a user of its own (`agent`, uid 1000):
+ * the sidecar runs as root and the agent cannot signal or inspect it.
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -15,7 +19,19 @@ export const GUEST_SUITE = 'bookworm';
 export const KERNEL_PACKAGE = 'linux-image-cloud-amd64';
 export const CLAUDE_CODE_VERSION = '2.1.331';
 /** Packages of the guest beyond debootstrap's minbase. */
-export const GUEST_PACKAGES = ['tini', 'git', 'ca-certificates', 'curl', 'iproute2', 'procps', 'e2fsprogs'];
+export const GUEST_PACKAGES = [
+  'tini',
+  'git',
+  'ca-certificates',
+  'curl',
+  'iproute2',
+  'procps',
+  'e2fsprogs',
+  // Node.js has no AF_VSOCK: under Firecracker, socat joins the vsock ports to the sidecar.
+  'socat',
+];
+/** The agent's user in the guest. */
+export const AGENT_USER = { name: 'agent', uid: 1000, home: '/home/agent' };
 /** The image's own file system size; the task's disk (LIA__VM__DEFAULT_STORAGE_GB) may be larger. */
 const ROOTFS_MB = 2048;
 
@@ -24,6 +40,7 @@ export interface BaseImage {
   kernel: string;
   /** The kernel package's modules folder (lib/modules/<version>), for the initramfs. */
   modules: string;
+  /** The root file system: raw ext4. */
   rootfs: string;
   /** A static busybox for the initramfs. */
   busybox: string;
@@ -53,7 +70,7 @@ export function baseInputs(): Record<string, string> {
     claudeCode: CLAUDE_CODE_VERSION,
     rootfsMb: String(ROOTFS_MB),
     node: `${process.version}:${fileHash(nodeBinary())}`,
-    init: fileHash(path.join(here, 'guest-init.sh')),
+    agent: `${AGENT_USER.name}:${AGENT_USER.uid}`,
     builder: fileHash(path.join(here, 'base.ts')),
   };
 }
@@ -88,12 +105,12 @@ export function run(say: Say, cmd: string, args: string[], opts: { cwd?: string;
 }
 
 function requireTools(): void {
-  const missing = ['debootstrap', 'mkfs.ext4', 'qemu-img', 'apt-get', 'dpkg-deb', 'npm'].filter(
+  const missing = ['debootstrap', 'mkfs.ext4', 'apt-get', 'dpkg-deb', 'npm'].filter(
     (t) => !(process.env.PATH ?? '').split(':').some((d) => fs.existsSync(path.join(d, t))),
   );
   if (missing.length)
     throw new Error(
-      `building the guest image needs ${missing.join(', ')} (apt-get install debootstrap e2fsprogs qemu-utils dpkg; npm comes with Node)`,
+      `building the guest image needs ${missing.join(', ')} (apt-get install debootstrap e2fsprogs dpkg; npm comes with Node)`,
     );
   if (process.getuid?.() !== 0)
     throw new Error('building the guest image needs root (debootstrap); run ./lia as root once to build it');
@@ -118,7 +135,7 @@ export async function ensureBaseImage(say: Say): Promise<BaseImage> {
     hash,
     kernel: path.join(dir, 'vmlinuz'),
     modules: path.join(dir, 'modules'),
-    rootfs: path.join(dir, 'rootfs.qcow2'),
+    rootfs: path.join(dir, 'rootfs.ext4'),
     busybox: path.join(dir, 'busybox'),
   };
   if (fs.existsSync(path.join(dir, 'manifest.json'))) return image;
@@ -171,9 +188,22 @@ export async function ensureBaseImage(say: Say): Promise<BaseImage> {
       `@anthropic-ai/claude-code@${CLAUDE_CODE_VERSION}`,
     ]);
 
-    step(4, 'guest init and clean-up');
-    fs.copyFileSync(path.join(here, 'guest-init.sh'), path.join(root, 'sbin/lia-init'));
-    fs.chmodSync(path.join(root, 'sbin/lia-init'), 0o755);
+    step(4, `the agent's user (${AGENT_USER.name}, uid ${AGENT_USER.uid}) and clean-up`);
+    await run(say, 'chroot', [
+      root,
+      '/usr/sbin/useradd',
+      '--create-home',
+      '--home-dir',
+      AGENT_USER.home,
+      '--uid',
+      String(AGENT_USER.uid),
+      '--user-group',
+      '--shell',
+      '/bin/bash',
+      AGENT_USER.name,
+    ]);
+    fs.mkdirSync(path.join(root, 'work'), { mode: 0o755 });
+    fs.chownSync(path.join(root, 'work'), AGENT_USER.uid, AGENT_USER.uid);
     fs.writeFileSync(path.join(root, 'etc/hostname'), 'lia-vm\n');
     fs.writeFileSync(path.join(root, 'etc/fstab'), '/dev/vda / ext4 rw 0 1\n');
     // No host resolver config in the guest: it resolves nothing itself, the proxy does.
@@ -181,21 +211,21 @@ export async function ensureBaseImage(say: Say): Promise<BaseImage> {
     for (const d of ['var/cache/apt/archives', 'var/lib/apt/lists', 'root/.npm'])
       fs.rmSync(path.join(root, d), { recursive: true, force: true });
 
-    step(5, `disk image: ext4 of ${ROOTFS_MB} MiB → qcow2`);
-    const raw = path.join(work, 'rootfs.ext4');
-    await run(say, 'mkfs.ext4', ['-q', '-F', '-L', 'liaroot', '-d', root, raw, `${ROOTFS_MB}M`]);
+    step(5, `disk image: raw ext4 of ${ROOTFS_MB} MiB`);
     const out = path.join(work, 'out');
     fs.mkdirSync(out);
-    await run(say, 'qemu-img', [
-      'convert',
+    // Sparse: the file takes the space of what is in it, not ROOTFS_MB.
+    await run(say, 'mkfs.ext4', [
       '-q',
-      '-f',
-      'raw',
-      '-O',
-      'qcow2',
-      raw,
-      path.join(out, 'rootfs.qcow2'),
+      '-F',
+      '-L',
+      'liaroot',
+      '-d',
+      root,
+      path.join(out, 'rootfs.ext4'),
+      `${ROOTFS_MB}M`,
     ]);
+    fs.chmodSync(path.join(out, 'rootfs.ext4'), 0o644);
     fs.copyFileSync(path.join(kdir, 'boot', vmlinuz), path.join(out, 'vmlinuz'));
     fs.cpSync(path.join(kdir, 'lib/modules', kver), path.join(out, 'modules'), { recursive: true });
     fs.copyFileSync(path.join(kdir, 'bin/busybox'), path.join(out, 'busybox'));
@@ -208,7 +238,7 @@ export async function ensureBaseImage(say: Say): Promise<BaseImage> {
       inputs: baseInputs(),
       kernelPackage: kpkg,
       kernelVersion: kver,
-      rootfsBytes: fs.statSync(path.join(out, 'rootfs.qcow2')).size,
+      rootfsBytes: fs.statSync(path.join(out, 'rootfs.ext4')).blocks * 512,
       buildSeconds: seconds,
       builtAt: new Date().toISOString(),
     };

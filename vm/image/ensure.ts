@@ -5,18 +5,23 @@
  *   node --import tsx vm/image/ensure.ts     builds (or finds) it and prints where it is
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import { ensureSidecarBuilt } from '../sidecar/build.js';
 import { cacheRoot, ensureBaseImage, type Say } from './base.js';
 import { ensureInitrd } from './initrd.js';
+import { ensureVmlinux } from './vmlinux.js';
 
+/** Every file of the guest image; vm/image/artifacts.ts says which a driver boots. */
 export interface GuestImage {
+  /** The distribution's kernel (bzImage). */
   kernel: string;
-  /** An uncompressed kernel, for VMMs that need one (Firecracker); absent when not built. */
-  vmlinux?: string;
+  /** The same kernel uncompressed (ELF, with a PVH entry), for Firecracker. */
+  vmlinux: string;
   initrd: string;
-  /** The base root disk (qcow2); every VM gets a copy-on-write overlay of it. */
+  /** The root file system, raw ext4; never written: every task gets its own disk from it. */
   rootfs: string;
+  /** The base image's hash, and the initramfs's. */
   hash: string;
 }
 
@@ -33,7 +38,9 @@ export async function ensureGuestImage(say: Say): Promise<GuestImage> {
   try {
     const base = await ensureBaseImage(say);
     const initrd = await ensureInitrd(base, say);
-    return { kernel: base.kernel, initrd, rootfs: base.rootfs, hash: base.hash };
+    const vmlinux = await ensureVmlinux(base.kernel, say);
+    const initrdHash = path.basename(initrd).replace(/^initrd-|\.img$/g, '');
+    return { kernel: base.kernel, vmlinux, initrd, rootfs: base.rootfs, hash: `${base.hash}-${initrdHash}` };
   } finally {
     await release();
   }

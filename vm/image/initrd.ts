@@ -1,8 +1,9 @@
 /**
  * The guest's initramfs: a static busybox, the virtio modules of the base image's kernel (in
- * dependency order), and Lia's own guest files — the sidecar bundle and node-pty — which its
- * init copies onto a tmpfs in the guest. Built in about a second, cached by a hash of those
- * inputs, so a change to the sidecar never rebuilds the base image.
+ * dependency order), and Lia's own guest files — the guest's init, the sidecar bundle and
+ * node-pty — which its init copies onto a tmpfs in the guest. Built in about a second, cached
+ * by a hash of those inputs, so a change to the sidecar never rebuilds the base image. One
+ * initramfs for every driver: QEMU (virtio-serial) and Firecracker (vsock) alike.
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -12,8 +13,11 @@ import { pipeline } from 'node:stream/promises';
 import { SIDECAR_BUNDLE } from '../sidecar/build.js';
 import { type BaseImage, cacheRoot, run, type Say } from './base.js';
 
-/** virtio over MMIO (microvm) and PCI (q35), disk, serial port, network. */
-const WANTED_MODULES = ['virtio_mmio', 'virtio_pci', 'virtio_blk', 'virtio_console', 'virtio_net'];
+/**
+ * virtio over MMIO (microvm, Firecracker), the disk, the serial ports (QEMU's host channel) and
+ * vsock (Firecracker's). No network driver: a guest has no network card.
+ */
+export const WANTED_MODULES = ['virtio_mmio', 'virtio_blk', 'virtio_console', 'vmw_vsock_virtio_transport'];
 
 const here = import.meta.dirname;
 const repoRoot = path.resolve(here, '..', '..');
@@ -68,6 +72,7 @@ export async function ensureInitrd(base: BaseImage, say: Say): Promise<string> {
   const h = createHash('sha256');
   h.update(base.hash);
   h.update(fs.readFileSync(path.join(here, 'initramfs-init.sh')));
+  h.update(fs.readFileSync(path.join(here, 'guest-init.sh')));
   h.update(fs.readFileSync(path.join(here, 'initrd.ts')));
   h.update(fs.readFileSync(SIDECAR_BUNDLE));
   for (const f of PTY_FILES) hashTree(h, path.join(nodePty, f));
@@ -88,6 +93,8 @@ export async function ensureInitrd(base: BaseImage, say: Say): Promise<string> {
       fs.copyFileSync(path.join(base.modules, m), path.join(work, 'modules', path.basename(m)));
     fs.writeFileSync(path.join(work, 'modules/order'), `${order.map((m) => path.basename(m)).join('\n')}\n`);
     fs.copyFileSync(SIDECAR_BUNDLE, path.join(work, 'lia/sidecar.mjs'));
+    fs.copyFileSync(path.join(here, 'guest-init.sh'), path.join(work, 'lia/init'));
+    fs.chmodSync(path.join(work, 'lia/init'), 0o755);
     for (const f of PTY_FILES)
       fs.cpSync(path.join(nodePty, f), path.join(work, 'lia/node_modules/node-pty', f), { recursive: true });
     const list = (await run(say, 'find', ['.', '-mindepth', '1'], { cwd: work, quiet: true })).trim();

@@ -10,7 +10,11 @@ import { build } from 'esbuild';
 
 const here = import.meta.dirname;
 export const SIDECAR_BUNDLE = path.join(here, 'dist', 'sidecar.mjs');
-const SOURCES = [path.join(here, 'sidecar.ts'), path.join(here, '..', 'protocol.ts')];
+const SOURCES = [
+  path.join(here, 'sidecar.ts'),
+  path.join(here, '..', 'protocol.ts'),
+  path.join(here, '..', 'channel', 'mux.ts'),
+];
 
 export function sidecarSourceHash(): string {
   const h = createHash('sha256');

@@ -84,9 +84,33 @@ export class SidecarConnection {
     return this.closed;
   }
 
-  send(m: HostMessage, body?: Uint8Array): void {
-    if (this.closed || this.stream.destroyed) return;
-    this.stream.write(encodeFrame(m, body));
+  /** Sends a frame; false when the channel's buffer is full (wait for `drained()` before more). */
+  send(m: HostMessage, body?: Uint8Array): boolean {
+    if (this.closed || this.stream.destroyed) return false;
+    return this.stream.write(encodeFrame(m, body));
+  }
+
+  /** Resolves when what was sent has drained into the channel (or the connection is gone). */
+  drained(): Promise<void> {
+    if (this.closed || !this.stream.writableNeedDrain) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.stream.off('drain', done);
+        offClose();
+        resolve();
+      };
+      this.stream.once('drain', done);
+      const offClose = this.onClose(done);
+    });
+  }
+
+  /** Stops reading from the guest (the host cannot store as fast as it sends), and goes on. */
+  pause(): void {
+    this.stream.pause();
+  }
+
+  resume(): void {
+    this.stream.resume();
   }
 
   onFrame(cb: (f: Frame<SidecarMessage>) => void): () => void {

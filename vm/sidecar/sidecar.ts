@@ -3,8 +3,12 @@
  * numbers its output and keeps every chunk until the host acknowledges it. The host worker is
  * only ever a client, so a worker restart never touches the agent.
  *
- *   sidecar --listen unix:/path/sidecar.sock --workdir DIR [--pidfile FILE] [--spare]
+ *   sidecar --listen unix:/path/sidecar.sock --workdir DIR [--pidfile FILE] [--spare WORKER_PID]
  *   sidecar --serial /dev/virtio-ports/lia.sidecar --workdir DIR
+ * and in a VM, the egress (a guest has no network card; vm/channel/mux.ts):
+ *   --egress-serial DEV | --egress-listen unix:PATH   the host's end of the egress streams
+ *   --proxy-listen 127.0.0.1:3128                      where the agent's HTTP(S) clients go
+ *   --agent-user NAME                                  run the agent as this user, not as root
  *
  * It works in DIR by relative paths only, so the local driver can start it ahead of time in a
  * spare folder and rename that folder to a task's (`--spare`: until a host first connects, it
@@ -15,9 +19,10 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import type { Duplex } from 'node:stream';
+import { Duplex } from 'node:stream';
 import { parseArgs } from 'node:util';
 import * as pty from 'node-pty';
+import { MuxSession } from '../channel/mux.js';
 import {
   encodeFrame,
   FrameDecoder,
@@ -43,7 +48,12 @@ const { values: opts } = parseArgs({
     serial: { type: 'string' },
     workdir: { type: 'string' },
     pidfile: { type: 'string' },
-    spare: { type: 'boolean' },
+    /** The pid of the worker that started this spare: it exits when that one is gone. */
+    spare: { type: 'string' },
+    'egress-serial': { type: 'string' },
+    'egress-listen': { type: 'string' },
+    'proxy-listen': { type: 'string' },
+    'agent-user': { type: 'string' },
   },
 });
 if (!opts.workdir || (!opts.listen && !opts.serial)) {
@@ -52,13 +62,28 @@ if (!opts.workdir || (!opts.listen && !opts.serial)) {
   );
   process.exit(2);
 }
+/** The agent's user: its own uid, so it can neither signal nor inspect this (root) process. */
+const agentUser = opts['agent-user'] ? lookupUser(opts['agent-user']) : undefined;
+if (agentUser && process.getuid?.() === 0) process.setgroups?.([]);
 fs.mkdirSync(opts.workdir, { recursive: true });
+if (agentUser) fs.chownSync(opts.workdir, agentUser.uid, agentUser.gid);
 process.chdir(opts.workdir);
+
+function lookupUser(name: string): { uid: number; gid: number } {
+  for (const line of fs.readFileSync('/etc/passwd', 'utf8').split('\n')) {
+    const f = line.split(':');
+    if (f[0] === name) return { uid: Number(f[2]), gid: Number(f[3]) };
+  }
+  process.stderr.write(`sidecar: no user ${name} in /etc/passwd\n`);
+  process.exit(2);
+}
 /** Relative on purpose: the folder may be renamed under us (see above). */
 const workdir = '.';
 let hostSeen = false;
 if (opts.spare) {
-  const parent = process.ppid;
+  // The worker names itself: a spare started just as its worker was killed would otherwise take
+  // its new parent (init) for the worker, and never leave.
+  const parent = Number(opts.spare);
   const watch = setInterval(() => {
     if (hostSeen) clearInterval(watch);
     else if (process.ppid !== parent) process.exit(0);
@@ -142,6 +167,7 @@ function start(m: Extract<HostMessage, { type: 'start' }>): void {
       cwd: m.cwd ?? workdir,
       env: m.env,
       encoding: null,
+      ...(agentUser ? { uid: agentUser.uid, gid: agentUser.gid } : {}),
     });
   } catch (err) {
     exited = { code: 127, signal: null };
@@ -199,6 +225,7 @@ function handle(m: HostMessage, body: Buffer): void {
         return;
       }
       fs.writeFileSync(path.join(workdir, name), body, { mode: m.mode ?? 0o644 });
+      if (agentUser) fs.chownSync(path.join(workdir, name), agentUser.uid, agentUser.gid);
       return;
     }
     case 'stdin':
@@ -242,17 +269,13 @@ function serve(stream: Duplex): void {
   stream.on('error', gone);
 }
 
-if (opts.listen) {
-  const where = opts.listen.replace(/^unix:/, '');
-  fs.rmSync(where, { force: true });
-  const server = net.createServer({ allowHalfOpen: false }, (sock) => serve(sock));
-  server.listen(where, () => fs.chmodSync(where, 0o600));
-} else if (opts.serial) {
-  // A virtio-serial port is one long-lived stream; host sessions are told apart by SYNC.
-  // While no host is connected a read returns 0 at once (and a write blocks), so reads are
-  // retried on a short timer rather than ending the stream.
-  const fd = fs.openSync(opts.serial, 'r+');
-  const { Duplex: DuplexStream } = await import('node:stream');
+/**
+ * A virtio-serial port as a stream. The port is one long-lived stream; host sessions are told
+ * apart by SYNC. While no host is connected a read returns 0 at once (and a write blocks), so
+ * reads are retried on a short timer rather than ending the stream.
+ */
+function openSerial(device: string): Duplex {
+  const fd = fs.openSync(device, 'r+');
   const writeAll = (chunk: Buffer, cb: (err?: Error | null) => void): void => {
     fs.write(fd, chunk, (err, n) => {
       if (err) return cb(err);
@@ -260,7 +283,7 @@ if (opts.listen) {
       cb(null);
     });
   };
-  const stream = new DuplexStream({
+  const stream = new Duplex({
     read() {},
     write(chunk: Buffer, _enc, cb) {
       writeAll(chunk, cb);
@@ -270,7 +293,7 @@ if (opts.listen) {
   const readLoop = (): void => {
     fs.read(fd, buf, 0, buf.length, null, (err, n) => {
       if (err) {
-        process.stderr.write(`sidecar: reading ${opts.serial}: ${err.message}\n`);
+        process.stderr.write(`sidecar: reading ${device}: ${err.message}\n`);
         setTimeout(readLoop, 200);
         return;
       }
@@ -283,7 +306,73 @@ if (opts.listen) {
     });
   };
   readLoop();
-  serve(stream);
+  return stream;
+}
+
+function listenUnix(where: string, onConn: (s: net.Socket) => void): void {
+  fs.rmSync(where, { force: true });
+  const server = net.createServer({ allowHalfOpen: false }, onConn);
+  server.listen(where, () => fs.chmodSync(where, 0o600));
+}
+
+if (opts.listen) listenUnix(opts.listen.replace(/^unix:/, ''), (sock) => serve(sock));
+else if (opts.serial) serve(openSerial(opts.serial));
+
+// ---- egress: the agent's connections, carried as streams to the host's proxy ------------------
+
+/** Connections accepted while no host is attached wait this long, this many at most. */
+const EGRESS_WAIT_MS = 30_000;
+const EGRESS_MAX_WAITING = 32;
+
+if (opts['proxy-listen'] && (opts['egress-serial'] || opts['egress-listen'])) {
+  let current: MuxSession | undefined;
+  const waiting: net.Socket[] = [];
+  const bridge = (sock: net.Socket, session: MuxSession) => {
+    let st: ReturnType<MuxSession['open']>;
+    try {
+      st = session.open();
+    } catch {
+      sock.destroy();
+      return;
+    }
+    sock.setNoDelay(true);
+    st.on('error', () => sock.destroy());
+    sock.on('error', () => st.destroy());
+    // The agent's socket is gone: nothing here can read what the host still sends.
+    sock.on('close', () => st.destroy());
+    st.on('close', () => sock.destroy());
+    sock.pipe(st);
+    st.pipe(sock);
+    sock.resume();
+  };
+  const adopt = (channel: Duplex) => {
+    const s = new MuxSession(channel, { role: 'guest' });
+    s.on('ready', () => {
+      if (current && current !== s) current.close();
+      current = s;
+      for (const sock of waiting.splice(0)) if (!sock.destroyed) bridge(sock, s);
+    });
+    s.on('close', () => {
+      if (current === s) current = undefined;
+    });
+  };
+  if (opts['egress-serial']) adopt(openSerial(opts['egress-serial']));
+  else listenUnix(opts['egress-listen']!.replace(/^unix:/, ''), (sock) => adopt(sock));
+
+  const [host, port] = opts['proxy-listen'].split(':');
+  net
+    .createServer({ pauseOnConnect: true, allowHalfOpen: true }, (sock) => {
+      if (current?.isReady) return bridge(sock, current);
+      if (waiting.length >= EGRESS_MAX_WAITING) return void sock.destroy();
+      waiting.push(sock);
+      setTimeout(() => {
+        const i = waiting.indexOf(sock);
+        if (i < 0) return; // bridged meanwhile
+        waiting.splice(i, 1);
+        sock.destroy();
+      }, EGRESS_WAIT_MS).unref();
+    })
+    .listen(Number(port), host);
 }
 
 for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {

@@ -19,7 +19,12 @@ export function TaskPage({ taskId }: { taskId: string }) {
   // The stream's state frames are the live truth; the REST read only fills in until the first.
   const state =
     stream.state ??
-    (view && { status: view.status, idleDeadline: view.idleDeadline ?? null, error: view.error });
+    (view && {
+      status: view.status,
+      idleDeadline: view.idleDeadline ?? null,
+      error: view.error,
+      queue: view.queue ?? null,
+    });
   const status = state?.status ?? null;
   const ended = status === 'terminated' || status === 'failed';
 
@@ -83,6 +88,15 @@ export function TaskPage({ taskId }: { taskId: string }) {
       {fatal && (
         <div className="banner error" role="alert">
           {fatal}
+        </div>
+      )}
+      {status === 'pending' && state?.queue && (
+        <div className="banner info" data-testid="queued">
+          Waiting for a host with room: number {state.queue.position} in the queue
+          {state.queue.estimateSeconds
+            ? ` (about ${Math.max(1, Math.round(state.queue.estimateSeconds / 60))} min)`
+            : ''}
+          . It starts as soon as a slot frees.
         </div>
       )}
       {status === 'suspended' && !typedWhileSuspended && (

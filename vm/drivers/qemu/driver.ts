@@ -1,61 +1,53 @@
 /**
  * The `qemu` driver: a real VM per task, KVM where a vCPU really runs, software emulation (TCG)
- * otherwise. QEMU runs daemonized, so a worker restart leaves the VM alone; everything the
- * driver needs is on disk under the host's state folder:
- *   disk.qcow2    copy-on-write overlay of the cached base image
- *   serial.sock   the virtio-serial port `lia.sidecar` (QEMU listens; one host session at a time)
- *   qmp.sock      QEMU's control socket
- *   console.log   the guest's serial console (boot errors end up here)
- *   state.bin     the machine state while suspended (pause + migrate to a file; QEMU exits)
- * Network: user-mode with restrict=on — the guest reaches nothing but 10.0.2.100:3128, which
- * QEMU forwards to this task's listener of the host's egress proxy.
+ * otherwise — and then QEMU itself is no security boundary, which the driver says wherever it
+ * names its acceleration. It composes the VM layer's resources:
+ *   process   QEMU started detached (a worker restart leaves it running) into the VM's cgroup,
+ *             as the VM's own uid, under `-sandbox` (vm/process/)
+ *   disk      a qcow2 overlay of the image (or, for the Firecracker artifacts, a raw copy)
+ *   channel   two virtio-serial ports: the agent's session and the egress streams (vm/channel/)
+ *   egress    the egress link: every connection the guest opens reaches the host's proxy
+ *   snapshot  pause, the machine state written over a Unix socket to a file, QEMU gone
+ *
+ * Per task, under <state>/hosts/<host>/vms/<task>/ (0700), the worker's alone:
+ *   vm.json       what the VM is (spec, uid, profile)              0600
+ *   vmm.json      QEMU's pid and start time                       0600
+ *   disk.qcow2    the task's disk (disk.raw for a raw copy)         0600, the VM's uid
+ *   console.log   the guest's serial console (boot errors)        0600
+ *   qemu.log      QEMU's own messages                             0600
+ *   state.bin     the machine state while suspended               0600
+ * and QEMU's sockets (qmp, session, egress; migrate while suspending) in a folder the VM's uid
+ * owns (0700): /run/lia/<state>-<host>/<task>/ when Lia runs as root (QEMU, as the VM's uid,
+ * could not pass through a private state folder), <task>/run/ otherwise.
  */
-import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../../common/logger.js';
-import { isAlive, processesUnder, readPidFile, signalPids } from '../../../system/procs.js';
+import { processesUnder } from '../../../system/procs.js';
+import { SerialChannel } from '../../channel/connector.js';
+import { EgressLink } from '../../channel/egress-link.js';
+import type { EgressSink } from '../../channel/egress-sink.js';
+import { createTaskDisk } from '../../disk.js';
 import type { Progress, VmDriver, VmSpec } from '../../driver.js';
 import { VmError } from '../../driver.js';
+import { type BootArtifacts, type BootProfile, bootArtifacts } from '../../image/artifacts.js';
 import type { GuestImage } from '../../image/ensure.js';
+import type { CgroupLimits, CgroupSystem } from '../../process/cgroup.js';
+import { isRunning, kill, launch, type VmmRecord } from '../../process/supervisor.js';
+import type { UidPool } from '../../process/uids.js';
 import { SidecarConnection } from '../../sidecar/client.js';
+import { hostTscKhz, qemuArgs, TCG_TB_MIB } from './args.js';
 import { Qmp } from './qmp.js';
 
-/** Where the guest finds the egress proxy (QEMU forwards it to the host's listener). */
-export const GUEST_PROXY = { host: '10.0.2.100', port: 3128 };
+export { hostTscKhz, kernelCommandLine } from './args.js';
+
+/** Where the agent's clients find the way out: the sidecar, inside the guest. */
+export const GUEST_PROXY = 'http://127.0.0.1:3128';
+export const TCG_WARNING = 'software emulation: not a security boundary';
 const MAX_SOCKET_PATH = 107;
-
-/**
- * The host TSC's rate in kHz, where the CPU says it is constant. Under TCG the guest's TSC is
- * the host's, and telling the guest kernel its rate skips a PIT calibration that, on a busy
- * host, sometimes fails — after which this kernel hangs before init (seen 1 boot in 8 here).
- */
-export function hostTscKhz(cpuinfo = readCpuinfo()): number | undefined {
-  if (!/\bconstant_tsc\b/.test(cpuinfo)) return undefined;
-  const mhz = /^cpu MHz\s*:\s*([\d.]+)/m.exec(cpuinfo)?.[1];
-  return mhz ? Math.round(Number(mhz) * 1000) : undefined;
-}
-
-function readCpuinfo(): string {
-  try {
-    return fs.readFileSync('/proc/cpuinfo', 'utf8');
-  } catch {
-    return '';
-  }
-}
-
-export function kernelCommandLine(accel: 'kvm' | 'tcg', tscKhz: number | undefined): string {
-  const base = 'console=ttyS0 quiet loglevel=3 panic=-1';
-  // With KVM the guest has kvmclock; only emulation needs the rate spelled out.
-  return accel === 'tcg' && tscKhz ? `${base} tsc_early_khz=${tscKhz}` : base;
-}
-
-export interface EgressPorts {
-  open(taskId: string, port?: number): Promise<number>;
-  close(taskId: string): Promise<void>;
-}
 
 export interface QemuDriverOptions {
   stateDir: string;
@@ -63,68 +55,104 @@ export interface QemuDriverOptions {
   image: GuestImage;
   accel: 'kvm' | 'tcg';
   logger: Logger;
-  egress?: EgressPorts;
+  /** Where the guests' connections go (the host's egress proxy). */
+  egress?: EgressSink;
+  /** Which artifacts to boot (default `qemu`; `firecracker` boots Firecracker's under microvm). */
+  profile?: BootProfile;
+  /** A uid per VM (when Lia runs as root); without it QEMU runs as Lia's own user. */
+  uids?: UidPool;
+  /** A cgroup per VM; without it, none (check-host reports why). */
+  cgroups?: CgroupSystem;
   /** How long a boot or restore may take before the sidecar answers (TCG is slow). */
   readyTimeoutMs?: number;
 }
 
 interface VmRecord {
   spec: VmSpec;
-  proxyPort: number;
+  profile: BootProfile;
+  uid?: number;
 }
 
 export class QemuDriver implements VmDriver {
   readonly name = 'qemu' as const;
   readonly acceleration: string;
   readonly guestEnv: Record<string, string>;
+  readonly artifacts: BootArtifacts;
   private readonly root: string;
+  /** Where QEMU's sockets go when it runs as a uid of its own (see above). */
+  private readonly runRoot?: string;
+  private readonly links = new Map<string, EgressLink>();
 
   constructor(private readonly o: QemuDriverOptions) {
-    const proxy = `http://${GUEST_PROXY.host}:${GUEST_PROXY.port}`;
     this.guestEnv = {
-      HTTP_PROXY: proxy,
-      HTTPS_PROXY: proxy,
-      http_proxy: proxy,
-      https_proxy: proxy,
+      HTTP_PROXY: GUEST_PROXY,
+      HTTPS_PROXY: GUEST_PROXY,
+      http_proxy: GUEST_PROXY,
+      https_proxy: GUEST_PROXY,
       // The model API is the proxy itself (path-only requests), not something to go through it.
-      NO_PROXY: `localhost,127.0.0.1,${GUEST_PROXY.host}`,
-      no_proxy: `localhost,127.0.0.1,${GUEST_PROXY.host}`,
-      ANTHROPIC_BASE_URL: proxy,
-      HOME: '/root',
+      NO_PROXY: 'localhost,127.0.0.1',
+      no_proxy: 'localhost,127.0.0.1',
+      ANTHROPIC_BASE_URL: GUEST_PROXY,
+      HOME: '/home/agent',
     };
-    this.acceleration = o.accel;
+    this.acceleration = o.accel === 'kvm' ? 'kvm' : `tcg (${TCG_WARNING})`;
+    this.artifacts = bootArtifacts(o.image, o.profile ?? 'qemu');
     this.root = path.resolve(o.stateDir, 'hosts', o.hostId, 'vms');
+    if (o.uids) {
+      const key = createHash('sha256').update(this.root).digest('hex').slice(0, 8);
+      this.runRoot = path.join('/run/lia', `${key}-${o.hostId}`);
+    }
   }
 
-  /**
-   * After a worker restart: the VMs kept running, but their egress listeners lived in the old
-   * process. Re-open each at the port its QEMU forwards to.
-   */
+  /** After a worker restart: the VMs kept running; their egress links lived in the old worker. */
   async adopt(): Promise<void> {
     for (const taskId of await this.list()) {
       const f = this.files(taskId);
-      if (!fs.existsSync(f.record)) continue;
-      const rec = JSON.parse(fs.readFileSync(f.record, 'utf8')) as VmRecord;
-      await this.o.egress
-        ?.open(taskId, rec.proxyPort)
-        .catch((err: Error) =>
-          this.o.logger.warn({ taskId, err: err.message }, 'qemu: cannot re-open the egress listener'),
-        );
+      if (!this.running(taskId) || fs.existsSync(f.suspended)) continue;
+      await this.attachEgress(taskId).catch((err: Error) =>
+        this.o.logger.warn({ taskId, err: err.message }, 'qemu: cannot re-attach the egress port'),
+      );
     }
   }
 
   private files(taskId: string) {
     const dir = path.join(this.root, taskId);
+    const run = this.runRoot ? path.join(this.runRoot, taskId) : path.join(dir, 'run');
     return {
       dir,
-      disk: path.join(dir, 'disk.qcow2'),
-      serial: path.join(dir, 'serial.sock'),
-      qmp: path.join(dir, 'qmp.sock'),
-      pid: path.join(dir, 'qemu.pid'),
-      console: path.join(dir, 'console.log'),
-      state: path.join(dir, 'state.bin'),
+      run,
       record: path.join(dir, 'vm.json'),
+      vmm: path.join(dir, 'vmm.json'),
+      disk: path.join(dir, this.artifacts.taskDisk === 'raw-copy' ? 'disk.raw' : 'disk.qcow2'),
+      console: path.join(dir, 'console.log'),
+      log: path.join(dir, 'qemu.log'),
+      state: path.join(dir, 'state.bin'),
+      migrate: path.join(run, 'migrate.sock'),
       suspended: path.join(dir, 'suspended'),
+      sockets: {
+        qmp: path.join(run, 'qmp.sock'),
+        session: path.join(run, 'session.sock'),
+        egress: path.join(run, 'egress.sock'),
+      },
+    };
+  }
+
+  private cgroupRel(taskId: string): string {
+    return `lia/${this.o.hostId}/${taskId}`;
+  }
+
+  private cgroup(taskId: string) {
+    return this.o.cgroups ? { system: this.o.cgroups, rel: this.cgroupRel(taskId) } : undefined;
+  }
+
+  /** What a VM's cgroup allows: its vCPUs plus half a CPU for QEMU's own threads; its memory plus QEMU's. */
+  static limits(spec: VmSpec, accel: 'kvm' | 'tcg'): CgroupLimits {
+    // TCG keeps translated code too (TCG_TB_MIB) besides QEMU's own; KVM needs little beside the RAM.
+    const overheadMib = accel === 'tcg' ? TCG_TB_MIB + 384 : 256;
+    return {
+      cpuPercent: spec.vcpus * 100 + 50,
+      memoryBytes: (spec.memoryMib + overheadMib) * 2 ** 20,
+      pids: 256,
     };
   }
 
@@ -132,86 +160,103 @@ export class QemuDriver implements VmDriver {
     return this.o.readyTimeoutMs ?? (this.o.accel === 'kvm' ? 30_000 : 300_000);
   }
 
-  /** QEMU's pid, if that process is alive and really QEMU (pids get reused). */
-  private qemuPid(taskId: string): number | undefined {
-    const pid = readPidFile(this.files(taskId).pid);
-    if (!pid || !isAlive(pid)) return undefined;
+  private vmm(taskId: string): VmmRecord | undefined {
     try {
-      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      return cmd.includes('qemu-system') && cmd.includes(this.files(taskId).dir) ? pid : undefined;
+      return JSON.parse(fs.readFileSync(this.files(taskId).vmm, 'utf8')) as VmmRecord;
     } catch {
       return undefined;
     }
   }
 
-  private args(taskId: string, rec: VmRecord, incoming?: string): string[] {
-    const f = this.files(taskId);
-    const { spec } = rec;
-    const forward = `guestfwd=tcp:${GUEST_PROXY.host}:${GUEST_PROXY.port}-cmd:socat STDIO TCP:127.0.0.1:${rec.proxyPort}`;
-    return [
-      '-name',
-      `lia-${taskId}`,
-      '-M',
-      'microvm,x-option-roms=off,rtc=on',
-      ...(this.o.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg', '-cpu', 'max']),
-      '-m',
-      String(spec.memoryMib),
-      '-smp',
-      String(spec.vcpus),
-      '-nodefaults',
-      '-no-user-config',
-      '-display',
-      'none',
-      '-no-reboot',
-      '-kernel',
-      this.o.image.kernel,
-      '-initrd',
-      this.o.image.initrd,
-      '-append',
-      kernelCommandLine(this.o.accel, hostTscKhz()),
-      '-serial',
-      `file:${f.console}`,
-      '-drive',
-      `if=none,id=root,file=${f.disk},format=qcow2,cache=writeback`,
-      '-device',
-      'virtio-blk-device,drive=root',
-      '-device',
-      'virtio-serial-device,max_ports=2',
-      '-chardev',
-      `socket,id=sidecar,path=${f.serial},server=on,wait=off`,
-      '-device',
-      'virtserialport,chardev=sidecar,name=lia.sidecar',
-      '-netdev',
-      `user,id=net0,restrict=on,ipv6=off,${forward}`,
-      '-device',
-      'virtio-net-device,netdev=net0',
-      '-qmp',
-      `unix:${f.qmp},server=on,wait=off`,
-      '-pidfile',
-      f.pid,
-      '-daemonize',
-      ...(incoming ? ['-incoming', incoming] : []),
-    ];
+  private running(taskId: string): boolean {
+    return isRunning(this.vmm(taskId));
+  }
+
+  private readRecord(taskId: string): VmRecord {
+    return JSON.parse(fs.readFileSync(this.files(taskId).record, 'utf8')) as VmRecord;
+  }
+
+  private channel(taskId: string): SerialChannel {
+    const s = this.files(taskId).sockets;
+    return new SerialChannel({ session: s.session, egress: s.egress });
   }
 
   private async launch(taskId: string, rec: VmRecord, incoming?: string): Promise<void> {
     const f = this.files(taskId);
-    for (const s of [f.serial, f.qmp, f.pid]) fs.rmSync(s, { force: true });
-    const child = spawn('qemu-system-x86_64', this.args(taskId, rec, incoming), {
-      cwd: f.dir,
-      stdio: ['ignore', 'ignore', 'pipe'],
+    const owner = rec.uid !== undefined ? { uid: rec.uid, gid: rec.uid } : undefined;
+    // A fresh run/ each time: QEMU makes its sockets there, as the VM's uid.
+    fs.rmSync(f.run, { recursive: true, force: true });
+    if (this.runRoot) fs.mkdirSync(this.runRoot, { recursive: true, mode: 0o711 });
+    fs.mkdirSync(f.run, { mode: 0o700 });
+    if (owner) fs.chownSync(f.run, owner.uid, owner.gid);
+    const cg = this.cgroup(taskId);
+    if (cg) cg.system.create(cg.rel, QemuDriver.limits(rec.spec, this.o.accel));
+    const a = this.artifacts;
+    const open = (file: string, flags: string) => fs.openSync(file, flags, 0o600);
+    const fds = [
+      open(a.kernel.path, 'r'),
+      open(a.initrd, 'r'),
+      open(f.disk, 'r+'),
+      ...(a.taskDisk === 'qcow2-overlay' ? [open(a.rootfs.path, 'r')] : []),
+      ...(incoming ? [open(incoming, 'r')] : []),
+    ];
+    const out = open(f.console, 'a');
+    const err = open(f.log, 'w');
+    const n = (i: number) => 3 + i;
+    let launched: ReturnType<typeof launch>;
+    try {
+      launched = launch({
+        argv: [
+          'qemu-system-x86_64',
+          ...qemuArgs({
+            name: `lia-${taskId}`,
+            accel: this.o.accel,
+            artifacts: a,
+            memoryMib: rec.spec.memoryMib,
+            vcpus: rec.spec.vcpus,
+            sockets: f.sockets,
+            fds: {
+              kernel: n(0),
+              initrd: n(1),
+              disk: n(2),
+              base: a.taskDisk === 'qcow2-overlay' ? n(3) : undefined,
+              incoming: incoming ? n(fds.length - 1) : undefined,
+            },
+            tscKhz: hostTscKhz(),
+          }),
+        ],
+        cwd: f.dir,
+        cgroup: cg,
+        runAs: owner,
+        stdout: out,
+        stderr: err,
+        fds,
+      });
+    } finally {
+      for (const d of [...fds, out, err]) fs.closeSync(d);
+    }
+    fs.writeFileSync(f.vmm, JSON.stringify(launched.record), { mode: 0o600 });
+    // QEMU is up once its control socket answers; if it exits first, its message says why.
+    const deadline = Date.now() + 30_000;
+    let exitCode: number | null | undefined;
+    void launched.exited.then((c) => {
+      exitCode = c;
     });
-    let err = '';
-    child.stderr.on('data', (d) => {
-      err += d.toString();
-    });
-    // With -daemonize the parent exits once the VM is set up; a failure before that is ours.
-    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-    if (code !== 0)
-      throw new VmError(
-        `QEMU did not start (exit ${code}): ${err.trim().slice(-800) || 'no message'}`,
-        false,
-      );
+    for (;;) {
+      if (exitCode !== undefined || !isRunning(launched.record))
+        throw new VmError(
+          `QEMU did not start (exit ${exitCode ?? '?'}): ${this.tail(f.log, 800) || 'no message'}`,
+          false,
+        );
+      if (fs.existsSync(f.sockets.qmp)) {
+        try {
+          (await Qmp.connect(f.sockets.qmp, 2000)).close();
+          return;
+        } catch {}
+      }
+      if (Date.now() > deadline) throw new VmError('QEMU did not open its control socket within 30 s');
+      await sleep(20);
+    }
   }
 
   /** Connects to the guest's sidecar and waits for its hello: the VM is usable. */
@@ -231,7 +276,7 @@ export class QemuDriver implements VmDriver {
     try {
       for (;;) {
         if (signal?.aborted) throw new VmError(`${what}: cancelled`);
-        if (!this.qemuPid(taskId)) throw new VmError(`QEMU exited while ${what}${this.consoleTail(taskId)}`);
+        if (!this.running(taskId)) throw new VmError(`QEMU exited while ${what}${this.consoleTail(taskId)}`);
         const left = deadline - Date.now();
         if (left <= 0)
           throw new VmError(
@@ -242,7 +287,7 @@ export class QemuDriver implements VmDriver {
           conn.close();
           return;
         } catch {
-          // Not up yet (or QEMU died: checked above).
+          await sleep(50);
         }
       }
     } finally {
@@ -250,13 +295,36 @@ export class QemuDriver implements VmDriver {
     }
   }
 
-  private consoleTail(taskId: string): string {
+  private tail(file: string, chars: number): string {
     try {
-      const text = fs.readFileSync(this.files(taskId).console, 'utf8').trim();
-      return text ? `; guest console:\n${text.split('\n').slice(-15).join('\n')}` : '';
+      return fs.readFileSync(file, 'utf8').trim().slice(-chars);
     } catch {
       return '';
     }
+  }
+
+  private consoleTail(taskId: string): string {
+    const text = this.tail(this.files(taskId).console, 4000);
+    return text ? `; guest console:\n${text.split('\n').slice(-15).join('\n')}` : '';
+  }
+
+  /** The guest's egress port, joined to the host's proxy (nothing to join without a proxy). */
+  private async attachEgress(taskId: string): Promise<void> {
+    if (!this.o.egress) return;
+    this.links.get(taskId)?.stop();
+    const link = new EgressLink({
+      taskId,
+      connect: () => this.channel(taskId).connect('egress'),
+      sink: this.o.egress,
+      logger: this.o.logger,
+    });
+    this.links.set(taskId, link);
+    await link.start();
+  }
+
+  private detachEgress(taskId: string): void {
+    this.links.get(taskId)?.stop();
+    this.links.delete(taskId);
   }
 
   async boot(spec: VmSpec, progress: Progress, signal?: AbortSignal): Promise<void> {
@@ -264,68 +332,94 @@ export class QemuDriver implements VmDriver {
     const step = () => {
       if (signal?.aborted) throw new VmError('booting: cancelled');
     };
-    if (this.qemuPid(spec.taskId) && !fs.existsSync(f.suspended)) {
+    if (this.running(spec.taskId) && !fs.existsSync(f.suspended)) {
       await this.waitForSidecar(spec.taskId, progress, 'booting', signal);
+      if (!this.links.get(spec.taskId)?.connected) await this.attachEgress(spec.taskId);
       return;
     }
     step();
-    fs.mkdirSync(f.dir, { recursive: true });
-    if (f.serial.length > MAX_SOCKET_PATH)
+    // A half-made VM of an earlier attempt (its QEMU died, or never answered) is started over.
+    await this.stopVmm(spec.taskId);
+    fs.mkdirSync(f.dir, { recursive: true, mode: 0o700 });
+    if ([...Object.values(f.sockets), f.migrate].some((s) => s.length > MAX_SOCKET_PATH))
       throw new VmError(
-        `socket path too long (${f.serial.length} > ${MAX_SOCKET_PATH}): use a shorter LIA__STATE__DIR`,
+        `socket path too long (${f.sockets.session.length} > ${MAX_SOCKET_PATH}): use a shorter LIA__STATE__DIR`,
         false,
       );
-    const proxyPort = (await this.o.egress?.open(spec.taskId)) ?? 9;
-    const rec: VmRecord = { spec, proxyPort };
-    fs.writeFileSync(f.record, JSON.stringify(rec));
-    fs.rmSync(f.disk, { force: true });
-    progress(`booting: ${spec.storageGb} GB copy-on-write disk`);
-    await runQemuImg([
-      'create',
-      '-q',
-      '-f',
-      'qcow2',
-      '-F',
-      'qcow2',
-      '-b',
-      this.o.image.rootfs,
+    const uid = this.o.uids?.claim(spec.taskId);
+    const rec: VmRecord = { spec, profile: this.artifacts.profile, uid };
+    fs.writeFileSync(f.record, JSON.stringify(rec), { mode: 0o600 });
+    progress(`booting: ${spec.storageGb} GB disk (${this.artifacts.taskDisk})`);
+    await createTaskDisk(
+      this.artifacts.taskDisk,
+      this.artifacts.rootfs.path,
       f.disk,
-      `${spec.storageGb}G`,
-    ]);
+      spec.storageGb,
+      uid !== undefined ? { uid, gid: uid } : undefined,
+    ).catch((err: Error) => {
+      throw new VmError(`creating the task's disk: ${err.message}`, false);
+    });
     step();
-    progress(`booting: QEMU (${this.o.accel}), ${spec.vcpus} vCPU, ${spec.memoryMib} MiB`);
-    fs.writeFileSync(f.console, '');
+    progress(`booting: QEMU (${this.acceleration}), ${spec.vcpus} vCPU, ${spec.memoryMib} MiB`);
+    fs.writeFileSync(f.console, '', { mode: 0o600 });
     await this.launch(spec.taskId, rec);
     await this.waitForSidecar(spec.taskId, progress, 'booting', signal);
-    this.o.logger.info({ taskId: spec.taskId, accel: this.o.accel }, 'qemu: booted');
+    step();
+    progress('booting: attaching the egress port');
+    await this.attachEgress(spec.taskId).catch((err: Error) => {
+      throw new VmError(`the guest's egress port: ${err.message}${this.consoleTail(spec.taskId)}`);
+    });
+    this.o.logger.info(
+      { taskId: spec.taskId, accel: this.acceleration, uid, profile: this.artifacts.profile },
+      'qemu: booted',
+    );
   }
 
   async connect(taskId: string): Promise<Duplex> {
-    const f = this.files(taskId);
-    return new Promise((resolve, reject) => {
-      const s = net.createConnection(f.serial);
-      s.once('connect', () => resolve(s));
-      s.once('error', (e) =>
-        reject(new VmError(`task ${taskId}: cannot reach the VM's serial port: ${e.message}`)),
-      );
-    });
+    try {
+      return await this.channel(taskId).connect('session');
+    } catch (e) {
+      throw new VmError(`task ${taskId}: cannot reach the VM's session port: ${(e as Error).message}`);
+    }
   }
 
   async suspend(taskId: string, progress: Progress): Promise<{ snapshotBytes: number }> {
     const f = this.files(taskId);
-    if (fs.existsSync(f.suspended) && !this.qemuPid(taskId))
+    if (fs.existsSync(f.suspended) && !this.running(taskId))
       return { snapshotBytes: fs.statSync(f.state).size };
-    const pid = this.qemuPid(taskId);
-    if (!pid) throw new VmError(`task ${taskId}: QEMU is not running, nothing to suspend`, false);
-    const qmp = await Qmp.connect(f.qmp);
+    if (!this.running(taskId))
+      throw new VmError(`task ${taskId}: QEMU is not running, nothing to suspend`, false);
+    const rec = this.readRecord(taskId);
+    this.detachEgress(taskId);
+    const qmp = await Qmp.connect(f.sockets.qmp);
+    // QEMU may not spawn (`cat > file`): it connects to this socket, the worker writes the file.
+    fs.rmSync(f.migrate, { force: true });
+    const tmp = `${f.state}.tmp`;
+    const server = net.createServer();
+    const written = new Promise<void>((resolve, reject) => {
+      server.once('connection', (sock) => {
+        server.close();
+        const out = fs.createWriteStream(tmp, { mode: 0o600 });
+        sock.pipe(out);
+        out.on('finish', resolve);
+        out.on('error', reject);
+        sock.on('error', reject);
+      });
+    });
+    written.catch(() => {});
     try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(f.migrate, () => resolve());
+      });
+      fs.chmodSync(f.migrate, 0o600);
+      if (rec.uid !== undefined) fs.chownSync(f.migrate, rec.uid, rec.uid);
       progress('suspending: pausing the VM');
       await qmp.execute('stop');
       // No bandwidth cap: the VM is paused, the only goal is to be done.
       await qmp.execute('migrate-set-parameters', { 'max-bandwidth': 64 * 2 ** 30 });
-      fs.rmSync(f.state, { force: true });
       progress('suspending: writing the machine state');
-      await qmp.execute('migrate', { uri: `exec:cat > ${shellQuote(f.state)}` });
+      await qmp.execute('migrate', { uri: `unix:${f.migrate}` });
       for (;;) {
         const st = await qmp.execute<{
           status?: string;
@@ -338,39 +432,56 @@ export class QemuDriver implements VmDriver {
         progress(`suspending: ${((st.ram?.transferred ?? 0) / 2 ** 20).toFixed(0)} MiB written`);
         await sleep(20);
       }
+      await written;
+      fs.renameSync(tmp, f.state);
       fs.writeFileSync(f.suspended, '');
       await qmp.execute('quit').catch(() => {});
     } finally {
       qmp.close();
+      server.close();
+      fs.rmSync(f.migrate, { force: true });
+      fs.rmSync(tmp, { force: true });
     }
-    await waitForExit(pid, 10_000);
+    await this.stopVmm(taskId);
     return { snapshotBytes: fs.statSync(f.state).size };
+  }
+
+  /** Kills the VM's QEMU (and anything else in its cgroup), and waits until it is gone. */
+  private async stopVmm(taskId: string): Promise<void> {
+    await kill(this.vmm(taskId), this.cgroup(taskId)).catch((err: Error) => {
+      throw new VmError(`task ${taskId}: ${err.message}`);
+    });
   }
 
   async restore(taskId: string, progress: Progress, signal?: AbortSignal): Promise<void> {
     const f = this.files(taskId);
     // `suspended` goes only once the restored guest answers: until then a retry starts over.
     if (!fs.existsSync(f.suspended)) {
-      if (this.qemuPid(taskId)) return this.waitForSidecar(taskId, progress, 'restoring', signal);
+      if (this.running(taskId)) {
+        await this.waitForSidecar(taskId, progress, 'restoring', signal);
+        if (!this.links.get(taskId)?.connected) await this.attachEgress(taskId);
+        return;
+      }
       throw new VmError(`task ${taskId}: the VM is neither suspended nor running on this host`, false);
     }
     if (!fs.existsSync(f.state)) throw new VmError(`task ${taskId}: no saved VM state to restore`, false);
     // A QEMU left by an earlier attempt (a worker that died mid-restore, a cancelled one) is
     // stopped first: the state file is still whole, and two VMs must never run one disk.
-    const stale = this.qemuPid(taskId);
-    if (stale) {
-      progress('restoring: stopping the QEMU of an earlier attempt');
-      signalPids([stale], 'SIGKILL');
-      await waitForExit(stale, 10_000);
-    }
+    if (this.running(taskId)) progress('restoring: stopping the QEMU of an earlier attempt');
+    await this.stopVmm(taskId);
     if (signal?.aborted) throw new VmError('restoring: cancelled');
-    const rec = JSON.parse(fs.readFileSync(f.record, 'utf8')) as VmRecord;
-    // Same egress port as before: the guest's forwarding rule is part of the VM's set-up.
-    rec.proxyPort = (await this.o.egress?.open(taskId, rec.proxyPort)) ?? rec.proxyPort;
+    const rec = this.readRecord(taskId);
     progress('restoring: loading the machine state');
-    await this.launch(taskId, rec, `exec:cat ${shellQuote(f.state)}`);
+    const damaged = (why: string) =>
+      new VmError(
+        `task ${taskId}: QEMU exited while loading the saved machine state (the snapshot may be damaged; it is kept): ${why}`,
+      );
+    // QEMU reads the state before it opens its control socket: a state it refuses ends it there.
+    await this.launch(taskId, rec, f.state).catch((err: Error) => {
+      throw damaged(err.message.replace(/^QEMU did not start \(exit [^)]*\): /, ''));
+    });
     try {
-      const qmp = await Qmp.connect(f.qmp);
+      const qmp = await Qmp.connect(f.sockets.qmp);
       try {
         for (;;) {
           const st = await qmp.execute<{ status: string }>('query-status');
@@ -386,35 +497,48 @@ export class QemuDriver implements VmDriver {
         qmp.close();
       }
     } catch (err) {
-      if (this.qemuPid(taskId)) throw err;
-      // QEMU refused the state file and exited (its message went with its closed stderr).
-      throw new VmError(
-        `task ${taskId}: QEMU exited while loading the saved machine state (the snapshot may be damaged; it is kept)`,
-      );
+      if (this.running(taskId)) throw err;
+      throw damaged(this.tail(f.log, 400));
     }
     await this.waitForSidecar(taskId, progress, 'restoring', signal);
+    await this.attachEgress(taskId).catch((err: Error) => {
+      throw new VmError(`the guest's egress port: ${err.message}`);
+    });
     fs.rmSync(f.suspended, { force: true });
     fs.rmSync(f.state, { force: true });
   }
 
   async destroy(taskId: string): Promise<void> {
     const f = this.files(taskId);
-    const pid = this.qemuPid(taskId);
-    if (pid) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {}
-      await waitForExit(pid, 10_000);
-    }
-    await this.o.egress?.close(taskId);
+    this.detachEgress(taskId);
+    await this.stopVmm(taskId);
+    const cg = this.cgroup(taskId);
+    if (cg?.system.exists(cg.rel)) cg.system.remove(cg.rel);
+    await this.o.egress?.close?.(taskId);
+    this.o.uids?.release(taskId);
+    fs.rmSync(f.run, { recursive: true, force: true });
     fs.rmSync(f.dir, { recursive: true, force: true });
+    // The host's sockets folder goes with its last VM.
+    if (this.runRoot)
+      try {
+        fs.rmdirSync(this.runRoot);
+      } catch {}
   }
 
   async strays(): Promise<number[]> {
-    if (!fs.existsSync(this.root)) return [];
-    return processesUnder(this.root)
-      .filter((p) => p.gone)
-      .map((p) => p.pid);
+    const pids = new Set<number>();
+    if (fs.existsSync(this.root)) for (const p of processesUnder(this.root)) if (p.gone) pids.add(p.pid);
+    // QEMU names its sockets' folder, not the task's: it is a stray when the task's is gone.
+    if (this.runRoot && fs.existsSync(this.runRoot))
+      for (const p of processesUnder(this.runRoot))
+        if (!fs.existsSync(path.join(this.root, p.entry))) pids.add(p.pid);
+    // A cgroup whose task folder is gone holds nothing Lia still knows about.
+    const cg = this.o.cgroups;
+    if (cg)
+      for (const taskId of cg.children(`lia/${this.o.hostId}`))
+        if (!fs.existsSync(path.join(this.root, taskId)))
+          for (const pid of cg.pids(this.cgroupRel(taskId))) pids.add(pid);
+    return [...pids];
   }
 
   async list(): Promise<string[]> {
@@ -422,30 +546,4 @@ export class QemuDriver implements VmDriver {
   }
 }
 
-function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (isAlive(pid)) {
-    if (Date.now() > deadline) throw new VmError(`QEMU (pid ${pid}) did not exit`);
-    await sleep(10);
-  }
-}
-
-function runQemuImg(args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const p = spawn('qemu-img', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d) => {
-      err += d.toString();
-    });
-    p.on('error', (e) => reject(new VmError(`qemu-img: ${e.message}`, false)));
-    p.on('exit', (code) =>
-      code === 0 ? resolve() : reject(new VmError(`qemu-img failed: ${err.trim()}`, false)),
-    );
-  });
-}

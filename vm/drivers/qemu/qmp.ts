@@ -6,6 +6,9 @@ import net from 'node:net';
 
 export class QmpError extends Error {}
 
+/** QEMU is the guest's neighbour: a line longer than this is not QMP, and ends the connection. */
+const MAX_LINE = 1024 * 1024;
+
 export class Qmp {
   private buf = '';
   private waiting: { resolve: (v: unknown) => void; reject: (e: Error) => void }[] = [];
@@ -18,8 +21,18 @@ export class Qmp {
       for (let nl = this.buf.indexOf('\n'); nl >= 0; nl = this.buf.indexOf('\n')) {
         const line = this.buf.slice(0, nl).trim();
         this.buf = this.buf.slice(nl + 1);
-        if (line) this.onMessage(JSON.parse(line));
+        if (line) {
+          let m: Record<string, unknown>;
+          try {
+            m = JSON.parse(line);
+          } catch {
+            sock.destroy(new QmpError('QMP: a line that is not JSON'));
+            return;
+          }
+          this.onMessage(m);
+        }
       }
+      if (this.buf.length > MAX_LINE) sock.destroy(new QmpError('QMP: a line over 1 MiB'));
     });
     const gone = (err?: Error) => {
       this.closed = err ?? new QmpError('QMP connection closed');

@@ -1,0 +1,47 @@
+/**
+ * A uid of its own for each VM's VMM, when Lia runs as root: one QEMU taken over by its guest
+ * can then neither signal, trace nor read another's memory or files. The uids are plain numbers
+ * from a range no account uses (LIA__VM__UID_BASE), claimed one file each (created exclusively,
+ * holding the task id), so two boots never get the same one and a restarted worker sees them.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+
+export class UidPool {
+  constructor(
+    private readonly dir: string,
+    private readonly base: number,
+    private readonly size = 10_000,
+  ) {}
+
+  /** The task's uid: the one it already holds, or the lowest free one. */
+  claim(taskId: string): number {
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    const held = this.held(taskId);
+    if (held !== undefined) return held;
+    for (let uid = this.base; uid < this.base + this.size; uid++) {
+      try {
+        fs.writeFileSync(path.join(this.dir, String(uid)), taskId, { flag: 'wx', mode: 0o600 });
+        return uid;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+    }
+    throw new Error(`no free VM uid in ${this.base}–${this.base + this.size - 1}`);
+  }
+
+  held(taskId: string): number | undefined {
+    if (!fs.existsSync(this.dir)) return undefined;
+    for (const name of fs.readdirSync(this.dir)) {
+      try {
+        if (fs.readFileSync(path.join(this.dir, name), 'utf8') === taskId) return Number(name);
+      } catch {}
+    }
+    return undefined;
+  }
+
+  release(taskId: string): void {
+    const uid = this.held(taskId);
+    if (uid !== undefined) fs.rmSync(path.join(this.dir, String(uid)), { force: true });
+  }
+}
