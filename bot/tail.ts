@@ -2,6 +2,8 @@
  * Terminal output as a Discord message: escapes and carriage-return redraws removed, the last
  * lines that fit, inside one code block that nothing in the output can close early.
  */
+import type { TokenCounts } from '../common/task.js';
+import { usageText } from '../common/usage-text.js';
 
 export const DISCORD_MAX_CHARS = 2000;
 
@@ -62,12 +64,9 @@ export function threadPost(header: string, raw: string): string {
 /** The end of a headless run, for its thread: outcome, turns, tokens and cost, then the answer. */
 export function summaryPost(
   s: { result: string; isError: boolean; numTurns: number },
-  t: { inputTokens: number; outputTokens: number; costUsd: number },
+  t: TokenCounts & { costUsd: number },
 ): string {
-  const head =
-    `**Claude Code ${s.isError ? 'failed' : 'finished'}** after ${s.numTurns} turns · ` +
-    `${t.inputTokens.toLocaleString('en-US')} tokens in, ${t.outputTokens.toLocaleString('en-US')} out · ` +
-    `about $${t.costUsd.toFixed(4)}`;
+  const head = `**Claude Code ${s.isError ? 'failed' : 'finished'}** after ${s.numTurns} turns · tokens: ${usageText(t)}`;
   const quoted = defuseFences(s.result.trim())
     .split('\n')
     .map((l) => `> ${l}`)

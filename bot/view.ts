@@ -1,6 +1,7 @@
 /** How a task looks in Discord: an embed with its state, and the buttons that act on it. */
 import { ActionRowBuilder, ButtonBuilder, ButtonStyle, EmbedBuilder } from 'discord.js';
-import type { TaskStatus } from '../common/task.js';
+import { budgetTokens, type TaskStatus } from '../common/task.js';
+import { usageText } from '../common/usage-text.js';
 import type { TaskView } from '../tasks/service.js';
 import { DISCORD } from './discord-rules.js';
 
@@ -47,11 +48,8 @@ export function taskEmbed(t: Pick<TaskView, 'id' | 'status'> & Partial<TaskView>
       value: `<t:${Math.round(t.idleDeadline / 1000)}:R>`,
       inline: true,
     });
-  if (t.usage && (t.usage.inputTokens || t.usage.outputTokens))
-    e.addFields({
-      name: 'Tokens',
-      value: `${t.usage.inputTokens.toLocaleString('en-US')} in · ${t.usage.outputTokens.toLocaleString('en-US')} out · about $${t.usage.costUsd.toFixed(4)}`,
-    });
+  if (t.usage && budgetTokens(t.usage) > 0) e.addFields({ name: 'Tokens', value: usageText(t.usage) });
+  if (t.budgetNotice) e.addFields({ name: 'Model budget', value: t.budgetNotice.slice(0, 1000) });
   if (t.summary) e.addFields({ name: 'Result', value: t.summary.result.slice(0, 1000) || '(empty)' });
   if (t.error) e.addFields({ name: 'Error', value: t.error.slice(0, 1000) });
   return e;

@@ -6,6 +6,7 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
+import { parseHostPort } from './host-port.js';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const num = (min: number, max: number) => z.coerce.number().min(min).max(max);
@@ -204,9 +205,17 @@ export const CONFIG_VARS = {
       doc: 'A task suspended this long ends (terminated, with the reason): its disk and snapshot are freed',
     },
     egress_allow: {
-      schema: list,
+      schema: list.refine(
+        (entries) => entries.every((e) => parseHostPort(e, 443)),
+        'each entry must be host or host:port (a DNS name or IPv4 address, a port from 1 to 65535)',
+      ),
       default: '',
-      doc: 'Hosts (host or host:port) a guest may reach through the egress proxy besides the model API',
+      doc: 'host:port pairs a guest may reach through the egress proxy besides the model API (a bare host means port 443)',
+    },
+    egress_max_connections: {
+      schema: int(1, 10_000),
+      default: '64',
+      doc: 'Connections one task may hold open through the egress proxy at once (more are refused with 503)',
     },
   },
   claude: {
@@ -219,6 +228,16 @@ export const CONFIG_VARS = {
       schema: z.string().url(),
       default: 'https://api.anthropic.com',
       doc: 'Model API the proxy forwards to',
+    },
+    request_idle_seconds: {
+      schema: num(0.1, 3600),
+      default: '300',
+      doc: 'A model request with no byte either way for this long is ended (the task is then no longer busy)',
+    },
+    request_max_seconds: {
+      schema: num(1, 24 * 3600),
+      default: '1800',
+      doc: 'The longest a model request may take before the proxy ends it',
     },
   },
   output: {
@@ -248,6 +267,16 @@ export const CONFIG_VARS = {
       schema: int(1, 1000),
       default: '2',
       doc: 'Tasks a user may have running at once (a running VM holds CPU and memory; a suspended one does not)',
+    },
+    tokens_per_task: {
+      schema: int(0, 1e12),
+      default: '25000000',
+      doc: 'Model tokens (input, cache reads and writes, output) one task may use; then its model calls are refused (0: no limit)',
+    },
+    tokens_per_user_per_day: {
+      schema: int(0, 1e12),
+      default: '50000000',
+      doc: "Model tokens a user's tasks may use together per UTC day; then their model calls are refused until midnight UTC (0: no limit)",
     },
   },
   discord: {

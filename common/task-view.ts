@@ -5,8 +5,13 @@
 import type { HeadlessSummary, TaskFields, TokenCounts } from './task.js';
 
 export interface TaskView extends TaskFields {
-  /** Tokens counted by the host's egress proxy, and their estimated cost in US dollars. */
+  /**
+   * Tokens counted by the host's egress proxy, and their estimated cost in US dollars.
+   * `inputTokens` is the uncached input: the whole input adds the cache reads and writes.
+   */
   usage: TokenCounts & { costUsd: number };
+  /** Why the task's model calls are refused (a token budget is spent), while they are. */
+  budgetNotice: string | null;
   /** The end of a headless run: its final answer and turns. */
   summary: HeadlessSummary | null;
   createdAt: string;

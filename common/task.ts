@@ -66,12 +66,25 @@ export const promptSchema = z
   .max(LIMITS.promptMaxChars, `the prompt must be at most ${LIMITS.promptMaxChars} characters`)
   .refine((s) => s.trim().length > 0, 'the prompt must not be empty');
 
-/** Model tokens of a task, as the host's egress proxy counted them. */
+/**
+ * Model tokens of a task, as the host's egress proxy counted them. `inputTokens` is the uncached
+ * input only, as the API reports it: the whole input is that plus cache reads plus cache writes.
+ */
 export interface TokenCounts {
   inputTokens: number;
   outputTokens: number;
   cacheReadTokens: number;
   cacheCreationTokens: number;
+}
+
+/** All the input a model saw: uncached, read from the cache, and written to it. */
+export function totalInputTokens(t: TokenCounts): number {
+  return t.inputTokens + t.cacheReadTokens + t.cacheCreationTokens;
+}
+
+/** What the token budgets count: every token the model API reported, input of each kind and output. */
+export function budgetTokens(t: TokenCounts): number {
+  return totalInputTokens(t) + t.outputTokens;
 }
 
 /** What a task's record and its view share. */

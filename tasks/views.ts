@@ -23,6 +23,7 @@ export function toView(row: TaskRow): TaskView {
       cacheCreationTokens: row.cacheCreationTokens,
       costUsd: row.costUsd,
     },
+    budgetNotice: row.budgetNotice,
     summary: row.summary,
     ...(row.status === 'running' && row.idleDeadline ? { idleDeadline: row.idleDeadline.getTime() } : {}),
     createdAt: row.createdAt.toISOString(),

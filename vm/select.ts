@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import type { Config } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
-import { type EgressSink, type PortProxy, ProxyPortSink } from './channel/egress-sink.js';
+import type { EgressSink } from './channel/egress-sink.js';
 import type { DriverName, VmDriver } from './driver.js';
 import { describeFailure, type SelfCheckReport, selfCheck } from './self-check.js';
 
@@ -61,14 +61,6 @@ export function localRefusal(config: Config): string | undefined {
   );
 }
 
-/** The egress proxy as a sink: the proxy itself once it takes connections, else the adapter. */
-export function egressSink(egress: EgressSink | PortProxy | undefined): EgressSink | undefined {
-  if (!egress) return undefined;
-  return 'accept' in egress && typeof egress.accept === 'function'
-    ? (egress as EgressSink)
-    : new ProxyPortSink(egress as PortProxy);
-}
-
 export interface SelectOptions {
   /** Drivers to try instead of this host's (tests). */
   candidates?: DriverCandidate[];
@@ -79,7 +71,7 @@ export interface SelectOptions {
 export async function selectDriver(
   config: Config,
   logger: Logger,
-  egress?: EgressSink | PortProxy,
+  egress?: EgressSink,
   opts: SelectOptions = {},
 ): Promise<VmDriver> {
   const wanted = config.vm.driver;
@@ -143,7 +135,7 @@ function localCandidate(config: Config, logger: Logger): DriverCandidate {
 export function qemuCandidate(
   config: Config,
   logger: Logger,
-  egress: EgressSink | PortProxy | undefined,
+  egress: EgressSink | undefined,
   profile: 'qemu' | 'firecracker' = 'qemu',
 ): DriverCandidate {
   return {
@@ -170,7 +162,7 @@ export function qemuCandidate(
         image,
         accel: kvm.usable ? 'kvm' : 'tcg',
         logger,
-        egress: egressSink(egress),
+        egress,
         profile,
         ...isolation,
       });
@@ -198,7 +190,7 @@ async function vmmIsolation(config: Config, logger: Logger) {
 export function firecrackerCandidate(
   config: Config,
   logger: Logger,
-  egress: EgressSink | PortProxy | undefined,
+  egress: EgressSink | undefined,
 ): DriverCandidate {
   return {
     name: 'firecracker',
@@ -227,7 +219,7 @@ export function firecrackerCandidate(
         image,
         uids: new UidPool(path.join(config.state.dir, 'hosts', config.host.id, 'uids'), config.vm.uid_base),
         cgroups: cg.system,
-        egress: egressSink(egress),
+        egress,
         logger,
       });
     },

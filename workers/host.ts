@@ -6,6 +6,7 @@
 import os from 'node:os';
 import { Client } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
+import { createBudgetGate } from '../activities/budget-gate.js';
 import { createHostActivities } from '../activities/host.js';
 import type { OutputPump } from '../activities/output-pump.js';
 import { PumpHandoff } from '../activities/pump-handoff.js';
@@ -69,7 +70,7 @@ export async function createHostWorker(o: HostWorkerOptions): Promise<HostWorker
   }, config.host.heartbeat_seconds * 1000);
 
   // Tokens are counted where they pass: the egress proxy, on this host.
-  o.egress?.on('usage', (taskId: string, u: ModelUsage) => {
+  const onUsage = (taskId: string, u: ModelUsage) => {
     const cost = costUsd(u.model, u);
     for (const [kind, n] of [
       ['input', u.inputTokens],
@@ -82,7 +83,24 @@ export async function createHostWorker(o: HostWorkerOptions): Promise<HostWorker
     addUsage(pool, taskId, u, cost).catch((err) =>
       logger.warn({ taskId, err: err.message }, 'could not record token usage'),
     );
-  });
+  };
+  const onBudgetRefused = (taskId: string, message: string) =>
+    logger.info({ taskId, message }, 'egress: a model call was refused by a token budget');
+  const onRefusal = (reason: string) => metrics.egressRefusals.inc({ reason });
+  o.egress?.on('usage', onUsage);
+  o.egress?.on('refusal', onRefusal);
+  o.egress?.on('budget-refused', onBudgetRefused);
+  // And budgets are enforced there, from what was recorded.
+  o.egress?.setBudgetGate(
+    createBudgetGate({
+      pool,
+      logger,
+      limits: {
+        tokensPerTask: config.quota.tokens_per_task,
+        tokensPerUserPerDay: config.quota.tokens_per_user_per_day,
+      },
+    }),
+  );
 
   const clientConnection = await connectClientTemporal(config, o.temporalAddress);
   const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
@@ -169,6 +187,10 @@ export async function createHostWorker(o: HostWorkerOptions): Promise<HostWorker
       await handoff.releaseAll();
       await inputBus.close();
       await o.egress?.closeAll();
+      o.egress?.off('usage', onUsage);
+      o.egress?.off('budget-refused', onBudgetRefused);
+      o.egress?.off('refusal', onRefusal);
+      o.egress?.setBudgetGate(undefined);
       await clientConnection.close();
     },
   };

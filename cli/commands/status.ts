@@ -1,6 +1,7 @@
 /** `./lia status <id>`: one task's state, where it runs, what it cost, and its web link. */
 import { Command } from 'commander';
 import type { TaskView } from '../../api/types.js';
+import { usageText } from '../../common/usage-text.js';
 import { taskIdArg } from '../args.js';
 import { clientOf } from '../context.js';
 import { duration, localTime, printJson } from '../format.js';
@@ -31,10 +32,8 @@ function describe(t: TaskView & { url?: string }): string {
     ['host', t.hostId && `${t.hostId}, driver ${t.driver ?? '?'} (${t.acceleration ?? '?'})`],
     ['created', localTime(t.createdAt)],
     ['updated', localTime(t.updatedAt)],
-    [
-      'tokens',
-      `${u.inputTokens} in, ${u.outputTokens} out, ${u.cacheReadTokens} cache read; $${u.costUsd.toFixed(2)}`,
-    ],
+    ['tokens', usageText(u)],
+    ['budget', t.budgetNotice],
     ['exit code', t.exitCode === null ? null : String(t.exitCode)],
     ['error', t.error],
     ['summary', t.summary?.result.split('\n', 1)[0]],

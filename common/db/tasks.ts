@@ -1,5 +1,6 @@
 import type { TaskRecordPatch } from '../activities.js';
 import {
+  budgetTokens,
   ENDED_STATUSES,
   type HeadlessSummary,
   RUNNING_STATUSES,
@@ -15,6 +16,8 @@ import { inTransaction, type Pool } from './pool.js';
 export interface TaskRow extends TaskFields, TokenCounts {
   costUsd: number;
   summary: HeadlessSummary | null;
+  /** Why the task's model calls are refused (a token budget is spent), while they are. */
+  budgetNotice: string | null;
   /** When the idle timer suspends the task (running tasks only), as the workflow last projected it. */
   idleDeadline: Date | null;
   createdAt: Date;
@@ -25,6 +28,7 @@ const COLUMNS = `id, owner, runtime, status, prompt_first_line AS "promptFirstLi
   driver, acceleration, error, exit_code AS "exitCode", input_tokens::float8 AS "inputTokens",
   output_tokens::float8 AS "outputTokens", cache_read_tokens::float8 AS "cacheReadTokens",
   cache_creation_tokens::float8 AS "cacheCreationTokens", cost_usd::float8 AS "costUsd", summary,
+  budget_notice AS "budgetNotice",
   idle_deadline AS "idleDeadline", created_at AS "createdAt", updated_at AS "updatedAt"`;
 
 const sqlList = (xs: readonly string[]) => xs.map((x) => `'${x}'`).join(', ');
@@ -258,14 +262,53 @@ export async function readTaskFiles(pool: Pool, id: string): Promise<{ name: str
   return rows;
 }
 
-/** Adds a model response's tokens and cost to the task (watchers are told). */
+/**
+ * Adds a model response's tokens and cost to the task, and to its owner's usage of the day (UTC,
+ * for the daily budget); watchers are told.
+ */
 export async function addUsage(pool: Pool, id: string, t: TokenCounts, cost: number): Promise<void> {
   await pool.query(
     `WITH u AS (UPDATE tasks SET input_tokens = input_tokens + $2, output_tokens = output_tokens + $3,
        cache_read_tokens = cache_read_tokens + $4, cache_creation_tokens = cache_creation_tokens + $5,
-       cost_usd = cost_usd + $6, updated_at = now() WHERE id = $1 RETURNING id)
+       cost_usd = cost_usd + $6, updated_at = now() WHERE id = $1 RETURNING id, owner),
+     d AS (INSERT INTO usage_daily (owner, day, tokens, cost_usd)
+       SELECT owner, (now() AT TIME ZONE 'UTC')::date, $7, $6 FROM u
+       ON CONFLICT (owner, day) DO UPDATE SET tokens = usage_daily.tokens + EXCLUDED.tokens,
+         cost_usd = usage_daily.cost_usd + EXCLUDED.cost_usd)
      SELECT pg_notify('${CHANNELS.task}', id) FROM u`,
-    [id, t.inputTokens, t.outputTokens, t.cacheReadTokens, t.cacheCreationTokens, cost],
+    [id, t.inputTokens, t.outputTokens, t.cacheReadTokens, t.cacheCreationTokens, cost, budgetTokens(t)],
+  );
+}
+
+/** What the token budgets are checked against: the task's tokens and its owner's of today (UTC). */
+export async function budgetUsage(
+  pool: Pool,
+  id: string,
+): Promise<
+  { owner: string; taskTokens: number; ownerTodayTokens: number; notice: string | null } | undefined
+> {
+  const { rows } = await pool.query<{
+    owner: string;
+    taskTokens: number;
+    ownerTodayTokens: number;
+    notice: string | null;
+  }>(
+    `SELECT t.owner, (t.input_tokens + t.output_tokens + t.cache_read_tokens + t.cache_creation_tokens)::float8
+       AS "taskTokens", coalesce(d.tokens, 0)::float8 AS "ownerTodayTokens", t.budget_notice AS notice
+     FROM tasks t LEFT JOIN usage_daily d ON d.owner = t.owner AND d.day = (now() AT TIME ZONE 'UTC')::date
+     WHERE t.id = $1`,
+    [id],
+  );
+  return rows[0];
+}
+
+/** Sets (or clears, with null) why the task's model calls are refused; watchers are told. */
+export async function setBudgetNotice(pool: Pool, id: string, notice: string | null): Promise<void> {
+  await pool.query(
+    `WITH u AS (UPDATE tasks SET budget_notice = $2, updated_at = now()
+       WHERE id = $1 AND budget_notice IS DISTINCT FROM $2 RETURNING id)
+     SELECT pg_notify('${CHANNELS.task}', id) FROM u`,
+    [id, notice],
   );
 }
 

@@ -14,16 +14,23 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import { type Bot, startBot } from '../../bot/client.js';
 import { createLogger } from '../../common/logger.js';
 import { ThreadRecords } from '../../tasks/threads.js';
+import { costUsd } from '../../vm/egress/pricing.js';
 import { waitFor } from '../helpers/env.js';
 import { StreamClient, startTestStack, type TestStack, terminalLines } from '../helpers/stack.js';
 import { DiscordStandIn } from '../standins/discord/standin.js';
 import { ModelStandIn } from '../standins/model/anthropic-standin.js';
 
 const API_KEY = `sk-ant-lia-test-${randomBytes(16).toString('hex')}`;
-const model = new ModelStandIn(API_KEY, {
-  name: 'Bash',
-  input: { command: 'echo lia-tool-ran-$((6*7)) > tool-output.txt', description: 'Write the file' },
-});
+// As the real API: prompt caching reported, answers compressed with what the client accepts.
+const model = new ModelStandIn(
+  API_KEY,
+  {
+    name: 'Bash',
+    input: { command: 'echo lia-tool-ran-$((6*7)) > tool-output.txt', description: 'Write the file' },
+  },
+  undefined,
+  { caching: true, compression: 'auto', pings: true },
+);
 const discord = new DiscordStandIn();
 const alice = discord.addUser('alice');
 let s: TestStack;
@@ -98,7 +105,10 @@ describe('Claude Code in the VM', () => {
     );
     assert.match(summary.content, /after \d+ turns/);
     assert.match(summary.content, /> Done: the file is written\./);
-    assert.match(summary.content, /2,400 tokens in, 160 out/);
+    assert.match(
+      summary.content,
+      /tokens: [\d,]+ in \([\d,]+ uncached · [\d,]+ cache read · [\d,]+ cache write\) · [\d,]+ out/,
+    );
 
     const kinds = model.requests.map((r) => r.kind);
     assert.ok(kinds.includes('tool_call') && kinds.includes('final'), JSON.stringify(model.requests));
@@ -119,13 +129,55 @@ describe('Claude Code in the VM', () => {
     );
     await c.close();
 
-    const t = await task(taskId);
-    assert.equal(t.usage.inputTokens, 2400);
-    assert.equal(t.usage.outputTokens, 160);
-    assert.ok(t.usage.costUsd > 0);
+    // The host counted, to the token, what the model API (the stand-in) reported for every
+    // answer it served — uncached input, cache reads and writes, output — and priced it.
+    const served = model.served();
+    const cost = model.requests.reduce(
+      (sum, r) =>
+        r.usage
+          ? sum +
+            costUsd(r.model ?? '', {
+              inputTokens: r.usage.input,
+              outputTokens: r.usage.output,
+              cacheReadTokens: r.usage.cacheRead,
+              cacheCreationTokens: r.usage.cacheCreation,
+            })
+          : sum,
+      0,
+    );
+    assert.ok(served.cacheRead > 0 && served.cacheCreation > 0, JSON.stringify(served));
+    assert.ok(
+      model.requests.some((r) => r.encoding !== 'identity'),
+      'answers were compressed',
+    );
+    const t = await waitFor(
+      'the tokens of every answer',
+      async () => {
+        const v = await task(taskId);
+        return v.usage.outputTokens === served.output && v;
+      },
+      15_000,
+    );
+    assert.deepEqual(
+      {
+        input: t.usage.inputTokens,
+        output: t.usage.outputTokens,
+        cacheRead: t.usage.cacheReadTokens,
+        cacheCreation: t.usage.cacheCreationTokens,
+      },
+      served,
+    );
+    assert.ok(Math.abs(t.usage.costUsd - cost) < 1e-5, `cost ${t.usage.costUsd} vs ${cost}`);
     assert.equal(t.summary.result, 'Done: the file is written.');
+    const total = (served.input + served.cacheRead + served.cacheCreation).toLocaleString('en-US');
     const st = discord.slash(alice, 'status', { task_id: taskId });
-    await st.until('tokens in /status', (r) => /Tokens: 2,400 in · 160 out/.test(r.visibleText()));
+    await st.until('tokens in /status', (r) =>
+      r
+        .visibleText()
+        .includes(
+          `${total} in (${served.input.toLocaleString('en-US')} uncached · ${served.cacheRead.toLocaleString('en-US')} cache read · ${served.cacheCreation.toLocaleString('en-US')} cache write) · ${served.output.toLocaleString('en-US')} out`,
+        ),
+    );
 
     // Idle → suspended: the key is in neither the disk nor the machine state.
     await waitStatus(taskId, 'suspended', 180_000);

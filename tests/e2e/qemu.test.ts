@@ -97,13 +97,15 @@ describe('a shell task in a real VM (qemu)', () => {
 
     // No network card: `lo` only, no route. The way out is the sidecar's endpoint in the guest
     // (127.0.0.1:3128), carried over the VM's egress port to the host's proxy: a host off the
-    // allowlist refused, the model API reached with the host's key.
+    // allowlist refused, the model API reached with the host's key — on a route Claude Code
+    // uses; another route is refused.
     c.type(
       "echo links=$(ip -o link | wc -l); echo names=$(ip -o link | awk -F': ' '{print $2}'); " +
         'echo routes=$(ip route | wc -l); ' +
         "curl -s -m 20 -o /dev/null -w 'web=%{http_code}\\n' http://example.com/; " +
         "curl -s -m 5 --noproxy '*' http://93.184.216.34/ >/dev/null 2>&1; echo direct=$?; " +
-        'curl -s -m 20 $ANTHROPIC_BASE_URL/v1/lia-check; echo; echo egress-done\r',
+        "curl -s -m 20 -o /dev/null -w 'files=%{http_code}\\n' $ANTHROPIC_BASE_URL/v1/files; " +
+        "curl -s -m 20 -X POST -H 'content-type: application/json' -d '{}' $ANTHROPIC_BASE_URL/v1/messages/count_tokens; echo; echo egress-done\r",
     );
     await c.waitForText(/\negress-done/, 90_000);
     const text = c.text();
@@ -112,6 +114,7 @@ describe('a shell task in a real VM (qemu)', () => {
     assert.equal(lastValue(text, 'routes'), 0, 'the guest has no route at all');
     assert.equal(lastValue(text, 'web'), 403, 'a host off the allowlist is refused');
     assert.notEqual(lastValue(text, 'direct'), 0, 'a direct connection goes nowhere');
+    assert.equal(lastValue(text, 'files'), 403, "the model API's other routes are refused");
     assert.match(text, /model-stand-in/, 'the model API is reached through the channel');
     assert.ok(modelKeys.includes(API_KEY), 'the proxy added the host key');
 

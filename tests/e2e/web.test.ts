@@ -107,14 +107,19 @@ describe('the web UI', () => {
     await addUsage(
       s.pool,
       taskId,
-      { inputTokens: 1234, outputTokens: 56, cacheReadTokens: 0, cacheCreationTokens: 0 },
+      { inputTokens: 1234, outputTokens: 56, cacheReadTokens: 10_000, cacheCreationTokens: 500 },
       0.0125,
     );
+    // The input is all of it (uncached + cache read + cache write); its parts in the tooltip.
     await page
       .getByTestId('usage')
-      .filter({ hasText: '1,234 tokens in · 56 out' })
+      .filter({ hasText: '11,734 tokens in · 56 out' })
       .waitFor({ timeout: 15_000 });
     assert.match((await page.getByTestId('usage').textContent()) ?? '', /\$0\.0125/);
+    assert.equal(
+      await page.getByTestId('usage').getAttribute('title'),
+      'Tokens: 11,734 in (1,234 uncached · 10,000 cache read · 500 cache write) · 56 out · about $0.0125',
+    );
   });
 
   test('a stream cut by the server reconnects from its last seq: every line once', async () => {

@@ -30,16 +30,23 @@ before(async () => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end('{"ok":true}');
     };
-    if (req.url?.includes('slow')) release = reply;
-    else reply();
+    // The proxy forwards no query but beta=true: a slow answer is asked for in the body.
+    let body = '';
+    req.on('data', (c) => {
+      body += c;
+    });
+    req.on('end', () => {
+      if (body.includes('"slow"')) release = reply;
+      else reply();
+    });
   });
   await new Promise<void>((r) => model.listen(0, '127.0.0.1', r));
   modelPort = (model.address() as net.AddressInfo).port;
 });
 after(() => model.close());
 
-async function viaProxy(port: number, path: string, headers: Record<string, string> = {}) {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST', headers, body: '{}' });
+async function viaProxy(port: number, path: string, headers: Record<string, string> = {}, body = '{}') {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST', headers, body });
   return { status: res.status, body: await res.text() };
 }
 
@@ -109,8 +116,15 @@ test('a model request in flight counts as activity', async () => {
   });
   const port = await proxy.open('t_dddddddddd');
   assert.equal(proxy.busy('t_dddddddddd'), false);
-  const pending = viaProxy(port, '/v1/messages?slow=1');
-  while (!release) await new Promise((r) => setTimeout(r, 10));
+  const pending = viaProxy(port, '/v1/messages', {}, '{"slow":true}');
+  const since = Date.now();
+  while (!release) {
+    assert.ok(
+      Date.now() - since < 10_000,
+      `the request did not reach the model: ${(await Promise.race([pending, Promise.resolve(undefined)]))?.status ?? 'pending'}`,
+    );
+    await new Promise((r) => setTimeout(r, 10));
+  }
   assert.equal(proxy.busy('t_dddddddddd'), true);
   release();
   assert.equal((await pending).status, 200);

@@ -1,5 +1,6 @@
 /** One task: its live terminal, state, idle countdown, tokens, and Resume / Stop. */
 import { useEffect, useRef, useState } from 'react';
+import { totalInputText, usageText } from '../../common/usage-text';
 import { CopyId } from './CopyId';
 import { IdleCountdown } from './IdleCountdown';
 import { StatusBadge } from './StatusBadge';
@@ -69,10 +70,11 @@ export function TaskPage({ taskId }: { taskId: string }) {
           {status === 'running' && state?.idleDeadline ? (
             <IdleCountdown deadline={state.idleDeadline} />
           ) : null}
-          {view?.usage && view.usage.inputTokens + view.usage.outputTokens > 0 && (
-            <span className="muted" data-testid="usage">
-              {view.usage.inputTokens.toLocaleString('en-US')} tokens in ·{' '}
-              {view.usage.outputTokens.toLocaleString('en-US')} out · about ${view.usage.costUsd.toFixed(4)}
+          {view?.usage && view.usage.costUsd + view.usage.outputTokens > 0 && (
+            // The input's parts (uncached, cache read, cache write) in the tooltip: the header has one line.
+            <span className="muted" data-testid="usage" title={`Tokens: ${usageText(view.usage)}`}>
+              {totalInputText(view.usage)} tokens in · {view.usage.outputTokens.toLocaleString('en-US')} out ·
+              about ${view.usage.costUsd.toFixed(4)}
             </span>
           )}
           <span className="muted hint" id="term-help" title="F6 moves between the terminal and these buttons">
@@ -109,6 +111,11 @@ export function TaskPage({ taskId }: { taskId: string }) {
           </div>
         )}
       {state?.error && <div className="banner error">{state.error}</div>}
+      {view?.budgetNotice && (
+        <div className="banner error" data-testid="budget">
+          {view.budgetNotice}
+        </div>
+      )}
       <div className="pane">
         <Terminal onReady={stream.attach} onData={onData} onResize={stream.resize} onLeave={leaveTerminal} />
         <div className="toasts">
