@@ -28,12 +28,16 @@ const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lia-bench-egress-'));
 const model = http.createServer((req, res) => {
   const url = new URL(req.url ?? '/', 'http://x');
   let got = 0;
+  let head = '';
   req.on('data', (d: Buffer) => {
     got += d.length;
+    if (head.length < 64) head += d.subarray(0, 64).toString();
   });
   req.on('end', () => {
-    if (url.pathname === '/v1/bytes') {
-      const n = Number(url.searchParams.get('n') ?? 0);
+    // The proxy forwards only the Messages routes: a download is a message body asking for bytes.
+    const asked = /^\{"bytes":(\d+)/.exec(head);
+    if (url.pathname === '/v1/messages' && asked) {
+      const n = Number(asked[1]);
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n });
       const chunk = Buffer.alloc(64 * 1024, 0x61);
       let left = n;
@@ -95,8 +99,8 @@ const q = (xs, p) => xs.slice().sort((a, b) => a - b)[Math.min(xs.length - 1, Ma
   const ka = new http.Agent({ keepAlive: true, maxSockets: 1 });
   await req(ka, 'POST', '/v1/messages', small);
   for (let i = 0; i < 30; i++) reuse.push((await req(ka, 'POST', '/v1/messages', small)).ms);
-  const down = await req(false, 'GET', '/v1/bytes?n=' + 32 * 1048576);
-  const up = await req(false, 'POST', '/v1/upload', Buffer.alloc(8 * 1048576, 98));
+  const down = await req(false, 'POST', '/v1/messages', Buffer.from(JSON.stringify({ bytes: 32 * 1048576 })));
+  const up = await req(false, 'POST', '/v1/messages', Buffer.alloc(8 * 1048576, 98));
   console.log('EGRESS ' + JSON.stringify({
     freshP50: q(fresh, 0.5), freshP95: q(fresh, 0.95), reuseP50: q(reuse, 0.5), reuseP95: q(reuse, 0.95),
     downMBs: down.n / 1048576 / (down.ms / 1000), upMBs: 8 / (up.ms / 1000), downBytes: down.n,

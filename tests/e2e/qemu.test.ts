@@ -149,7 +149,8 @@ describe('a shell task in a real VM (qemu)', () => {
     const c2 = await StreamClient.open(s.apiUrl, taskId, token);
     const reached = modelKeys.length;
     c2.type(
-      'echo after-$X; echo after=$(cat /tmp/counter); curl -s -m 20 $ANTHROPIC_BASE_URL/v1/again; echo\r',
+      'echo after-$X; echo after=$(cat /tmp/counter); ' +
+        "curl -s -m 20 -X POST -H 'content-type: application/json' -d '{}' $ANTHROPIC_BASE_URL/v1/messages/count_tokens; echo\r",
     );
     await c2.waitForText(/after=\d+/, 60_000);
     assert.ok(terminalLines(c2.text()).includes('after-42'), 'the same shell: the variable holds');
