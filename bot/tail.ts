@@ -63,9 +63,11 @@ export function threadPost(header: string, raw: string): string {
 export function summaryPost(
   s: { result: string; isError: boolean; numTurns: number },
   t: { inputTokens: number; outputTokens: number; costUsd: number },
+  /** The conversation's turn (from the second on; the first is "the run"). */
+  turn?: number,
 ): string {
   const head =
-    `**Claude Code ${s.isError ? 'failed' : 'finished'}** after ${s.numTurns} turns · ` +
+    `**Claude Code ${s.isError ? 'failed' : 'finished'}${turn ? ` turn ${turn}` : ''}** after ${s.numTurns} turns · ` +
     `${t.inputTokens.toLocaleString('en-US')} tokens in, ${t.outputTokens.toLocaleString('en-US')} out · ` +
     `about $${t.costUsd.toFixed(4)}`;
   const quoted = defuseFences(s.result.trim())

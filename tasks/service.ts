@@ -18,8 +18,16 @@ import {
   type DecisionView,
   describeDecision,
   type PermissionMode,
+  type TurnView,
 } from '../common/conversation.js';
-import { decisions, enqueueTurn, openQuestions, questionsOf, turnsOf } from '../common/db/conversation.js';
+import {
+  decisions,
+  doneTurnsAfter,
+  enqueueTurn,
+  openQuestions,
+  questionsOf,
+  turnsOf,
+} from '../common/db/conversation.js';
 import { queuePlace } from '../common/db/hosts.js';
 import { enqueueInput, type InputOrigin, pendingInputBytes } from '../common/db/input.js';
 import type { Pool } from '../common/db/pool.js';
@@ -367,6 +375,21 @@ export class TaskService {
       if (!known && /no question/.test(e.message)) throw new TaskError('not_found', e.message);
       throw e;
     }
+  }
+
+  /**
+   * For the bot's thread relay (no caller: it posts to the thread of the task, which the owner
+   * opened): every question with its decision, and the turns done after `afterTurn`.
+   */
+  async peekConversation(
+    taskId: string,
+    afterTurn: number,
+  ): Promise<{ questions: Awaited<ReturnType<typeof questionsOf>>; doneTurns: TurnView[] }> {
+    const [questions, doneTurns] = await Promise.all([
+      questionsOf(this.pool, taskId),
+      doneTurnsAfter(this.pool, taskId, afterTurn),
+    ]);
+    return { questions, doneTurns };
   }
 
   /** The task's questions, decisions, always-allowed tools and turns. */
