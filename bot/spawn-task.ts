@@ -46,13 +46,14 @@ export async function suggestPermissionModes(i: AutocompleteInteraction, ctx: Bo
   const typed = String(focused.value).toLowerCase();
   const def = ctx.config.agent.permission_mode;
   const modes = [def, ...PERMISSION_MODES.filter((m) => m !== def)];
+  // By name first; words of the help only when no name starts so.
+  const byName = modes.filter((m) => m.startsWith(typed));
+  const shown = byName.length ? byName : modes.filter((m) => PERMISSION_MODE_HELP[m].includes(typed));
   await i.respond(
-    modes
-      .filter((m) => m.includes(typed) || PERMISSION_MODE_HELP[m].includes(typed))
-      .map((m) => ({
-        name: `${m}${m === def ? ' (default)' : ''}: ${PERMISSION_MODE_HELP[m]}`.slice(0, 100),
-        value: m,
-      })),
+    shown.map((m) => ({
+      name: `${m}${m === def ? ' (default)' : ''}: ${PERMISSION_MODE_HELP[m]}`.slice(0, 100),
+      value: m,
+    })),
   );
 }
 

@@ -40,6 +40,14 @@ export interface Conversation {
   withdrawAll(): Promise<void>;
 }
 
+/** "90 seconds", "30 minutes", "24 hours". */
+function duration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 120) return `${s} seconds`;
+  if (s < 7200) return `${Math.round(s / 60)} minutes`;
+  return `${Math.round(s / 3600)} hours`;
+}
+
 /** What the agent is told with each decision (the hook's reason, which the model reads). */
 function messageFor(d: DecisionView, timeoutMs: number): string {
   switch (d.how) {
@@ -51,7 +59,7 @@ function messageFor(d: DecisionView, timeoutMs: number): string {
     case 'deny':
       return "The task's owner denied this tool use. Do not try to get the same effect another way; say what you wanted to do and why, and wait for their next message.";
     case 'timeout':
-      return `Nobody answered the permission question within ${Math.round(timeoutMs / 60_000)} minutes, so the tool was not run. Say what you wanted to do, and go on without it or stop.`;
+      return `Nobody answered the permission question within ${duration(timeoutMs)}, so the tool was not run. Say what you wanted to do, and go on without it or stop.`;
     case 'limit':
       return `Denied: ${CONVERSATION_LIMITS.pendingQuestions} permission questions were already waiting for the owner.`;
     case 'withdrawn':
