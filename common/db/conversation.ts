@@ -254,11 +254,14 @@ export async function markTurnRunning(pool: Pool, taskId: string, n: number): Pr
 /** The guest says turn `n` ended, with its summary (the task's latest summary too). */
 export async function finishTurn(pool: Pool, taskId: string, n: number, s: HeadlessSummary): Promise<void> {
   const result = { text: s.result, isError: s.isError, numTurns: s.numTurns };
+  // One UPDATE of the task's row: PostgreSQL applies only one of two updates of the same row in
+  // one statement (the summary was lost to the conversation_at bump).
   await pool.query(
     `WITH u AS (UPDATE task_turns SET status = 'done', finished_at = now(), result = $3
                  WHERE task_id = $1 AND n = $2 AND status <> 'done' RETURNING 1),
-     t AS (UPDATE tasks SET summary = $4, updated_at = now() WHERE id = $1 RETURNING 1)
-     ${touched('$1', false)}`,
+     bump AS (UPDATE tasks SET summary = $4, updated_at = now(), conversation_at = clock_timestamp()
+              WHERE id = $1 RETURNING id)
+     SELECT pg_notify('${CHANNELS.task}', id) FROM bump`,
     [taskId, n, JSON.stringify(result), JSON.stringify(s)],
   );
 }

@@ -14,13 +14,15 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
 import type { APIMessage } from 'discord.js';
 import { type Bot, startBot } from '../../bot/client.js';
 import { createLogger } from '../../common/logger.js';
 import { isAlive } from '../../system/procs.js';
 import { ThreadRecords } from '../../tasks/threads.js';
-import { waitFor } from '../helpers/env.js';
+import { launchBrowser, waitForScreen } from '../helpers/browser.js';
+import { repoRoot, waitFor } from '../helpers/env.js';
 import { startTestStack, type TestStack } from '../helpers/stack.js';
 import { DiscordStandIn } from '../standins/discord/standin.js';
 import { ModelStandIn } from '../standins/model/anthropic-standin.js';
@@ -110,7 +112,10 @@ const summaryOf = (threadId: string, re: RegExp, what: string, timeoutMs = 300_0
     timeoutMs,
   );
 
-async function spawn(prompt: string, mode?: string): Promise<{ taskId: string; threadId: string }> {
+async function spawn(
+  prompt: string,
+  mode?: string,
+): Promise<{ taskId: string; threadId: string; link: string }> {
   const i = discord.slash(alice, 'spawn', {
     prompt,
     runtime: 'claude-headless',
@@ -126,7 +131,8 @@ async function spawn(prompt: string, mode?: string): Promise<{ taskId: string; t
     () => discord.threads.find((t) => t.name?.startsWith(taskId)),
     15_000,
   );
-  return { taskId, threadId: thread.id };
+  const row = i.original?.components?.[0] as { components: { url?: string }[] } | undefined;
+  return { taskId, threadId: thread.id, link: row!.components[0]!.url! };
 }
 
 describe('the agent as a conversation in Discord', () => {
@@ -153,7 +159,7 @@ describe('the agent as a conversation in Discord', () => {
   });
 
   test('buttons: a stranger refused, Allow runs, Deny does not; a follow-up continues the session; Always allow asks no more; a waiting question lets the VM suspend and a click resumes it', async () => {
-    const { taskId, threadId } = await spawn(
+    const { taskId, threadId, link } = await spawn(
       [
         'Make two files.',
         '[[Bash {"command":"echo allowed-$((6*7)) > allowed.txt"}]]',
@@ -188,11 +194,33 @@ describe('the agent as a conversation in Discord', () => {
       30_000,
     );
 
-    // 2. The second command asks; Alice denies it.
+    // 2. The second command asks, on the task page too; Alice denies it there.
     const q2 = await waitQuestion(threadId, 2, 'denied.txt');
     assert.match(q2.content, /denied\.txt/);
-    const deny = discord.press(alice, q2, button(q2, /^Deny/));
-    await deny.until('the answer', (r) => /Denied by you/.test(r.visibleText()));
+    const browser = await launchBrowser();
+    try {
+      const page = await browser.newPage({ viewport: { width: 1100, height: 640 }, colorScheme: 'dark' });
+      await page.goto(link);
+      const asked = page.getByTestId('question');
+      await asked.filter({ hasText: 'echo should-not-exist > denied.txt' }).waitFor({ timeout: 30_000 });
+      await waitForScreen(
+        page,
+        (l) => l.some((x) => x.includes('waiting for the owner')),
+        'the question in the terminal',
+      );
+      await page.screenshot({ path: path.join(repoRoot, 'docs', 'screenshots', 'task-question.png') });
+      await asked.getByRole('button', { name: 'Deny' }).click();
+      await asked.waitFor({ state: 'detached', timeout: 30_000 });
+      await page.getByText('2 decisions', { exact: false }).waitFor({ timeout: 30_000 });
+      await page.close();
+    } finally {
+      await browser.close();
+    }
+    await waitFor(
+      'the Discord message to show the decision',
+      () => /Denied by <@/.test(q2.content) && buttons(q2).length === 0,
+      30_000,
+    );
 
     const first = await summaryOf(threadId, /allowed/, 'the first turn summary');
     assert.match(first.content, /^\*\*Claude Code finished\*\*/);
@@ -264,7 +292,11 @@ describe('the agent as a conversation in Discord', () => {
       (e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name === 'answer',
     );
     assert.ok(signals.length >= 5, `questions in the history: ${signals.length}`);
-    assert.equal(updates.length, 4, 'four answers (the stranger never reached the workflow)');
+    assert.equal(
+      updates.length,
+      4,
+      'four answers (one from the page; the stranger never reached the workflow)',
+    );
 
     assert.equal((await s.api('DELETE', `/api/v1/tasks/${taskId}`, owner)).status, 202);
     await waitStatus(taskId, 'terminated');
