@@ -13,6 +13,14 @@ const CHOICES: { choice: Choice; label: string; className?: string }[] = [
   { choice: 'deny', label: 'Deny', className: 'danger' },
 ];
 
+/** "at 14:31:11" today, else with the date. */
+function when(ms: number): string {
+  const d = new Date(ms);
+  return d.toDateString() === new Date().toDateString()
+    ? `at ${d.toLocaleTimeString()}`
+    : `on ${d.toLocaleString()}`;
+}
+
 function decided(d: DecisionView): string {
   const who = d.by ? `user ${d.by}` : '';
   switch (d.how) {
@@ -102,9 +110,7 @@ export function Conversation(props: {
         >
           <div>
             <strong>The agent asks to use {q.tool}</strong>{' '}
-            <span className="muted">
-              (denied at {new Date(q.deadline).toLocaleTimeString()} if nobody answers)
-            </span>
+            <span className="muted">(denied {when(q.deadline)} if nobody answers)</span>
           </div>
           <pre>{q.summary}</pre>
           {q.detail && <pre className="detail">{q.detail}</pre>}
