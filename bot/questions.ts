@@ -1,68 +1,17 @@
 /**
- * The agent's questions in the task's thread: a message with the tool, its input (a command, a
- * file and a diff preview, trimmed to fit) and the buttons Allow once / Always allow this tool in
- * this task / Deny; once settled, the same message says who decided what and when, without
- * buttons. A press is answered by the task service (which asks the workflow); only the owner or
+ * A press of a question's button in the task's thread (bot/question-view.ts draws them). It is
+ * answered by the task service (which asks the workflow); only the owner or
  * an admin may answer, others get an ephemeral refusal.
  */
-import { ActionRowBuilder, ButtonBuilder, type ButtonInteraction, ButtonStyle } from 'discord.js';
-import {
-  CHOICE_LABELS,
-  type Choice,
-  type DecisionView,
-  describeDecision,
-  parseQuestionButton,
-  type QuestionView,
-  questionButtonId,
-} from '../common/conversation.js';
+import type { ButtonInteraction } from 'discord.js';
+import { type Choice, describeDecision, parseQuestionButton } from '../common/conversation.js';
 import { TaskError } from '../tasks/errors.js';
 import { interactionActor } from './actor.js';
 import type { Reply } from './commands/types.js';
 import type { BotContext } from './context.js';
-import { DISCORD } from './discord-rules.js';
 import { Refusal } from './errors.js';
 
 export { parseQuestionButton };
-
-/** Breaks runs of backticks so the input cannot close the code block it is shown in. */
-const defuse = (s: string) => s.replace(/`{3,}/g, (m) => m.split('').join('\u200b'));
-
-const STYLES: Record<Choice, ButtonStyle> = {
-  once: ButtonStyle.Success,
-  always: ButtonStyle.Primary,
-  deny: ButtonStyle.Danger,
-};
-
-/** The question's text: the tool, what it will do, the preview; fits one Discord message. */
-export function questionText(q: QuestionView, decision: DecisionView | null): string {
-  const head = decision
-    ? `**${q.tool}** — the agent asked:`
-    : `**The agent asks to use ${q.tool}** (denied <t:${Math.round(q.deadline / 1000)}:R> if nobody answers):`;
-  const tail = decision ? `\n${decisionLine(decision)}` : '';
-  // Room for the head, the tail, the fences; the rest split between summary and detail.
-  const room = DISCORD.contentMax - head.length - tail.length - 40;
-  const summary = defuse(q.summary).slice(0, Math.min(800, Math.floor(room / 2)));
-  const detail = defuse(q.detail).slice(0, Math.max(0, room - summary.length));
-  const lang = q.tool === 'Edit' || q.tool === 'MultiEdit' ? 'diff' : '';
-  return `${head}\n\`\`\`\n${summary}\n\`\`\`${detail ? `\n\`\`\`${lang}\n${detail}\n\`\`\`` : ''}${tail}`;
-}
-
-/** "✅ Allowed once by <@u> <t:…:f>" */
-export function decisionLine(d: DecisionView): string {
-  const mark = d.decision === 'allow' ? '✅' : '⛔';
-  return `${mark} ${describeDecision(d, d.by ? `<@${d.by}>` : '')} · <t:${Math.round(d.at / 1000)}:f>`;
-}
-
-export function questionButtons(taskId: string, questionId: string): ActionRowBuilder<ButtonBuilder> {
-  return new ActionRowBuilder<ButtonBuilder>().addComponents(
-    (['once', 'always', 'deny'] as const).map((c) =>
-      new ButtonBuilder()
-        .setCustomId(questionButtonId(taskId, questionId, c))
-        .setStyle(STYLES[c])
-        .setLabel(CHOICE_LABELS[c]),
-    ),
-  );
-}
 
 /** A press of a question's button: the owner's (or an admin's) answer; anyone else is refused. */
 export async function answerQuestion(

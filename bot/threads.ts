@@ -31,7 +31,7 @@ import type { ThreadRecords } from '../tasks/threads.js';
 import { messageActor } from './actor.js';
 import { channelGone, clip, DISCORD, describeDiscordError } from './discord-rules.js';
 import { userMessage } from './errors.js';
-import { questionButtons, questionText } from './questions.js';
+import { questionButtons, questionText } from './question-view.js';
 import { summaryPost, threadPost } from './tail.js';
 import { queueLine } from './view.js';
 
