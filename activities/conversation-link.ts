@@ -30,10 +30,20 @@ import type { HostActivityDeps } from './deps.js';
 
 type Question = Extract<SidecarMessage, { type: 'question' }>;
 
+/** Question signals: a burst, then one per interval; a bounded queue; a cap per pump's life. */
+const QUESTION_BURST = 10;
+const QUESTION_INTERVAL_MS = 2000;
+const MAX_QUEUED_QUESTIONS = 32;
+const MAX_QUESTIONS_PER_PUMP = 10_000;
+
 export class ConversationLink {
   /** Ids signalled by this pump (a reconnect of the same pump sends them again). */
   private readonly signalled = new Set<string>();
   private owner: string | undefined;
+  /** Question signals allowed now (a token bucket), and questions waiting for one. */
+  private tokens = QUESTION_BURST;
+  private refilledAt = Date.now();
+  private waiting = 0;
 
   constructor(
     private readonly d: HostActivityDeps,
@@ -93,14 +103,35 @@ export class ConversationLink {
 
   private async question(m: Question, body: Buffer): Promise<void> {
     if (this.signalled.has(m.id)) return;
+    // A guest that floods questions must not flood the workflow's history: past the queue, a
+    // question is left for the sidecar to send again on the next attach (the hook waits).
+    if (this.waiting >= MAX_QUEUED_QUESTIONS || this.signalled.size >= MAX_QUESTIONS_PER_PUMP) {
+      this.d.logger.warn({ taskId: this.taskId }, 'too many questions from the guest; this one waits');
+      return;
+    }
     this.signalled.add(m.id);
     const preview = previewToolUse(m.tool, parseInput(body), CONVERSATION_LIMITS);
+    this.waiting++;
+    try {
+      await this.paced();
+    } finally {
+      this.waiting--;
+    }
     await this.untilSent(async () => {
       if (await questionKnown(this.d.pool, this.taskId, m.id)) return;
       await this.d.client.workflow
         .getHandle(this.taskId)
         .signal(agentQuestionSignal, { id: m.id, tool: m.tool, ...preview });
     });
+  }
+
+  /** At most one question signal per QUESTION_INTERVAL_MS after a burst of QUESTION_BURST. */
+  private async paced(): Promise<void> {
+    const now = Date.now();
+    this.tokens = Math.min(QUESTION_BURST, this.tokens + (now - this.refilledAt) / QUESTION_INTERVAL_MS);
+    this.refilledAt = now;
+    this.tokens -= 1;
+    if (this.tokens < 0) await new Promise((r) => setTimeout(r, -this.tokens * QUESTION_INTERVAL_MS));
   }
 
   /**
