@@ -23,7 +23,7 @@ import { isAlive } from '../../system/procs.js';
 import { ThreadRecords } from '../../tasks/threads.js';
 import { launchBrowser, waitForScreen } from '../helpers/browser.js';
 import { repoRoot, waitFor } from '../helpers/env.js';
-import { startTestStack, type TestStack } from '../helpers/stack.js';
+import { StreamClient, startTestStack, type TestStack, terminalLines } from '../helpers/stack.js';
 import { DiscordStandIn } from '../standins/discord/standin.js';
 import { ModelStandIn } from '../standins/model/anthropic-standin.js';
 
@@ -298,6 +298,54 @@ describe('the agent as a conversation in Discord', () => {
       'four answers (one from the page; the stranger never reached the workflow)',
     );
 
+    assert.equal((await s.api('DELETE', `/api/v1/tasks/${taskId}`, owner)).status, 202);
+    await waitStatus(taskId, 'terminated');
+  });
+
+  test('interactive, mode edits: an edit goes ahead, a command asks, the answer from the API lets it run', async () => {
+    const res = await s.api('POST', '/api/v1/tasks', owner, {
+      prompt: [
+        'Write, then run.',
+        '[[Write {"file_path":"$CWD/note.txt","content":"written-without-asking"}]]',
+        '[[Bash {"command":"cat note.txt; echo interactive-$((3+4))"}]]',
+      ].join('\n'),
+      runtime: 'claude',
+      permissionMode: 'edits',
+    });
+    assert.equal(res.status, 201, JSON.stringify(res.json));
+    const taskId = res.json.taskId as string;
+    const conv = () => s.api('GET', `/api/v1/tasks/${taskId}/conversation`, owner);
+    const q = await waitFor(
+      'the command question',
+      async () =>
+        (await conv()).json.questions?.[0] as { id: string; tool: string; summary: string } | undefined,
+      300_000,
+      500,
+    );
+    assert.equal(q.tool, 'Bash', 'the Write did not ask');
+    assert.match(q.summary, /interactive-\$\(\(3\+4\)\)/);
+    const bad = await s.api('POST', `/api/v1/tasks/${taskId}/questions/${q.id}`, 'someone-else', {
+      choice: 'once',
+    });
+    assert.equal(bad.status, 403, JSON.stringify(bad.json));
+    const ok = await s.api('POST', `/api/v1/tasks/${taskId}/questions/${q.id}`, owner, { choice: 'once' });
+    assert.equal(ok.status, 200, JSON.stringify(ok.json));
+    assert.equal(ok.json.decision.how, 'once');
+    const again = await s.api('POST', `/api/v1/tasks/${taskId}/questions/${q.id}`, owner, { choice: 'deny' });
+    assert.equal(again.status, 409, 'a settled question takes no second answer');
+    const c = await StreamClient.open(
+      s.apiUrl,
+      taskId,
+      decodeURIComponent(new URL(res.json.url).hash.slice('#token='.length)),
+    );
+    const squeezed = () => terminalLines(c.text()).join('').replace(/\s+/g, '');
+    await waitFor(
+      'the answer in the terminal',
+      () => squeezed().includes('whichsaid:written-without-asking'),
+      300_000,
+      250,
+    );
+    await c.close();
     assert.equal((await s.api('DELETE', `/api/v1/tasks/${taskId}`, owner)).status, 202);
     await waitStatus(taskId, 'terminated');
   });
