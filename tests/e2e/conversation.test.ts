@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import type { APIMessage } from 'discord.js';
 import { type Bot, startBot } from '../../bot/client.js';
 import { createLogger } from '../../common/logger.js';
@@ -24,6 +25,7 @@ import { ThreadRecords } from '../../tasks/threads.js';
 import { launchBrowser, waitForScreen } from '../helpers/browser.js';
 import { repoRoot, waitFor } from '../helpers/env.js';
 import { StreamClient, startTestStack, type TestStack, terminalLines } from '../helpers/stack.js';
+import { threadHtml } from '../helpers/thread-render.js';
 import { DiscordStandIn } from '../standins/discord/standin.js';
 import { ModelStandIn } from '../standins/model/anthropic-standin.js';
 
@@ -199,6 +201,17 @@ describe('the agent as a conversation in Discord', () => {
     assert.match(q2.content, /denied\.txt/);
     const browser = await launchBrowser();
     try {
+      // The thread as the bot posted it (drawn from the stand-in's messages, not Discord's client).
+      const drawn = await browser.newPage({ viewport: { width: 900, height: 760 } });
+      const names = { [alice.user.id]: 'alice', [bob.user.id]: 'bob' };
+      await drawn.setContent(
+        threadHtml(discord.threads.find((t) => t.id === threadId)!.name ?? '', messagesIn(threadId), names),
+      );
+      await drawn.screenshot({
+        path: path.join(repoRoot, 'docs', 'screenshots', 'thread-question.png'),
+        fullPage: true,
+      });
+      await drawn.close();
       const page = await browser.newPage({ viewport: { width: 1100, height: 640 }, colorScheme: 'dark' });
       await page.goto(link);
       const asked = page.getByTestId('question');
@@ -284,7 +297,8 @@ describe('the agent as a conversation in Discord', () => {
     assert.match(fourth.content, /which said: edited-43/, 'the edit was made after the resume');
 
     // The workflow's history holds the questions (signals) and the answers (updates).
-    const events = (await s.temporal.client.workflow.getHandle(taskId).fetchHistory()).events ?? [];
+    const history = await s.temporal.client.workflow.getHandle(taskId).fetchHistory();
+    const events = history.events ?? [];
     const signals = events.filter(
       (e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'agentQuestion',
     );
@@ -300,6 +314,12 @@ describe('the agent as a conversation in Discord', () => {
 
     assert.equal((await s.api('DELETE', `/api/v1/tasks/${taskId}`, owner)).status, 202);
     await waitStatus(taskId, 'terminated');
+    // LIA_RECORD_HISTORIES=1: this history joins the replay guard (tests/integration/replay.test.ts).
+    if (process.env.LIA_RECORD_HISTORIES) {
+      const done = await s.temporal.client.workflow.getHandle(taskId).fetchHistory();
+      const file = `conversation-questions-${new Date().toISOString().slice(0, 10)}.json`;
+      fs.writeFileSync(path.join(repoRoot, 'tests', 'histories', file), historyToJSON(done));
+    }
   });
 
   test('interactive, mode edits: an edit goes ahead, a command asks, the answer from the API lets it run', async () => {
