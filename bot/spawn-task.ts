@@ -135,7 +135,15 @@ export async function spawnTask(
   try {
     await i.editReply({
       content: `Task **${taskId}** is starting. ${where}`,
-      embeds: [taskEmbed({ id: taskId, status: 'pending', promptFirstLine: firstLine, runtime })],
+      embeds: [
+        taskEmbed({
+          id: taskId,
+          status: 'pending',
+          promptFirstLine: firstLine,
+          runtime,
+          permissionMode: runtime === 'shell' ? null : (permissionMode ?? ctx.config.agent.permission_mode),
+        }),
+      ],
       components: [taskButtons(taskId, url)],
     });
     return undefined;

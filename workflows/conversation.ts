@@ -6,7 +6,7 @@
  *
  * Nothing here runs a command until a question comes: histories from before it replay unchanged.
  */
-import { ApplicationFailure, condition, patched, setHandler } from '@temporalio/workflow';
+import { ApplicationFailure, condition, log, patched, setHandler } from '@temporalio/workflow';
 import {
   type AskedQuestion,
   CHOICES,
@@ -79,22 +79,33 @@ export function startConversation(
   /** Bumped whenever the waiting questions change: the deadline watch re-arms. */
   let version = 0;
 
-  const write = async (fn: () => Promise<void>) => {
+  /**
+   * Starts a record (a local activity) at once and does not wait for it. Handlers and the
+   * deadline watch never wait on a record before their next command: two chains that resume on
+   * local-activity results in the same activation would order their commands by microtask counts,
+   * and replay may group those results differently (a recorded history failed so: the update's
+   * completion and the main loop's restoreVm swapped). Only withdrawAll, on the main loop alone,
+   * waits for its records.
+   */
+  const write = (fn: () => Promise<void>): Promise<void> => {
     writing++;
-    try {
-      await fn();
-    } finally {
-      writing--;
-    }
+    return fn()
+      .catch((err) => log.warn('a conversation record failed', { error: String(err) }))
+      .finally(() => {
+        writing--;
+      });
   };
 
-  /** Settles a question: out of the waiting list, into the decisions, recorded (and so delivered). */
-  async function settle(
+  /**
+   * Settles a question: out of the waiting list, into the decisions, recorded (and so delivered).
+   * Synchronous: every command it gives is given before it returns.
+   */
+  function settle(
     q: QuestionView,
     decision: 'allow' | 'deny',
     how: DecisionHow,
     by: string | null,
-  ): Promise<DecisionView> {
+  ): { d: DecisionView; written: Promise<unknown> } {
     const c = conv();
     c.questions = c.questions.filter((x) => x.id !== q.id);
     c.settled = [...c.settled, q.id].slice(-CONVERSATION_LIMITS.settledIdsInState);
@@ -110,27 +121,27 @@ export function startConversation(
     c.decisions = [...c.decisions, d].slice(-CONVERSATION_LIMITS.decisionsInState);
     version++;
     if (by && (state.status === 'suspended' || state.status === 'suspending')) answerWaiting = true;
-    const others: QuestionView[] = [];
+    const written: Promise<unknown>[] = [
+      write(() =>
+        control.recordDecision({
+          taskId: state.taskId,
+          question: q,
+          decision: d,
+          message: messageFor(d, timeoutMs),
+        }),
+      ),
+    ];
     if (how === 'always') {
       if (!c.allowedTools.includes(q.tool) && c.allowedTools.length < CONVERSATION_LIMITS.allowedTools)
         c.allowedTools.push(q.tool);
       // The same tool's other questions are answered by the rule just made.
-      others.push(...c.questions.filter((x) => x.tool === q.tool));
+      for (const o of c.questions.filter((x) => x.tool === q.tool))
+        written.push(settle(o, 'allow', 'rule', null).written);
     }
-    await write(() =>
-      control.recordDecision({
-        taskId: state.taskId,
-        question: q,
-        decision: d,
-        message: messageFor(d, timeoutMs),
-      }),
-    );
-    for (const o of others)
-      if (conv().questions.some((x) => x.id === o.id)) await settle(o, 'allow', 'rule', null);
-    return d;
+    return { d, written: Promise.all(written) };
   }
 
-  setHandler(agentQuestionSignal, async (asked: AskedQuestion) => {
+  setHandler(agentQuestionSignal, (asked: AskedQuestion) => {
     // The pump checked it; the history is kept small and sane whoever signals.
     if (
       !asked ||
@@ -153,29 +164,30 @@ export function startConversation(
       deadline: now + timeoutMs,
     };
     if (c.allowedTools.includes(q.tool)) {
-      await settle(q, 'allow', 'rule', null);
+      settle(q, 'allow', 'rule', null);
       return;
     }
     if (c.questions.length >= CONVERSATION_LIMITS.pendingQuestions) {
-      await settle(q, 'deny', 'limit', null);
+      settle(q, 'deny', 'limit', null);
       return;
     }
     c.questions.push(q);
     version++;
-    await write(() => control.recordQuestion({ taskId: state.taskId, question: q }));
+    void write(() => control.recordQuestion({ taskId: state.taskId, question: q }));
   });
 
-  setHandler(questionWithdrawnSignal, async ({ id }: { id: string }) => {
+  setHandler(questionWithdrawnSignal, ({ id }: { id: string }) => {
     const q = conv().questions.find((x) => x.id === id);
-    if (q) await settle(q, 'deny', 'withdrawn', null);
+    if (q) settle(q, 'deny', 'withdrawn', null);
   });
 
   setHandler(
     answerUpdate,
+    // Returns the decision at once: its record runs on (see `write`).
     async ({ questionId, choice, by }) => {
       const q = conv().questions.find((x) => x.id === questionId);
       if (!q) throw ApplicationFailure.nonRetryable(`question ${questionId} is no longer waiting`);
-      return settle(q, choice === 'deny' ? 'deny' : 'allow', choice, by);
+      return settle(q, choice === 'deny' ? 'deny' : 'allow', choice, by).d;
     },
     {
       validator: ({ questionId, choice, by }) => {
@@ -212,7 +224,7 @@ export function startConversation(
         continue;
       }
       for (const q of conv().questions.filter((x) => x.deadline <= Date.now()))
-        if (conv().questions.some((x) => x.id === q.id)) await settle(q, 'deny', 'timeout', null);
+        if (conv().questions.some((x) => x.id === q.id)) settle(q, 'deny', 'timeout', null);
     }
   })();
 
@@ -223,7 +235,10 @@ export function startConversation(
     },
     idle: () => writing === 0,
     async withdrawAll() {
-      for (const q of [...(state.conversation?.questions ?? [])]) await settle(q, 'deny', 'withdrawn', null);
+      const written = [...(state.conversation?.questions ?? [])].map(
+        (q) => settle(q, 'deny', 'withdrawn', null).written,
+      );
+      await Promise.all(written);
     },
   };
 }

@@ -205,7 +205,13 @@ describe('the agent as a conversation in Discord', () => {
       const drawn = await browser.newPage({ viewport: { width: 900, height: 760 } });
       const names = { [alice.user.id]: 'alice', [bob.user.id]: 'bob' };
       await drawn.setContent(
-        threadHtml(discord.threads.find((t) => t.id === threadId)!.name ?? '', messagesIn(threadId), names),
+        threadHtml(
+          discord.threads.find((t) => t.id === threadId)!.name ?? '',
+          messagesIn(threadId)
+            .filter((m) => !/^output of /.test(m.content))
+            .slice(-6),
+          names,
+        ),
       );
       await drawn.screenshot({
         path: path.join(repoRoot, 'docs', 'screenshots', 'thread-question.png'),

@@ -13,14 +13,16 @@ function markdown(text: string, names: Record<string, string>): string {
   return parts
     .map((p, i) => {
       if (i % 2 === 1) return `<pre>${esc(p.replace(/\n$/, ''))}</pre>`;
-      return esc(p)
+      return esc(p.replace(/✅/g, '✔').replace(/⛔/g, '✖'))
         .replace(/\*\*(.+?)\*\*/g, '<b>$1</b>')
         .replace(/&lt;@(\d+)&gt;/g, (_, id) => `<span class="mention">@${esc(names[id] ?? id)}</span>`)
         .replace(/&lt;#(\d+)&gt;/g, '<span class="mention">#thread</span>')
         .replace(/&lt;t:(\d+):(\w)&gt;/g, (_, s, style) => {
           const d = new Date(Number(s) * 1000);
           const ago = Math.round((d.getTime() - Date.now()) / 60_000);
-          return `<span class="time">${style === 'R' ? (ago >= 0 ? `in ${ago} minutes` : `${-ago} minutes ago`) : d.toUTCString().slice(5, 22)}</span>`;
+          const rel =
+            Math.abs(ago) >= 120 ? `${Math.round(Math.abs(ago) / 60)} hours` : `${Math.abs(ago)} minutes`;
+          return `<span class="time">${style === 'R' ? (ago >= 0 ? `in ${rel}` : `${rel} ago`) : d.toUTCString().slice(5, 22)}</span>`;
         })
         .split('\n')
         .map((l) => (l.startsWith('&gt; ') ? `<div class="quote">${l.slice(5)}</div>` : l))
