@@ -127,6 +127,7 @@ test('a guest that floods questions: the workflow hears of a paced few, the task
   assert.equal(await t.statusOf(taskId), 'running', 'the task goes on');
   const conv = (await s.api('GET', `/api/v1/tasks/${taskId}/conversation`, OWNER)).json;
   assert.ok(conv.questions.length <= 16, `at most 16 wait: ${conv.questions.length}`);
-  for (const q of conv.questions) assert.doesNotMatch(q.summary, /\x1b|\x07/, 'escapes stripped');
+  for (const q of conv.questions)
+    assert.ok(!q.summary.includes('\x1b') && !q.summary.includes('\x07'), 'escapes stripped');
   await t.stop(taskId);
 });

@@ -101,11 +101,10 @@ export function Conversation(props: {
   return (
     <section className="conversation" aria-label="Conversation with the agent">
       {view.questions.map((q) => (
-        <div
+        <fieldset
           className="question"
           key={q.id}
           data-testid="question"
-          role="group"
           aria-label={`The agent asks to use ${q.tool}`}
         >
           <div>
@@ -127,7 +126,7 @@ export function Conversation(props: {
               </button>
             ))}
           </div>
-        </div>
+        </fieldset>
       ))}
       {view.decisions.length > 0 && (
         <details className="decisions">
