@@ -1,5 +1,6 @@
 /** What the sidecar runs for each runtime. The environment is built here, from nothing. */
 import type { Config } from '../common/config.js';
+import type { PermissionMode } from '../common/permission-policy.js';
 import type { Runtime } from '../common/task.js';
 import { claudeCommand } from './claude-runtime.js';
 
@@ -15,11 +16,16 @@ const BASE_ENV = {
   PATH: '/usr/local/bin:/usr/bin:/bin',
 };
 
+/**
+ * @param mode Claude Code's permission mode (a task from before modes has none: it ran without
+ *   asking, and goes on so).
+ */
 export function agentCommand(
   runtime: Runtime,
   config: Config,
   taskId: string,
   guestEnv: Record<string, string> = {},
+  mode: PermissionMode | null = null,
 ): AgentCommand {
   const env: Record<string, string> = { ...BASE_ENV, ...guestEnv, LIA_TASK_ID: taskId };
   if (runtime === 'shell') {
@@ -32,7 +38,7 @@ export function agentCommand(
     // The message goes to the terminal and, through the exit, to the task's status.
     return { command: '/bin/sh', args: ['-c', 'printf "%s\\r\\n" "$0" >&2; exit 3', message], env };
   }
-  return claudeCommand(runtime === 'claude-headless', env);
+  return claudeCommand({ headless: runtime === 'claude-headless', mode: mode ?? 'auto', taskId }, env);
 }
 
 /** Exit code 3 from the no-key command above: the status line says why. */

@@ -1,16 +1,29 @@
 /**
- * How Claude Code runs in a task: interactive in the terminal (the default), or headless — one
- * `claude -p` run whose stream-json events are rendered as readable lines, then a shell, so the
- * owner can look at what it did. In both, the working directory holds PROMPT.md and the files.
+ * How Claude Code runs in a task: interactive in the terminal (the default), or headless — a
+ * conversation driver in the guest (vm/guest/conversation-driver.ts) that runs the prompt as the
+ * first turn of a Claude Code session and each follow-up the owner sends as the next turn of the
+ * same session, its events rendered as readable lines. In both, the working directory holds
+ * PROMPT.md and the files.
  *
- * The VM is the sandbox (its only way out is the egress proxy), so Claude Code runs without
- * permission prompts. Its first-run screens are answered in advance in ~/.claude.json.
+ * Permissions: the VM is the sandbox, so Claude Code's own prompts are off
+ * (--dangerously-skip-permissions); in the modes that ask (`ask`, `edits`) a PreToolUse hook of
+ * Lia's (vm/guest/permission-hook.ts) asks the task's owner before each tool use the mode does
+ * not let through, and waits for the answer. The hook comes in --settings, which the agent's own
+ * settings files can add to but not replace. Claude Code's first-run screens are answered in
+ * advance in ~/.claude.json.
  */
-import { SUMMARY_OSC_END, SUMMARY_OSC_START } from './summary-scanner.js';
+import { claudeSessionId } from '../common/claude-session.js';
+import type { PermissionMode } from '../common/permission-policy.js';
+import { guestScript } from '../vm/guest/build.js';
 
 /** Claude Code needs a key to start; the egress proxy drops this one and adds the host's. */
 export const PLACEHOLDER_KEY = 'sk-ant-lia-placeholder-the-egress-proxy-adds-the-key';
 const PROMPT = 'Read PROMPT.md in the current directory and do what it asks.';
+/**
+ * The hook's timeout, in seconds: longer than any question may wait (Claude Code runs the tool
+ * when a hook times out). Below 2^31 ms, past which a JavaScript timer fires at once.
+ */
+export const HOOK_TIMEOUT_SECONDS = 2_000_000;
 
 export const CLAUDE_ENV = {
   ANTHROPIC_API_KEY: PLACEHOLDER_KEY,
@@ -36,36 +49,28 @@ if (!fs.existsSync(file)) {
   }));
 }`;
 
-/** stream-json events → lines a person reads; the result also as an invisible OSC for the host. */
-const RENDER = `
-const w = (s) => process.stdout.write(String(s).replace(/\\n/g, '\\r\\n') + '\\r\\n');
-require('readline').createInterface({ input: process.stdin }).on('line', (line) => {
-  let e;
-  try { e = JSON.parse(line); } catch { if (line.trim()) w(line); return; }
-  if (e.type === 'system' && e.subtype === 'init') w('\\u25cf Claude Code ' + e.claude_code_version + ' \\u00b7 ' + e.model);
-  else if (e.type === 'assistant') {
-    for (const b of (e.message && e.message.content) || []) {
-      if (b.type === 'text') w(b.text);
-      else if (b.type === 'tool_use') w('\\u2699 ' + b.name + ' ' + JSON.stringify(b.input).slice(0, 300));
-    }
-  } else if (e.type === 'user') {
-    for (const b of (e.message && e.message.content) || []) {
-      if (b.type !== 'tool_result') continue;
-      const t = typeof b.content === 'string' ? b.content : (b.content || []).map((c) => c.text || '').join('');
-      w('  \\u21b3 ' + String(t).split('\\n')[0].slice(0, 200));
-    }
-  } else if (e.type === 'result') {
-    w((e.is_error ? '\\u2716 ' : '\\u2714 ') + 'finished after ' + e.num_turns + ' turns');
-    const s = { result: String(e.result || '').slice(0, 20000), isError: !!e.is_error, numTurns: e.num_turns || 0, durationMs: e.duration_ms || 0 };
-    process.stdout.write(${JSON.stringify(SUMMARY_OSC_START)} + Buffer.from(JSON.stringify(s)).toString('base64') + ${JSON.stringify(SUMMARY_OSC_END)});
-  }
-});`;
+/** Claude Code's settings that put Lia's permission hook before every tool use. */
+export function hookSettings(): string {
+  return JSON.stringify({
+    hooks: {
+      PreToolUse: [
+        {
+          matcher: '*',
+          hooks: [{ type: 'command', command: 'node -e "$LIA_HOOK"', timeout: HOOK_TIMEOUT_SECONDS }],
+        },
+      ],
+    },
+  });
+}
 
-export function claudeCommand(headless: boolean, env: Record<string, string>) {
-  const run = headless
-    ? `claude -p "$LIA_PROMPT" --output-format stream-json --verbose --dangerously-skip-permissions </dev/null | node -e "$LIA_RENDER"; ` +
-      `echo; echo 'Claude Code has finished; this is a shell in its working directory.'; exec bash --noprofile --norc -i`
-    : 'exec claude --dangerously-skip-permissions "$LIA_PROMPT"';
+export function claudeCommand(
+  o: { headless: boolean; mode: PermissionMode; taskId: string },
+  env: Record<string, string>,
+) {
+  const asks = o.mode !== 'auto';
+  const run = o.headless
+    ? 'exec node -e "$LIA_DRIVER"'
+    : `exec claude --dangerously-skip-permissions${asks ? ' --settings "$LIA_CLAUDE_SETTINGS"' : ''} "$LIA_PROMPT"`;
   return {
     command: '/bin/sh',
     args: ['-c', `export HOME="\${HOME:-$PWD/.home}"; node -e "$LIA_SEED" && ${run}`],
@@ -75,7 +80,9 @@ export function claudeCommand(headless: boolean, env: Record<string, string>) {
       PS1: '\\W $ ',
       LIA_PROMPT: PROMPT,
       LIA_SEED: SEED_CONFIG,
-      ...(headless ? { LIA_RENDER: RENDER } : {}),
+      LIA_PERMISSION_MODE: o.mode,
+      ...(asks ? { LIA_HOOK: guestScript('hook'), LIA_CLAUDE_SETTINGS: hookSettings() } : {}),
+      ...(o.headless ? { LIA_DRIVER: guestScript('driver'), LIA_SESSION_ID: claudeSessionId(o.taskId) } : {}),
     },
   };
 }

@@ -1,6 +1,7 @@
 /** Control activities: placement and task records. Run as local activities of the workflow worker. */
 import { ApplicationFailure } from '@temporalio/activity';
 import type { ControlActivities } from '../common/activities.js';
+import { recordDecision, recordQuestion } from '../common/db/conversation.js';
 import { NoCapacity, placeOnHost } from '../common/db/hosts.js';
 import type { Pool } from '../common/db/pool.js';
 import { dropTaskLeftovers, idleLeftMs, updateTask } from '../common/db/tasks.js';
@@ -86,6 +87,14 @@ export function createControlActivities(d: ControlDeps): ControlActivities {
 
     async idleLeft({ taskId }) {
       return idleLeftMs(pool, taskId);
+    },
+
+    async recordQuestion({ taskId, question }) {
+      await refusedForGood(() => recordQuestion(pool, taskId, question));
+    },
+
+    async recordDecision({ taskId, question, decision, message }) {
+      await refusedForGood(() => recordDecision(pool, taskId, question, decision, message));
     },
   };
 }

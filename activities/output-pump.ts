@@ -8,6 +8,7 @@
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import type { AgentExit } from '../common/activities.js';
+import { finishTurn, markTurnRunning } from '../common/db/conversation.js';
 import { consumeInput, pendingInput } from '../common/db/input.js';
 import { firstOutputStored, saveSummary, setIdleDeadline } from '../common/db/tasks.js';
 import { metrics } from '../common/metrics.js';
@@ -18,9 +19,10 @@ import type { SidecarMessage } from '../vm/protocol.js';
 import type { SidecarConnection } from '../vm/sidecar/client.js';
 import { agentActivitySignal } from '../workflows/definitions.js';
 import { describeAgentExit } from './agent-command.js';
+import { ConversationLink } from './conversation-link.js';
 import type { HostActivityDeps } from './deps.js';
+import { type GuestMarker, MarkerScanner } from './marker-scanner.js';
 import { connectSidecar, sendStart } from './sidecar-session.js';
-import { SummaryScanner } from './summary-scanner.js';
 
 /** Output received but not yet stored, past which the pump stops reading from the guest. */
 const PAUSE_READING_ABOVE = 4 * 1024 * 1024;
@@ -34,7 +36,8 @@ export class OutputPump {
   /** Settles when the agent exited, the sidecar connection closed, or the model API refused the key. */
   readonly ended: Promise<void>;
 
-  private pending: Chunk[] = [];
+  /** Received, not yet stored; each with the markers it completed (recorded before its ack). */
+  private pending: (Chunk & { markers?: GuestMarker[] })[] = [];
   private pendingBytes = 0;
   private firstStored = false;
   private readingPaused = false;
@@ -128,7 +131,11 @@ export class OutputPump {
 
   private async attach(reportMs: number): Promise<void> {
     const { d, conn, taskId } = this;
-    const summaries = new SummaryScanner();
+    const markers = new MarkerScanner();
+    const conversation = new ConversationLink(d, conn, taskId, (err) => {
+      this.failed ??= err;
+      this.end();
+    });
     const onRefused = (id: string, status: number, message: string) => {
       if (id !== taskId || this.refused) return;
       // The model API refusing the host's key ends the task with the reason: it cannot do anything.
@@ -142,14 +149,12 @@ export class OutputPump {
 
     conn.onFrame(({ header, body }) => {
       const m = header as SidecarMessage;
+      // Questions and acknowledgements: not agent activity (a question that waits lets the task sleep).
+      if (conversation.onFrame(m, body)) return;
       if (m.type === 'output') {
         if (m.seq <= this.stored) return;
-        const summary = this.runtime === 'claude-headless' ? summaries.push(body) : undefined;
-        if (summary)
-          saveSummary(d.pool, taskId, summary).catch((err) =>
-            d.logger.warn({ taskId, err: err.message }, 'could not store the run summary'),
-          );
-        this.pending.push({ seq: m.seq, data: body });
+        const found = this.runtime === 'claude-headless' ? markers.push(body) : [];
+        this.pending.push({ seq: m.seq, data: body, ...(found.length ? { markers: found } : {}) });
         this.pendingBytes += body.length;
         // The guest sends faster than PostgreSQL stores: stop reading (the sidecar keeps what is
         // not acknowledged, and its PTY blocks) rather than hold it all here.
@@ -186,8 +191,16 @@ export class OutputPump {
     // A fresh VM's agent is started here, with the pump already listening; input waits for it.
     if (conn.hello.agent === 'idle') await sendStart(d, conn, taskId, this.runtime);
     // Only now: before the start the sidecar has nowhere to put input, and would drop it.
-    this.cleanups.push(d.inputBus.watch(taskId, { input: () => void this.deliver() }));
+    this.cleanups.push(
+      d.inputBus.watch(taskId, {
+        input: () => {
+          void this.deliver();
+          void conversation.deliver();
+        },
+      }),
+    );
     void this.deliver();
+    void conversation.deliver();
   }
 
   /** Tells the workflow about agent I/O (which resets its idle timer), at most once per interval. */
@@ -210,6 +223,9 @@ export class OutputPump {
       const batch = this.pending;
       this.pending = [];
       await output.append(this.taskId, batch);
+      // A turn's start and end are recorded before their output is acknowledged: a worker that
+      // dies in between gets the chunk again, and records them again (idempotently).
+      for (const c of batch) for (const mk of c.markers ?? []) await this.record(mk);
       let bytes = 0;
       for (const c of batch) bytes += c.data.length;
       this.pendingBytes -= bytes;
@@ -232,6 +248,14 @@ export class OutputPump {
         await output.enforceRetention(this.taskId, config.output.retention_bytes);
       }
     }
+  }
+
+  private async record(m: GuestMarker): Promise<void> {
+    if (m.kind === 'turn') await markTurnRunning(this.d.pool, this.taskId, m.n);
+    else if (m.summary.turn !== undefined)
+      await finishTurn(this.d.pool, this.taskId, m.summary.turn, m.summary);
+    // A run of the first headless version: one summary, no turns.
+    else await saveSummary(this.d.pool, this.taskId, m.summary);
   }
 
   private kick(): void {

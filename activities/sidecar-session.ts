@@ -1,5 +1,5 @@
 /** A host session with a task's sidecar, and the agent's start (files first, then the command). */
-import { readTaskFiles } from '../common/db/tasks.js';
+import { getTask, readTaskFiles } from '../common/db/tasks.js';
 import type { Runtime } from '../common/task.js';
 import { SidecarConnection } from '../vm/sidecar/client.js';
 import { agentCommand } from './agent-command.js';
@@ -23,9 +23,10 @@ export async function sendStart(
   runtime: Runtime,
 ): Promise<void> {
   for (const f of await readTaskFiles(d.pool, taskId)) conn.send({ type: 'file', name: f.name }, f.data);
+  const mode = (await getTask(d.pool, taskId))?.permissionMode ?? null;
   conn.send({
     type: 'start',
-    ...agentCommand(runtime, d.config, taskId, d.driver.guestEnv),
+    ...agentCommand(runtime, d.config, taskId, d.driver.guestEnv, mode),
     cols: 120,
     rows: 32,
   });

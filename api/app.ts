@@ -17,6 +17,7 @@ import type { LinkSigner } from '../tasks/links.js';
 import type { TaskService } from '../tasks/service.js';
 import { type AuthEnv, authenticate } from './auth.js';
 import { errorBody, HttpError, sendError, toHttpError } from './errors.js';
+import { conversationRoutes } from './routes/conversation.js';
 import { hostRoutes } from './routes/hosts.js';
 import { outputRoutes } from './routes/output.js';
 import { SocketCounter, streamRoutes } from './routes/stream.js';
@@ -83,6 +84,7 @@ export function createApp(d: AppDeps, app = new Hono<AuthEnv>()): Hono<AuthEnv> 
   api.use('/tasks/:id/*', taskScope(d.tasks));
   api.route('/tasks', taskRoutes(d.tasks));
   api.route('/tasks', outputRoutes(d.tasks, d.output));
+  api.route('/tasks', conversationRoutes(d.tasks));
   api.route('/tasks', streamRoutes({ ...d, sockets: new SocketCounter() }));
   api.route('/hosts', hostRoutes(d.hosts));
   app.route('/api/v1', api);

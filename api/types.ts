@@ -2,10 +2,35 @@
  * The API's shapes on the wire, for its clients: the web page imports these (types only), so a
  * field added on the server is seen by the page's compiler, not re-declared by hand.
  */
+import type { DecisionView, TurnStatus } from '../common/conversation.js';
 import type { TaskView } from '../common/task-view.js';
 
+export type {
+  Choice,
+  ConversationView,
+  DecisionView,
+  PermissionMode,
+  QuestionView,
+  TurnView,
+} from '../common/conversation.js';
 export type { TaskStatus } from '../common/task.js';
 export type { TaskView } from '../common/task-view.js';
+
+/** POST /api/v1/tasks/{id}/questions/{qid}: how the question is settled now. */
+export interface AnswerResponse {
+  taskId: string;
+  decision: DecisionView;
+}
+
+/**
+ * POST /api/v1/tasks/{id}/turns (202): in a headless conversation the message is turn `n`, with
+ * `ahead` turns before it not yet done; elsewhere it was typed into the terminal (`typed`).
+ */
+export type FollowUpResponse = { taskId: string } & (
+  | { kind: 'turn'; n: number; ahead: number; status: TaskView['status'] }
+  | { kind: 'typed'; status: TaskView['status'] }
+);
+export type { TurnStatus };
 
 /** GET /api/v1/tasks: the caller's tasks (a task link: its own task only). No links. */
 export interface TaskListResponse {
@@ -44,6 +69,9 @@ export type StreamServerMessage =
       driver: string | null;
       acceleration: string | null;
       queue: TaskView['queue'] | null;
+      /** Moves when the questions, decisions or turns change (read /conversation again). */
+      conversationAt: number | null;
+      openQuestions: number;
     }
   | { type: 'truncated'; firstAvailableSeq: number; message: string }
   | { type: 'ack'; seq: number }

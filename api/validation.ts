@@ -1,5 +1,6 @@
 /** Request bodies and queries, checked at the edge (zod): bad input never reaches the service. */
 import { z } from 'zod';
+import { permissionModeSchema } from '../common/conversation.js';
 import { fileNameSchema, LIMITS, promptSchema, RUNTIMES } from '../common/task.js';
 import { invalid } from './errors.js';
 
@@ -7,6 +8,8 @@ export const createTaskSchema = z
   .object({
     prompt: promptSchema,
     runtime: z.enum(RUNTIMES).default('claude'),
+    /** Claude Code's permission mode; default LIA__AGENT__PERMISSION_MODE (a shell has none). */
+    permissionMode: permissionModeSchema.optional(),
     idleTimeoutSeconds: z
       .number()
       .int('idleTimeoutSeconds must be a whole number of seconds')

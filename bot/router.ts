@@ -18,6 +18,7 @@ import type { Reply } from './commands/types.js';
 import type { BotContext } from './context.js';
 import { answerDeadline, clip, DISCORD, describeDiscordError } from './discord-rules.js';
 import { userMessage } from './errors.js';
+import { answerQuestion, parseQuestionButton } from './questions.js';
 import { parseButton } from './view.js';
 
 export const SERVERS_ONLY =
@@ -47,6 +48,11 @@ export async function route(i: Interaction, ctx: BotContext): Promise<void> {
     return;
   }
   if (i.isButton()) {
+    const q = parseQuestionButton(i.customId);
+    if (q) {
+      await answer(i, ctx, 'answer', () => answerQuestion(i, ctx, q));
+      return;
+    }
     const b = parseButton(i.customId);
     if (!b) return;
     await answer(i, ctx, b.action, () =>

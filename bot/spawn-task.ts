@@ -4,11 +4,13 @@
  * exists, nothing may end in a bare error: the user is told that it exists and where.
  */
 import {
+  type AutocompleteInteraction,
   ChannelType,
   type ChatInputCommandInteraction,
   PermissionFlagsBits,
   type PermissionResolvable,
 } from 'discord.js';
+import { PERMISSION_MODE_HELP, PERMISSION_MODES, type PermissionMode } from '../common/conversation.js';
 import { RUNTIMES, type Runtime } from '../common/task.js';
 import { interactionActor, memberRoles, spawnRefusal } from './actor.js';
 import type { Reply } from './commands/types.js';
@@ -21,6 +23,38 @@ import { taskButtons, taskEmbed } from './view.js';
 export function runtimeOption(i: ChatInputCommandInteraction): Runtime {
   const r = i.options.getString('runtime');
   return r && (RUNTIMES as readonly string[]).includes(r) ? (r as Runtime) : 'claude';
+}
+
+/**
+ * The `permission_mode` option: one of the modes, or nothing (the operator's default). Free text
+ * (it is an autocomplete option, so a client may send anything): a value that is not a mode is
+ * refused with the list.
+ */
+export function permissionModeOption(i: ChatInputCommandInteraction): PermissionMode | undefined {
+  const m = i.options.getString('permission_mode')?.trim().toLowerCase();
+  if (!m) return undefined;
+  if ((PERMISSION_MODES as readonly string[]).includes(m)) return m as PermissionMode;
+  throw new Refusal(
+    `There is no permission mode "${m.slice(0, 20)}". Choose one of: ${PERMISSION_MODES.map((x) => `${x} (${PERMISSION_MODE_HELP[x]})`).join('; ')}.`,
+  );
+}
+
+/** Suggestions for `permission_mode` as the user types: the modes that match, the default first. */
+export async function suggestPermissionModes(i: AutocompleteInteraction, ctx: BotContext): Promise<void> {
+  const focused = i.options.getFocused(true);
+  if (focused.name !== 'permission_mode') return void (await i.respond([]));
+  const typed = String(focused.value).toLowerCase();
+  const def = ctx.config.agent.permission_mode;
+  const modes = [def, ...PERMISSION_MODES.filter((m) => m !== def)];
+  // By name first; words of the help only when no name starts so.
+  const byName = modes.filter((m) => m.startsWith(typed));
+  const shown = byName.length ? byName : modes.filter((m) => PERMISSION_MODE_HELP[m].includes(typed));
+  await i.respond(
+    shown.map((m) => ({
+      name: `${m}${m === def ? ' (default)' : ''}: ${PERMISSION_MODE_HELP[m]}`.slice(0, 100),
+      value: m,
+    })),
+  );
 }
 
 const PERMISSION_NAMES: [bigint, string][] = [
@@ -78,8 +112,14 @@ export async function spawnTask(
   const home = await threadHome(i);
   const prompt = i.options.getString('prompt', true);
   const runtime = runtimeOption(i);
+  const permissionMode = permissionModeOption(i);
   const actor = interactionActor(ctx.config, i);
-  const { taskId, url } = await ctx.tasks.create(actor, { prompt, runtime, files: await files() });
+  const { taskId, url } = await ctx.tasks.create(actor, {
+    prompt,
+    runtime,
+    files: await files(),
+    ...(permissionMode ? { permissionMode } : {}),
+  });
 
   // The task exists and its VM is starting: from here on, every failure is reported with that.
   const firstLine = prompt.split('\n')[0]!.slice(0, 200);
@@ -95,7 +135,15 @@ export async function spawnTask(
   try {
     await i.editReply({
       content: `Task **${taskId}** is starting. ${where}`,
-      embeds: [taskEmbed({ id: taskId, status: 'pending', promptFirstLine: firstLine, runtime })],
+      embeds: [
+        taskEmbed({
+          id: taskId,
+          status: 'pending',
+          promptFirstLine: firstLine,
+          runtime,
+          permissionMode: runtime === 'shell' ? null : (permissionMode ?? ctx.config.agent.permission_mode),
+        }),
+      ],
       components: [taskButtons(taskId, url)],
     });
     return undefined;

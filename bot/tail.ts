@@ -65,8 +65,10 @@ export function threadPost(header: string, raw: string): string {
 export function summaryPost(
   s: { result: string; isError: boolean; numTurns: number },
   t: TokenCounts & { costUsd: number },
+  /** The conversation's turn (from the second on; the first is "the run"). */
+  turn?: number,
 ): string {
-  const head = `**Claude Code ${s.isError ? 'failed' : 'finished'}** after ${s.numTurns} turns · tokens: ${usageText(t)}`;
+  const head = `**Claude Code ${s.isError ? 'failed' : 'finished'}${turn ? ` turn ${turn}` : ''}** after ${s.numTurns} turns · tokens: ${usageText(t)}`;
   const quoted = defuseFences(s.result.trim())
     .split('\n')
     .map((l) => `> ${l}`)

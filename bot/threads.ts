@@ -18,6 +18,7 @@ import {
   type MediaChannel,
   type Message,
   type NewsChannel,
+  type SendableChannels,
   type TextChannel,
 } from 'discord.js';
 import type { Config } from '../common/config.js';
@@ -30,6 +31,7 @@ import type { ThreadRecords } from '../tasks/threads.js';
 import { messageActor } from './actor.js';
 import { channelGone, clip, DISCORD, describeDiscordError } from './discord-rules.js';
 import { userMessage } from './errors.js';
+import { questionButtons, questionText } from './question-view.js';
 import { summaryPost, threadPost } from './tail.js';
 import { queueLine } from './view.js';
 
@@ -226,7 +228,19 @@ export class ThreadRelay {
     const channel = await this.client.channels.fetch(thread.threadId);
     if (!channel?.isSendable())
       return this.drop(taskId, `thread ${thread.threadId} is not a channel the bot can post in`);
-    if (task.summary && !thread.summaryPosted) {
+    // The conversation first: questions (with their buttons) and decisions, then finished turns.
+    const conv = await this.tasks.peekConversation(taskId, thread.turnsPosted);
+    await this.postQuestions(taskId, channel, conv.questions);
+    for (const t of conv.doneTurns) {
+      if (!t.result) continue;
+      await channel.send({
+        content: summaryPost({ ...t.result, result: t.result.text }, task.usage, t.n > 1 ? t.n : undefined),
+        allowedMentions: { parse: [] },
+      });
+      await this.records.markTurnsPosted(taskId, t.n);
+    }
+    // A headless run of the first version (no turns): its one summary.
+    if (task.summary && !thread.summaryPosted && task.summary.turn === undefined) {
       await channel.send({ content: summaryPost(task.summary, task.usage), allowedMentions: { parse: [] } });
       await this.records.markPosted(taskId, { summary: true });
     }
@@ -252,7 +266,55 @@ export class ThreadRelay {
     }
   }
 
-  /** A message in a task's thread: from its owner (or an admin), it is typed into the agent. */
+  /**
+   * Each question once, with its buttons; a settled one loses them and says who decided what and
+   * when. Questions settled before they were posted (always allowed, too many) get their record.
+   */
+  private async postQuestions(
+    taskId: string,
+    channel: SendableChannels,
+    questions: Awaited<ReturnType<TaskService['peekConversation']>>['questions'],
+  ): Promise<void> {
+    if (!questions.length) return;
+    const posts = new Map((await this.records.questionPosts(taskId)).map((p) => [p.questionId, p]));
+    for (const q of questions) {
+      const post = posts.get(q.id);
+      if (post?.settled) continue;
+      if (!post) {
+        const m = await channel.send({
+          content: questionText(q, q.decision),
+          components: q.decision ? [] : [questionButtons(taskId, q.id)],
+          allowedMentions: { parse: [] },
+        });
+        await this.records.saveQuestionPost(taskId, {
+          questionId: q.id,
+          messageId: m.id,
+          settled: Boolean(q.decision),
+        });
+        continue;
+      }
+      if (!q.decision) continue;
+      try {
+        const m = await channel.messages.fetch(post.messageId);
+        await m.edit({
+          content: questionText(q, q.decision),
+          components: [],
+          allowedMentions: { parse: [] },
+        });
+      } catch (err) {
+        if (channelGone(err)) throw err;
+        // The message is gone (deleted by a moderator): the record goes in a message of its own.
+        await channel.send({ content: questionText(q, q.decision), allowedMentions: { parse: [] } });
+      }
+      await this.records.saveQuestionPost(taskId, { ...post, settled: true });
+    }
+  }
+
+  /**
+   * A message in a task's thread from its owner (or an admin): in a headless conversation the
+   * next turn of the agent's session (queued behind the one running); elsewhere typed into the
+   * agent's terminal.
+   */
   async onMessage(m: Message): Promise<void> {
     if (m.author.bot || !m.channel.isThread()) return;
     const t = await this.records.byThread(m.channelId);
@@ -266,7 +328,12 @@ export class ThreadRelay {
           content: 'Resuming the task; your message reaches the agent once it runs again.',
           allowedMentions: { parse: [] },
         });
-      await this.tasks.input(actor, t.taskId, Buffer.from(`${m.content}\r`, 'utf8'), task.status);
+      const r = await this.tasks.followUp(actor, t.taskId, m.content);
+      if (r.kind === 'turn' && r.ahead > 0)
+        await m.reply({
+          content: `Queued as turn ${r.n}: the agent takes it after the ${r.ahead === 1 ? 'turn' : `${r.ahead} turns`} before it.`,
+          allowedMentions: { parse: [] },
+        });
     } catch (err) {
       await m.reply({
         content: userMessage(err, this.logger, 'thread input'),

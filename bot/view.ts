@@ -34,6 +34,7 @@ export function taskEmbed(t: Pick<TaskView, 'id' | 'status'> & Partial<TaskView>
     .addFields({ name: 'State', value: t.status, inline: true });
   if (t.promptFirstLine) e.setDescription(t.promptFirstLine.slice(0, 300));
   if (t.runtime) e.addFields({ name: 'Runtime', value: t.runtime, inline: true });
+  if (t.permissionMode) e.addFields({ name: 'Permission mode', value: t.permissionMode, inline: true });
   if (t.driver)
     e.addFields({
       name: 'VM',

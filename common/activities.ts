@@ -1,6 +1,7 @@
 /**
  * Activity contracts. Workflows import these types only; implementations live in activities/.
  */
+import type { DecisionView, QuestionView } from './conversation.js';
 import type { Runtime, TaskLimits, TaskStatus } from './task.js';
 
 /** Where a task runs: its VM activities go to that host's queue (`hostQueue(hostId)`). */
@@ -39,6 +40,18 @@ export interface ControlActivities {
    * Asked when the workflow's idle timer fires, before it suspends.
    */
   idleLeft(args: { taskId: string }): Promise<number | null>;
+  /** Writes a question the agent asked (again: nothing); the bot and the web page are told. */
+  recordQuestion(args: { taskId: string; question: QuestionView }): Promise<void>;
+  /**
+   * Writes how a question was settled and what the agent is told; the host's pump delivers it
+   * (at once, or when the VM is back), the bot and the web page are told.
+   */
+  recordDecision(args: {
+    taskId: string;
+    question: QuestionView;
+    decision: DecisionView;
+    message: string;
+  }): Promise<void>;
 }
 
 /** What one pass of the host watchdog did. */

@@ -240,6 +240,18 @@ export const CONFIG_VARS = {
       doc: 'The longest a model request may take before the proxy ends it',
     },
   },
+  agent: {
+    permission_mode: {
+      schema: z.enum(['ask', 'edits', 'auto']),
+      default: 'ask',
+      doc: "Claude Code's permission mode when the spawner names none: ask (approve each command and edit), edits (edits go ahead, commands ask) or auto (nothing asks)",
+    },
+    question_timeout_minutes: {
+      schema: num(0.05, 7 * 24 * 60),
+      default: '1440',
+      doc: 'A question the agent asks before a tool use is denied (and the agent told) after this long without an answer; the task may be suspended meanwhile',
+    },
+  },
   output: {
     retention_bytes: {
       schema: int(64 * 1024, 1024 * 1024 * 1024),

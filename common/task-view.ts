@@ -20,4 +20,13 @@ export interface TaskView extends TaskFields {
   idleDeadline?: number;
   /** A pending task waiting for a host with room: its place (1 = next) and, when known, a guess of the wait. */
   queue?: { position: number; estimateSeconds?: number };
+  /**
+   * Epoch ms of the last change to its questions, decisions or turns (null: none yet): a reader
+   * that shows them (GET /tasks/{id}/conversation) reads them again when it moves.
+   */
+  conversationAt: number | null;
+  /** Questions waiting for the owner's answer. */
+  openQuestions: number;
+  /** The Claude Code session every turn of a headless conversation continues. */
+  sessionId?: string;
 }

@@ -3,6 +3,8 @@
  * Imported by workflows (types and pure helpers only), the API, the bot and the activities.
  */
 import { z } from 'zod';
+import type { ConversationState } from './conversation.js';
+import type { PermissionMode } from './permission-policy.js';
 import { TASK_ID_RE } from './task-id.js';
 
 /**
@@ -99,6 +101,8 @@ export interface TaskFields {
   acceleration: string | null;
   error: string | null;
   exitCode: number | null;
+  /** Claude Code's permission mode (null: a shell, or a task from before permission modes). */
+  permissionMode: PermissionMode | null;
 }
 
 export interface TaskLimits {
@@ -126,6 +130,8 @@ export interface TaskInput {
   maxHistoryEvents?: number;
   /** How long the task may wait in the queue for a host with room (absent: not at all). */
   maxQueueWaitMs?: number;
+  /** A question nobody answers is denied after this long (absent: a day, as tasks before it had none). */
+  questionTimeoutMs?: number;
 }
 
 export interface TaskState {
@@ -147,6 +153,8 @@ export interface TaskState {
   exitCode?: number;
   createdAt: number;
   updatedAt: number;
+  /** Questions waiting, recent decisions, the always-allowed tools (absent until the first question). */
+  conversation?: ConversationState;
 }
 
 /**
@@ -183,5 +191,13 @@ export const headlessSummarySchema = z.object({
   isError: z.boolean(),
   numTurns: z.number().int().nonnegative(),
   durationMs: z.number().nonnegative(),
+  /** Which turn of the conversation ended (absent: a run of the first version, one turn only). */
+  turn: z.number().int().min(1).max(1_000_000).optional(),
 });
 export type HeadlessSummary = z.infer<typeof headlessSummarySchema>;
+
+/** A turn of a headless conversation started (from the guest: checked). */
+export const turnMarkerSchema = z.object({
+  n: z.number().int().min(1).max(1_000_000),
+  state: z.literal('running'),
+});

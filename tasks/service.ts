@@ -11,6 +11,23 @@ import {
   WorkflowUpdateStage,
 } from '@temporalio/client';
 import { type Config, publicUrl } from '../common/config.js';
+import {
+  type Choice,
+  CONVERSATION_LIMITS,
+  type ConversationView,
+  type DecisionView,
+  describeDecision,
+  type PermissionMode,
+  type TurnView,
+} from '../common/conversation.js';
+import {
+  decisions,
+  doneTurnsAfter,
+  enqueueTurn,
+  openQuestions,
+  questionsOf,
+  turnsOf,
+} from '../common/db/conversation.js';
 import { queuePlace } from '../common/db/hosts.js';
 import { enqueueInput, type InputOrigin, pendingInputBytes } from '../common/db/input.js';
 import type { Pool } from '../common/db/pool.js';
@@ -39,7 +56,13 @@ import {
   type TaskStatus,
 } from '../common/task.js';
 import type { agentTask } from '../workflows/agentTask.js';
-import { resumeUpdate, stateQuery, terminateSignal, WORKFLOW_TYPE } from '../workflows/definitions.js';
+import {
+  answerUpdate,
+  resumeUpdate,
+  stateQuery,
+  terminateSignal,
+  WORKFLOW_TYPE,
+} from '../workflows/definitions.js';
 import { TaskError } from './errors.js';
 import { type LinkSigner, taskUrl } from './links.js';
 import { liveQuotaError, runningQuotaError } from './quotas.js';
@@ -59,7 +82,14 @@ export interface NewTask {
   runtime: Runtime;
   files: { name: string; data: Buffer }[];
   idleTimeoutSeconds?: number;
+  /** Claude Code's permission mode (default: LIA__AGENT__PERMISSION_MODE); a shell has none. */
+  permissionMode?: PermissionMode;
 }
+
+/** What became of a follow-up message: a turn of the conversation, or keystrokes. */
+export type FollowUp =
+  | { kind: 'turn'; n: number; ahead: number; status: TaskStatus }
+  | { kind: 'typed'; status: TaskStatus };
 
 export class TaskService {
   constructor(
@@ -89,6 +119,8 @@ export class TaskService {
     if (t.files.some((f) => f.name === 'PROMPT.md'))
       throw new TaskError('invalid', 'PROMPT.md is reserved for the prompt');
     const taskId = newTaskId();
+    const permissionMode =
+      t.runtime === 'shell' ? null : (t.permissionMode ?? this.config.agent.permission_mode);
     const idleTimeoutMs = (t.idleTimeoutSeconds ?? this.config.vm.idle_timeout_minutes * 60) * 1000;
     const input: TaskInput = {
       taskId,
@@ -105,6 +137,7 @@ export class TaskService {
       },
       activityReportMs: activityReportInterval(idleTimeoutMs),
       maxQueueWaitMs: this.config.queue.max_wait_minutes * 60_000,
+      questionTimeoutMs: Math.round(this.config.agent.question_timeout_minutes * 60_000),
       ...(this.config.temporal.max_history_events
         ? { maxHistoryEvents: this.config.temporal.max_history_events }
         : {}),
@@ -121,6 +154,9 @@ export class TaskService {
         owner: actor.userId,
         runtime: t.runtime,
         promptFirstLine: input.promptFirstLine,
+        permissionMode,
+        // A headless conversation's first turn is the prompt (the next ones are follow-ups).
+        ...(t.runtime === 'claude-headless' ? { firstTurn: t.prompt } : {}),
         files: [{ name: 'PROMPT.md', data: Buffer.from(t.prompt, 'utf8') }, ...t.files],
         size: input.limits,
       },
@@ -142,7 +178,11 @@ export class TaskService {
           { key: OWNER_KEY, value: actor.userId },
           { key: STATUS_KEY, value: 'pending' },
         ],
-        memo: { prompt: input.promptFirstLine, runtime: t.runtime },
+        memo: {
+          prompt: input.promptFirstLine,
+          runtime: t.runtime,
+          ...(permissionMode ? { permissionMode } : {}),
+        },
         requestEagerStart: this.options.eagerStart,
       });
     } catch (err) {
@@ -278,6 +318,98 @@ export class TaskService {
     if (isEnded(now)) throw new TaskError('conflict', `task ${taskId} has ${now}; it takes no more input`);
     if (now === 'suspended' || now === 'suspending')
       await this.askResume(actor, taskId, 'accepted').catch(() => {});
+  }
+
+  /**
+   * A follow-up message from the owner (the Discord thread, the task page). In a headless
+   * conversation it becomes the next turn of the same Claude Code session: queued behind the turn
+   * that runs, delivered by the host's pump (a suspended task is resumed first). Elsewhere it is
+   * typed into the terminal, as a line.
+   */
+  async followUp(actor: Actor, taskId: string, text: string): Promise<FollowUp> {
+    const row = await this.ownRow(actor, taskId);
+    if (isEnded(row.status) || isEnding(row.status))
+      throw new TaskError('conflict', `task ${taskId} has ${row.status}; it takes no more messages`);
+    if (row.runtime === 'claude-headless') {
+      if (row.status === 'suspended') await this.checkRunningQuota(row, 'resume this one for your message');
+      const r = await enqueueTurn(this.pool, taskId, text, actor.userId, CONVERSATION_LIMITS.waitingTurns);
+      if ('n' in r) {
+        if (row.status === 'suspended' || row.status === 'suspending')
+          await this.askResume(actor, taskId, 'accepted').catch(() => {});
+        return { kind: 'turn', n: r.n, ahead: r.ahead, status: row.status };
+      }
+      if (r.refused === 'too-many')
+        throw new TaskError(
+          'quota',
+          `${r.waiting} messages already wait for the agent in task ${taskId}; wait until it has taken some`,
+        );
+      // A headless task from before conversations: its terminal is a shell, the message is typed.
+    }
+    await this.input(actor, taskId, Buffer.from(`${text}\r`, 'utf8'), row.status);
+    return { kind: 'typed', status: row.status };
+  }
+
+  /**
+   * The owner's (or an admin's) answer to a question the agent asked before a tool use. The
+   * workflow decides (its update refuses a question that is not waiting); the answer reaches the
+   * agent through the host, at once or — for a suspended task, which this resumes — once the VM
+   * is back.
+   */
+  async answer(actor: Actor, taskId: string, questionId: string, choice: Choice): Promise<DecisionView> {
+    const row = await this.ownRow(actor, taskId);
+    if (isEnded(row.status) || isEnding(row.status))
+      throw new TaskError('conflict', `task ${taskId} has ${row.status}; its questions are closed`);
+    const known = (await questionsOf(this.pool, taskId)).find((q) => q.id === questionId);
+    if (known?.decision)
+      throw new TaskError(
+        'conflict',
+        `question ${questionId} is already settled: ${describeDecision(known.decision, known.decision.by ? `user ${known.decision.by}` : '')}`,
+      );
+    if (row.status === 'suspended') await this.checkRunningQuota(row, 'resume this one for your answer');
+    try {
+      return await this.temporal.workflow
+        .getHandle(taskId)
+        .executeUpdate(answerUpdate, { args: [{ questionId, choice, by: actor.userId }] });
+    } catch (err) {
+      const e = this.mapError(err, taskId);
+      if (!known && /no question/.test(e.message)) throw new TaskError('not_found', e.message);
+      throw e;
+    }
+  }
+
+  /**
+   * For the bot's thread relay (no caller: it posts to the thread of the task, which the owner
+   * opened): every question with its decision, and the turns done after `afterTurn`.
+   */
+  async peekConversation(
+    taskId: string,
+    afterTurn: number,
+  ): Promise<{ questions: Awaited<ReturnType<typeof questionsOf>>; doneTurns: TurnView[] }> {
+    const [questions, doneTurns] = await Promise.all([
+      questionsOf(this.pool, taskId),
+      doneTurnsAfter(this.pool, taskId, afterTurn),
+    ]);
+    return { questions, doneTurns };
+  }
+
+  /** The task's questions, decisions, always-allowed tools and turns. */
+  async conversation(actor: Actor, taskId: string): Promise<ConversationView> {
+    const row = await this.ownRow(actor, taskId);
+    const [questions, settled, turns] = await Promise.all([
+      isEnded(row.status) ? [] : openQuestions(this.pool, taskId),
+      decisions(this.pool, taskId, 100),
+      turnsOf(this.pool, taskId, 50),
+    ]);
+    const allowedTools = [...new Set(settled.filter((d) => d.how === 'always').map((d) => d.tool))];
+    return {
+      taskId,
+      permissionMode: row.permissionMode,
+      turnsEnabled: row.runtime === 'claude-headless' && turns.length > 0,
+      questions,
+      decisions: settled,
+      allowedTools,
+      turns,
+    };
   }
 
   /**

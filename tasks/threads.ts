@@ -12,10 +12,20 @@ export interface ThreadRow {
   lastStatus: string | null;
   postedSeq: number;
   summaryPosted: boolean;
+  /** The last turn of a headless conversation whose summary is posted. */
+  turnsPosted: number;
+}
+
+/** A question's message in the thread (its buttons go once it is settled). */
+export interface QuestionPost {
+  questionId: string;
+  messageId: string;
+  settled: boolean;
 }
 
 const COLUMNS = `task_id AS "taskId", thread_id AS "threadId", channel_id AS "channelId",
-  last_status AS "lastStatus", posted_seq::float8 AS "postedSeq", summary_posted AS "summaryPosted"`;
+  last_status AS "lastStatus", posted_seq::float8 AS "postedSeq", summary_posted AS "summaryPosted",
+  turns_posted AS "turnsPosted"`;
 
 export class ThreadRecords {
   constructor(private readonly pool: Pool) {}
@@ -63,6 +73,31 @@ export class ThreadRecords {
          posted_seq = GREATEST(posted_seq, COALESCE($3, posted_seq)),
          summary_posted = summary_posted OR $4 WHERE task_id = $1`,
       [taskId, p.status ?? null, p.seq ?? null, p.summary ?? false],
+    );
+  }
+
+  async markTurnsPosted(taskId: string, n: number): Promise<void> {
+    await this.pool.query(
+      'UPDATE discord_threads SET turns_posted = GREATEST(turns_posted, $2), summary_posted = true WHERE task_id = $1',
+      [taskId, n],
+    );
+  }
+
+  async questionPosts(taskId: string): Promise<QuestionPost[]> {
+    const { rows } = await this.pool.query<QuestionPost>(
+      `SELECT question_id AS "questionId", message_id AS "messageId", settled
+       FROM discord_question_posts WHERE task_id = $1`,
+      [taskId],
+    );
+    return rows;
+  }
+
+  async saveQuestionPost(taskId: string, p: QuestionPost): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO discord_question_posts (task_id, question_id, message_id, settled) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (task_id, question_id) DO UPDATE SET message_id = EXCLUDED.message_id,
+         settled = discord_question_posts.settled OR EXCLUDED.settled`,
+      [taskId, p.questionId, p.messageId, p.settled],
     );
   }
 }

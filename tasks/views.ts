@@ -1,4 +1,5 @@
 /** A task's row as callers see it (common/task-view.ts). */
+import { claudeSessionId } from '../common/claude-session.js';
 import type { TaskRow } from '../common/db/tasks.js';
 import type { TaskView } from '../common/task-view.js';
 
@@ -16,6 +17,12 @@ export function toView(row: TaskRow): TaskView {
     acceleration: row.acceleration,
     error: row.error,
     exitCode: row.exitCode,
+    permissionMode: row.permissionMode,
+    conversationAt: row.conversationAt ? row.conversationAt.getTime() : null,
+    openQuestions: row.openQuestions,
+    ...(row.runtime === 'claude-headless' && row.permissionMode
+      ? { sessionId: claudeSessionId(row.id) }
+      : {}),
     usage: {
       inputTokens: row.inputTokens,
       outputTokens: row.outputTokens,

@@ -39,7 +39,18 @@ export type SidecarMessage =
   | { type: 'exit'; code: number | null; signal: string | null; message?: string }
   | { type: 'pong'; id: number }
   | { type: 'started'; pid: number }
-  | { type: 'error'; message: string };
+  | { type: 'error'; message: string }
+  /**
+   * The agent's permission hook asks before a tool use (body: the tool's input as JSON, shrunk).
+   * Sent again on every attach while it waits: the host takes each id once.
+   */
+  | { type: 'question'; id: string; tool: string; toolUseId?: string }
+  /** The hook stopped waiting before an answer came (the agent was interrupted). */
+  | { type: 'question-gone'; id: string }
+  /** An answer reached the sidecar (or was for a question it no longer has): do not send it again. */
+  | { type: 'answer-ack'; id: string }
+  /** A follow-up turn is in the sidecar's queue (or was before): do not send it again. */
+  | { type: 'turn-ack'; n: number };
 
 /** Host → sidecar. */
 export type HostMessage =
@@ -62,7 +73,11 @@ export type HostMessage =
   | { type: 'file'; name: string; mode?: number }
   | { type: 'stdin' } // body: bytes
   | { type: 'resize'; cols: number; rows: number }
-  | { type: 'ping'; id: number };
+  | { type: 'ping'; id: number }
+  /** The owner's answer to a question; `message` is what the agent is told, `note` what the terminal shows. */
+  | { type: 'answer'; id: string; decision: 'allow' | 'deny'; message: string; note: string }
+  /** A follow-up turn for the headless conversation, numbered per task from 2; body: its text. */
+  | { type: 'turn'; n: number };
 
 export type AnyMessage = SidecarMessage | HostMessage;
 

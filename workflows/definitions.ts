@@ -3,6 +3,7 @@
  * import these to signal, update and query; the workflow implements them.
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { AskedQuestion, Choice, DecisionView } from '../common/conversation.js';
 import type { TaskState } from '../common/task.js';
 
 /** Lia's terminate: cleanup runs inside the workflow (never Temporal's own terminate). */
@@ -34,3 +35,27 @@ export const ENTITY_PATCH = 'task-entity-v2';
 
 /** Room may have come (a slot freed, a host joined): a task waiting in the queue tries again. */
 export const placementWakeSignal = defineSignal<[]>('placementWake');
+
+/**
+ * The agent asks before a tool use (sent by the host's pump, again after a reconnect: the
+ * workflow takes each id once). It waits in the workflow's state, visible in the Temporal UI,
+ * until the owner answers, the tool is found always-allowed, or its deadline passes (denied).
+ * Waiting is not agent activity: the task may suspend meanwhile.
+ */
+export const agentQuestionSignal = defineSignal<[AskedQuestion]>('agentQuestion');
+
+/** The agent stopped waiting for an answer (it was interrupted): the question is settled as withdrawn. */
+export const questionWithdrawnSignal = defineSignal<[{ id: string }]>('questionWithdrawn');
+
+/**
+ * The owner's (or an admin's) answer to a waiting question: `once`, `always` (this tool, for the
+ * rest of the task) or `deny`. Refused with the reason when the question is unknown or already
+ * settled; returns the decision once it is recorded. An answer to a suspended task resumes it.
+ * The task service checks who may answer.
+ */
+export const answerUpdate = defineUpdate<DecisionView, [{ questionId: string; choice: Choice; by: string }]>(
+  'answer',
+);
+
+/** Marks the histories in which the workflow first acted on a question. */
+export const CONVERSATION_PATCH = 'conversation-questions';

@@ -35,6 +35,7 @@ import {
   type TaskState,
   type TaskStatus,
 } from '../common/task.js';
+import { startConversation } from './conversation.js';
 import {
   agentActivitySignal,
   hostLostSignal,
@@ -157,6 +158,13 @@ export async function runTask(input: TaskInput, carried?: CarriedState): Promise
     },
   );
 
+  // Questions the agent asks before tool uses, and the owner's answers (workflows/conversation.ts).
+  let ended = false;
+  const conversation = startConversation(state, {
+    questionTimeoutMs: input.questionTimeoutMs,
+    stopped: () => ended,
+  });
+
   const settleResumes = (error?: string) => {
     for (const a of resumes.splice(0)) {
       a.settled = true;
@@ -187,7 +195,13 @@ export async function runTask(input: TaskInput, carried?: CarriedState): Promise
     (input.maxHistoryEvents !== undefined && workflowInfo().historyLength >= input.maxHistoryEvents);
   /** Only at rest: nobody waits for an answer of this run (so nothing can deadlock on it). */
   const canContinueAsNew = () =>
-    shouldContinueAsNew() && !resumes.length && !inputWaiting && !stopping() && allHandlersFinished();
+    shouldContinueAsNew() &&
+    !resumes.length &&
+    !inputWaiting &&
+    !conversation.answerWaiting() &&
+    conversation.idle() &&
+    !stopping() &&
+    allHandlersFinished();
 
   /**
    * Runs a host activity until it ends, or until `interrupt()` holds or the host is lost; then
@@ -255,12 +269,21 @@ export async function runTask(input: TaskInput, carried?: CarriedState): Promise
         const left = capIn();
         if (
           left <= 0 ||
-          !(await untilOr(() => resumes.length > 0 || inputWaiting || stopping() || canContinueAsNew(), left))
+          !(await untilOr(
+            () =>
+              resumes.length > 0 ||
+              inputWaiting ||
+              conversation.answerWaiting() ||
+              stopping() ||
+              canContinueAsNew(),
+            left,
+          ))
         ) {
           if (checkCaps()) throw new Stop();
           continue;
         }
-        if (resumes.length || inputWaiting) await restore();
+        // An answer to a question the agent waits on resumes the task, as typing does.
+        if (resumes.length || inputWaiting || conversation.answerWaiting()) await restore();
       } else {
         throw ApplicationFailure.nonRetryable(`unexpected state ${state.status}`);
       }
@@ -284,6 +307,7 @@ export async function runTask(input: TaskInput, carried?: CarriedState): Promise
   }
 
   if (continuing) {
+    ended = true;
     log.info('continuing as new', { historyLength: workflowInfo().historyLength, status: state.status });
     const next = makeContinueAsNewFunc<typeof runTask>({
       memo: workflowInfo().memo,
@@ -297,6 +321,9 @@ export async function runTask(input: TaskInput, carried?: CarriedState): Promise
     const ending = finalStatus === 'failed' ? 'failing' : 'terminating';
     await record(ending, `${ending}: removing the VM, its disk and snapshot`, { error: state.error ?? null });
     settleResumes(`task ${state.taskId} ${finalStatus === 'failed' ? 'failed' : 'was stopped'}`);
+    // Nobody will wait for an answer any more: questions still open are closed with the task.
+    await conversation.withdrawAll();
+    ended = true;
     if (state.hostId && !hostLost) {
       try {
         await untilDone(
@@ -442,6 +469,7 @@ export async function runTask(input: TaskInput, carried?: CarriedState): Promise
   async function restore(): Promise<void> {
     await record('resuming', `resuming: restoring the VM on host ${host()}`, { error: null });
     inputWaiting = false;
+    conversation.clearAnswerWaiting();
     try {
       const r = await untilDone(
         () => onHost(host(), 'restoring the VM').lifecycle.restoreVm({ taskId: state.taskId }),

@@ -100,6 +100,8 @@ function stateMessage(v: TaskView): StreamServerMessage {
     driver: v.driver,
     acceleration: v.acceleration,
     queue: v.queue ?? null,
+    conversationAt: v.conversationAt,
+    openQuestions: v.openQuestions,
   };
 }
 

@@ -25,6 +25,7 @@ export function taskRoutes(tasks: TaskService): Hono<AuthEnv> {
     const created = await tasks.create(caller, {
       prompt: b.prompt,
       runtime: b.runtime,
+      permissionMode: b.permissionMode,
       idleTimeoutSeconds: b.idleTimeoutSeconds,
       files: b.files.map((f) => ({ name: f.name, data: Buffer.from(f.content, 'base64') })),
     });

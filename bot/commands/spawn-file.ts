@@ -1,8 +1,8 @@
 import { LIMITS } from '../../common/task.js';
 import { downloadAttachment } from '../attachments.js';
-import { spawnTask } from '../spawn-task.js';
+import { spawnTask, suggestPermissionModes } from '../spawn-task.js';
 import { guildCommand } from './builder.js';
-import { promptOption, runtimeOption } from './task-option.js';
+import { permissionModeOption, promptOption, runtimeOption } from './task-option.js';
 import type { Command } from './types.js';
 
 export const spawnFile: Command = {
@@ -14,7 +14,9 @@ export const spawnFile: Command = {
         .setDescription(`A file for the agent (at most ${LIMITS.fileMaxBytes / 1024 / 1024} MiB)`)
         .setRequired(true),
     )
-    .addStringOption(runtimeOption),
+    .addStringOption(runtimeOption)
+    .addStringOption(permissionModeOption),
+  autocomplete: suggestPermissionModes,
   execute: (i, ctx) =>
     spawnTask(i, ctx, async () => {
       const a = i.options.getAttachment('file', true);

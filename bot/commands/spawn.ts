@@ -1,11 +1,13 @@
-import { spawnTask } from '../spawn-task.js';
+import { spawnTask, suggestPermissionModes } from '../spawn-task.js';
 import { guildCommand } from './builder.js';
-import { promptOption, runtimeOption } from './task-option.js';
+import { permissionModeOption, promptOption, runtimeOption } from './task-option.js';
 import type { Command } from './types.js';
 
 export const spawn: Command = {
   data: guildCommand('spawn', 'Start an agent in its own VM')
     .addStringOption(promptOption)
-    .addStringOption(runtimeOption),
+    .addStringOption(runtimeOption)
+    .addStringOption(permissionModeOption),
   execute: (i, ctx) => spawnTask(i, ctx, async () => []),
+  autocomplete: suggestPermissionModes,
 };

@@ -1,6 +1,14 @@
 import type { SlashCommandStringOption } from 'discord.js';
 import { LIMITS, RUNTIMES } from '../../common/task.js';
 
+/** The optional `permission_mode` option of /spawn and /spawn-file (suggested as one types). */
+export const permissionModeOption = (o: SlashCommandStringOption) =>
+  o
+    .setName('permission_mode')
+    .setDescription('ask (approve commands and edits here), edits (edits go ahead) or auto (no questions)')
+    .setAutocomplete(true)
+    .setMaxLength(10);
+
 /** The `task_id` option of /status, /resume and /stop, with autocomplete. */
 export const taskIdOption = (o: SlashCommandStringOption) =>
   o
@@ -22,5 +30,7 @@ export const promptOption = (o: SlashCommandStringOption) =>
 export const runtimeOption = (o: SlashCommandStringOption) =>
   o
     .setName('runtime')
-    .setDescription('claude (default), claude-headless (one run, then a shell) or shell')
+    .setDescription(
+      'claude (default, in the terminal), claude-headless (a conversation in the thread) or shell',
+    )
     .addChoices(...RUNTIMES.map((r) => ({ name: r, value: r })));

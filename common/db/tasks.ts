@@ -1,4 +1,5 @@
 import type { TaskRecordPatch } from '../activities.js';
+import type { PermissionMode } from '../permission-policy.js';
 import {
   budgetTokens,
   ENDED_STATUSES,
@@ -10,6 +11,7 @@ import {
   type TokenCounts,
 } from '../task.js';
 import { CHANNELS } from './channels.js';
+import { createFirstTurn } from './conversation.js';
 import { inTransaction, type Pool } from './pool.js';
 
 /** A task's row; its token counts are those the egress proxy recorded. */
@@ -20,6 +22,10 @@ export interface TaskRow extends TaskFields, TokenCounts {
   budgetNotice: string | null;
   /** When the idle timer suspends the task (running tasks only), as the workflow last projected it. */
   idleDeadline: Date | null;
+  /** When its questions, decisions or turns last changed. */
+  conversationAt: Date | null;
+  /** Questions waiting for the owner's answer. */
+  openQuestions: number;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -29,7 +35,9 @@ const COLUMNS = `id, owner, runtime, status, prompt_first_line AS "promptFirstLi
   output_tokens::float8 AS "outputTokens", cache_read_tokens::float8 AS "cacheReadTokens",
   cache_creation_tokens::float8 AS "cacheCreationTokens", cost_usd::float8 AS "costUsd", summary,
   budget_notice AS "budgetNotice",
-  idle_deadline AS "idleDeadline", created_at AS "createdAt", updated_at AS "updatedAt"`;
+  idle_deadline AS "idleDeadline", permission_mode AS "permissionMode", conversation_at AS "conversationAt",
+  (SELECT count(*) FROM task_questions q WHERE q.task_id = tasks.id AND q.decision IS NULL)::int AS "openQuestions",
+  created_at AS "createdAt", updated_at AS "updatedAt"`;
 
 const sqlList = (xs: readonly string[]) => xs.map((x) => `'${x}'`).join(', ');
 const ENDED = `status IN (${sqlList(ENDED_STATUSES)})`;
@@ -66,6 +74,10 @@ export async function createTask(
     owner: string;
     runtime: Runtime;
     promptFirstLine: string;
+    /** Claude Code's permission mode (null for a shell). */
+    permissionMode?: PermissionMode | null;
+    /** A headless conversation's first turn (the prompt), recorded with the task. */
+    firstTurn?: string;
     files: { name: string; data: Buffer }[];
     /** What its VM will hold, counted against its host. */
     size: { vcpus: number; memoryMib: number; storageGb: number };
@@ -87,10 +99,20 @@ export async function createTask(
     const refused = live >= quotas.live ? 'live' : running >= quotas.running ? 'running' : undefined;
     if (refused) return { rollback: refused };
     await client.query(
-      `INSERT INTO tasks (id, owner, runtime, status, prompt_first_line, vcpus, memory_mib, storage_gb)
-       VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7)`,
-      [t.id, t.owner, t.runtime, t.promptFirstLine, t.size.vcpus, t.size.memoryMib, t.size.storageGb],
+      `INSERT INTO tasks (id, owner, runtime, status, prompt_first_line, vcpus, memory_mib, storage_gb, permission_mode)
+       VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8)`,
+      [
+        t.id,
+        t.owner,
+        t.runtime,
+        t.promptFirstLine,
+        t.size.vcpus,
+        t.size.memoryMib,
+        t.size.storageGb,
+        t.permissionMode ?? null,
+      ],
     );
+    if (t.firstTurn !== undefined) await createFirstTurn(client, t.id, t.firstTurn, t.owner);
     for (const f of t.files) {
       await client.query('INSERT INTO task_files (task_id, name, data) VALUES ($1, $2, $3)', [
         t.id,

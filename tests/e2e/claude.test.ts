@@ -83,6 +83,8 @@ describe('Claude Code in the VM', () => {
     const i = discord.slash(alice, 'spawn', {
       prompt: 'Write the file, please.',
       runtime: 'claude-headless',
+      // No questions: the tool runs as it did before permission modes (conversation.test.ts asks).
+      permission_mode: 'auto',
     });
     const text = await i.until(
       'the spawn answer',
@@ -117,11 +119,11 @@ describe('Claude Code in the VM', () => {
       'every request reached the model API with the host key',
     );
 
-    // The web terminal: the rendered run, then a shell where the tool's file is.
+    // The web terminal: the rendered run; between turns, a line starting with ! runs in a shell.
     const c = await StreamClient.open(s.apiUrl, taskId, tokenOf(link));
-    await c.waitForText('Claude Code has finished', 60_000);
+    await c.waitForText('turn 1 finished', 60_000);
     assert.match(c.text(), /⚙ Bash/);
-    c.type('cat tool-output.txt\r');
+    c.type('!cat tool-output.txt\r');
     await c.waitForText('lia-tool-ran-42', 60_000);
     assert.ok(
       terminalLines(c.text()).includes('lia-tool-ran-42'),
@@ -198,6 +200,7 @@ describe('Claude Code in the VM', () => {
     const res = await s.api('POST', '/api/v1/tasks', owner, {
       prompt: 'Write the file, please.',
       runtime: 'claude',
+      permissionMode: 'auto',
     });
     assert.equal(res.status, 201, JSON.stringify(res.json));
     const taskId = res.json.taskId as string;

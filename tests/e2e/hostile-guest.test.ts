@@ -106,3 +106,28 @@ test('a guest that stops reading while the owner types 40 MiB: the host stays bo
   await s.api('DELETE', `/api/v1/tasks/${taskId}`, OWNER);
   await t.waitStatus(taskId, 'terminated');
 });
+
+test('a guest that floods questions: the workflow hears of a paced few, the task goes on', async () => {
+  const { taskId } = await t.spawnShell(3600);
+  await t.waitStatus(taskId, 'running');
+  await turnHostile(taskId, 'question-flood');
+  const signals = async () =>
+    ((await s.temporal.client.workflow.getHandle(taskId).fetchHistory()).events ?? []).filter(
+      (e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'agentQuestion',
+    ).length;
+  await waitFor(
+    'the first questions to reach the workflow',
+    async () => (await signals()) >= 10,
+    30_000,
+    250,
+  );
+  await new Promise((r) => setTimeout(r, 6000));
+  const n = await signals();
+  assert.ok(n <= 10 + 8, `a burst of 10, then one per 2 s: ${n} signals`);
+  assert.equal(await t.statusOf(taskId), 'running', 'the task goes on');
+  const conv = (await s.api('GET', `/api/v1/tasks/${taskId}/conversation`, OWNER)).json;
+  assert.ok(conv.questions.length <= 16, `at most 16 wait: ${conv.questions.length}`);
+  for (const q of conv.questions)
+    assert.ok(!q.summary.includes('\x1b') && !q.summary.includes('\x07'), 'escapes stripped');
+  await t.stop(taskId);
+});

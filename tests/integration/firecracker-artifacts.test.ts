@@ -140,7 +140,7 @@ describe('the Firecracker artifacts under QEMU microvm', { skip: !hasQemu && 'no
         await new Promise((r) => setTimeout(r, 200));
       }
     };
-    await until('end of the Claude Code run', /Claude Code has finished/, 400_000);
+    await until('end of the Claude Code run', /turn 1 finished/, 400_000);
     const kinds = model.requests.map((r) => r.kind);
     assert.ok(kinds.includes('tool_call') && kinds.includes('final'), JSON.stringify(model.requests));
     assert.ok(
@@ -150,7 +150,8 @@ describe('the Firecracker artifacts under QEMU microvm', { skip: !hasQemu && 'no
     conn.send(
       { type: 'stdin' },
       Buffer.from(
-        "cat tool-output.txt; echo links=$(ip -o link | awk -F': ' '{print $2}' | tr '\\n' ,); echo mmio=$(ls /sys/bus/acpi/devices | grep -c LNRO0005); echo checked-$((1+1))\r",
+        // Between turns, a line starting with ! runs in a shell in the agent's working directory.
+        "!cat tool-output.txt; echo links=$(ip -o link | awk -F': ' '{print $2}' | tr '\\n' ,); echo mmio=$(ls /sys/bus/acpi/devices | grep -c LNRO0005); echo checked-$((1+1))\r",
       ),
     );
     await until('the checks', /checked-2/, 60_000);

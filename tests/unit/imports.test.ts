@@ -51,6 +51,8 @@ const MAY_IMPORT: Record<string, string[] | '*'> = {
 const WORKFLOW_PACKAGES = new Set(['@temporalio/workflow', '@temporalio/common', 'zod']);
 const WORKFLOW_COMMON = new Set([
   'common/task.ts',
+  'common/conversation.ts',
+  'common/permission-policy.ts',
   'common/task-id.ts',
   'common/activities.ts',
   'common/queues.ts',

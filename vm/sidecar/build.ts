@@ -14,6 +14,8 @@ const SOURCES = [
   path.join(here, 'sidecar.ts'),
   path.join(here, '..', 'protocol.ts'),
   path.join(here, '..', 'channel', 'mux.ts'),
+  path.join(here, 'agent-endpoint.ts'),
+  path.join(here, '..', 'guest', 'agent-protocol.ts'),
 ];
 
 export function sidecarSourceHash(): string {

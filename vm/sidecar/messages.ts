@@ -5,6 +5,7 @@
  * pump, the task, with the reason. Nothing unchecked reaches PostgreSQL or a workflow.
  */
 import { z } from 'zod';
+import { QUESTION_ID_RE, TOOL_NAME_RE } from '../../common/conversation.js';
 
 const seq = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 const text = (max: number) => z.string().max(max);
@@ -32,4 +33,14 @@ export const sidecarMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('pong'), id: z.number().int() }),
   z.object({ type: z.literal('started'), pid: z.number().int().nonnegative() }),
   z.object({ type: z.literal('error'), message: text(2000) }),
+  // A question before a tool use; body: the tool's input as JSON (checked where it is read).
+  z.object({
+    type: z.literal('question'),
+    id: z.string().regex(QUESTION_ID_RE),
+    tool: z.string().regex(TOOL_NAME_RE),
+    toolUseId: text(128).optional(),
+  }),
+  z.object({ type: z.literal('question-gone'), id: z.string().regex(QUESTION_ID_RE) }),
+  z.object({ type: z.literal('answer-ack'), id: z.string().regex(QUESTION_ID_RE) }),
+  z.object({ type: z.literal('turn-ack'), n: z.number().int().min(2).max(1_000_000) }),
 ]);

@@ -9,6 +9,8 @@
  *   --egress-serial DEV | --egress-listen unix:PATH   the host's end of the egress streams
  *   --proxy-listen 127.0.0.1:3128                      where the agent's HTTP(S) clients go
  *   --agent-user NAME                                  run the agent as this user, not as root
+ *   --agent-socket PATH    the agent's door (its permission hook, its conversation driver):
+ *                          default /run/lia-agent/agent.sock with --agent-user, else ../agent.sock
  *
  * It works in DIR by relative paths only, so the local driver can start it ahead of time in a
  * spare folder and rename that folder to a task's (`--spare`: until a host first connects, it
@@ -23,6 +25,7 @@ import { Duplex } from 'node:stream';
 import { parseArgs } from 'node:util';
 import * as pty from 'node-pty';
 import { MuxSession } from '../channel/mux.js';
+import { AGENT_SOCKET_ENV } from '../guest/agent-protocol.js';
 import {
   encodeFrame,
   FrameDecoder,
@@ -31,6 +34,7 @@ import {
   type SidecarMessage,
   SYNC,
 } from '../protocol.js';
+import { AgentEndpoint } from './agent-endpoint.js';
 
 /** Unacknowledged output beyond this pauses the PTY: the agent blocks instead of memory growing. */
 const PAUSE_ABOVE_BYTES = 32 * 1024 * 1024;
@@ -54,6 +58,7 @@ const { values: opts } = parseArgs({
     'egress-listen': { type: 'string' },
     'proxy-listen': { type: 'string' },
     'agent-user': { type: 'string' },
+    'agent-socket': { type: 'string' },
   },
 });
 if (!opts.workdir || (!opts.listen && !opts.serial)) {
@@ -112,6 +117,16 @@ function send(m: SidecarMessage, body?: Buffer): void {
   h.stream.write(encodeFrame(m, body));
 }
 
+/**
+ * The agent's door (questions before tool uses, follow-up turns). An absolute path, resolved now:
+ * the local driver may rename the folder above the working directory, and the socket moves with it.
+ */
+const agentDoor = new AgentEndpoint(
+  path.resolve(opts['agent-socket'] ?? (agentUser ? '/run/lia-agent/agent.sock' : '../agent.sock')),
+  (m, body) => send(m, body),
+);
+agentDoor.listen(agentUser);
+
 function sealChunk(): void {
   if (coalesceTimer) clearTimeout(coalesceTimer);
   coalesceTimer = undefined;
@@ -165,7 +180,8 @@ function start(m: Extract<HostMessage, { type: 'start' }>): void {
       cols: m.cols,
       rows: m.rows,
       cwd: m.cwd ?? workdir,
-      env: m.env,
+      // The one thing the sidecar adds: where its door is (the folder may have been renamed).
+      env: { ...m.env, [AGENT_SOCKET_ENV]: agentSocketPath() },
       encoding: null,
       ...(agentUser ? { uid: agentUser.uid, gid: agentUser.gid } : {}),
     });
@@ -192,6 +208,12 @@ function start(m: Extract<HostMessage, { type: 'start' }>): void {
   send({ type: 'started', pid: agent.pid });
 }
 
+/** The door's path as it is now (a local sidecar's folder is renamed after it started). */
+function agentSocketPath(): string {
+  if (opts['agent-socket'] || agentUser) return agentDoor.socketPath;
+  return path.resolve(process.cwd(), '..', 'agent.sock');
+}
+
 function handle(m: HostMessage, body: Buffer): void {
   switch (m.type) {
     case 'hello':
@@ -210,6 +232,7 @@ function handle(m: HostMessage, body: Buffer): void {
       host.wantSeq = m.fromSeq;
       for (const c of unacked) if (c.seq >= m.fromSeq) send({ type: 'output', seq: c.seq }, c.data);
       if (exited && !agent) send({ type: 'exit', ...exited });
+      agentDoor.onAttach();
       return;
     }
     case 'ack':
@@ -236,6 +259,12 @@ function handle(m: HostMessage, body: Buffer): void {
       return;
     case 'ping':
       send({ type: 'pong', id: m.id });
+      return;
+    case 'answer':
+      agentDoor.answer(m);
+      return;
+    case 'turn':
+      agentDoor.turn(m.n, body.toString('utf8'));
       return;
   }
 }

@@ -1,6 +1,7 @@
 /** One task: its live terminal, state, idle countdown, tokens, and Resume / Stop. */
 import { useEffect, useRef, useState } from 'react';
 import { totalInputText, usageText } from '../../common/usage-text';
+import { Conversation } from './Conversation';
 import { CopyId } from './CopyId';
 import { IdleCountdown } from './IdleCountdown';
 import { StatusBadge } from './StatusBadge';
@@ -135,6 +136,12 @@ export function TaskPage({ taskId }: { taskId: string }) {
           )}
         </div>
       </div>
+      <Conversation
+        taskId={taskId}
+        changedAt={state && 'conversationAt' in state ? state.conversationAt : view?.conversationAt}
+        ended={ended}
+        say={setMessage}
+      />
     </main>
   );
 }

@@ -1,7 +1,19 @@
 /** The page's API client: the signed link's token authenticates every call. */
 
 // The server's own definitions of what it sends (types only: nothing of the server is bundled).
-export type { StreamServerMessage, TaskListResponse, TaskStatus, TaskView } from '../../api/types';
+export type {
+  AnswerResponse,
+  Choice,
+  ConversationView,
+  DecisionView,
+  FollowUpResponse,
+  QuestionView,
+  StreamServerMessage,
+  TaskListResponse,
+  TaskStatus,
+  TaskView,
+  TurnView,
+} from '../../api/types';
 
 const KEY = 'lia-token';
 
@@ -38,11 +50,15 @@ export class ApiError extends Error {
 let clockSkew = 0;
 export const serverNow = () => Date.now() + clockSkew;
 
-export async function api<T>(method: string, path: string): Promise<T> {
+export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
   const sent = Date.now();
   const res = await fetch(`/api/v1${path}`, {
     method,
-    headers: { authorization: `Bearer ${token() ?? ''}` },
+    headers: {
+      authorization: `Bearer ${token() ?? ''}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   const date = Date.parse(res.headers.get('date') ?? '');
   // The header has 1 s resolution: only correct skews larger than that.
@@ -50,10 +66,10 @@ export async function api<T>(method: string, path: string): Promise<T> {
     const skew = date - (sent + Date.now()) / 2;
     clockSkew = Math.abs(skew) > 2000 ? skew : 0;
   }
-  const body = await res.json().catch(() => ({}));
+  const answer = await res.json().catch(() => ({}));
   if (!res.ok)
-    throw new ApiError(body?.error?.message ?? `${method} ${path}: HTTP ${res.status}`, res.status);
-  return body as T;
+    throw new ApiError(answer?.error?.message ?? `${method} ${path}: HTTP ${res.status}`, res.status);
+  return answer as T;
 }
 
 /** A task's page on this origin, with the task's own link token (a token opens one task only). */

@@ -928,6 +928,8 @@ export class DiscordStandIn {
       };
     const threads = at(/^\/channels\/(\d+)\/threads$/, 'POST');
     if (threads) return { auth: true, run: (b) => this.createThread(threads[1]!, b) };
+    const edit = at(/^\/channels\/(\d+)\/messages\/(\d+)$/, 'PATCH');
+    if (edit) return { auth: true, run: (b) => this.editMessage(edit[1]!, edit[2]!, b) };
     const messages = at(/^\/channels\/(\d+)\/messages$/, 'POST');
     if (messages)
       return {
@@ -1096,6 +1098,28 @@ export class DiscordStandIn {
       return { status: 201, body: { ...thread, message: m } };
     }
     return { status: 201, body: thread };
+  }
+
+  /** PATCH a message of the bot's own (content, embeds, components), as Discord allows. */
+  private editMessage(channelId: string, messageId: string, b: Record<string, unknown>) {
+    const c = this.channel(channelId);
+    if (!c) return { error: ERRORS.unknownChannel(), why: 'editing in a deleted or unknown channel' };
+    const target = (this.messages.get(channelId) ?? []).find((m) => m.id === messageId);
+    if (!target) return { error: ERRORS.unknownMessage(), why: `no message ${messageId}` };
+    if (target.author.id !== this.botUser.id)
+      return { error: ERRORS.missingPermissions(), why: "editing another user's message" };
+    if (c.thread_metadata?.locked) return { error: ERRORS.threadLocked(), why: 'editing in a locked thread' };
+    const problem = messageProblems(b, true);
+    if (problem) return { error: problem, why: 'the edit breaks a Discord limit' };
+    Object.assign(target, {
+      ...(b.content !== undefined ? { content: String(b.content ?? '') } : {}),
+      ...(b.embeds ? { embeds: b.embeds } : {}),
+      ...(b.components ? { components: b.components } : {}),
+      edited_timestamp: new Date().toISOString(),
+    });
+    this.gateway.broadcast(GatewayDispatchEvents.MessageUpdate, { ...target, guild_id: this.guildId });
+    for (const w of this.messageWaiters.splice(0)) w();
+    return { status: 200, body: target };
   }
 
   private createMessage(channelId: string, b: Record<string, unknown>) {

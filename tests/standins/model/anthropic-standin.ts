@@ -3,7 +3,8 @@
  * /v1/messages (JSON, or server-sent events when `stream` is set) and /v1/messages/count_tokens,
  * with Anthropic's error shapes. It checks the key of every request against the one configured on
  * the host, and follows a script: the agent's first turn gets a tool call, the turn that carries
- * its result gets a final answer; side requests (titles, summaries) get a short text.
+ * its result gets a final answer; side requests (titles, summaries) get a short text. Or, given
+ * `'script'` for the tool, it follows the directives in the conversation (./tool-script.ts).
  *
  * Like the real API it can:
  * - report prompt caching: the system prompt and tools are the cached prefix (written the first
@@ -23,6 +24,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import { Writable } from 'node:stream';
 import zlib from 'node:zlib';
+import { scriptedReply } from './tool-script.js';
 
 export interface ToolCall {
   name: string;
@@ -107,7 +109,7 @@ export class ModelStandIn {
 
   constructor(
     public key: string,
-    private readonly tool: ToolCall,
+    private readonly tool: ToolCall | 'script',
     private readonly finalText = 'Done: the file is written.',
     public options: StandInOptions = {},
   ) {}
@@ -252,13 +254,25 @@ export class ModelStandIn {
     const lastHasToolResult =
       Array.isArray(last?.content) &&
       (last.content as { type: string }[]).some((b) => b.type === 'tool_result');
-    const mentionsTool = JSON.stringify(body.tools ?? []).includes(`"${this.tool.name}"`);
+    const tool = this.tool;
     let blocks: Block[];
-    if (rec.hasTools && mentionsTool && !lastHasToolResult) {
+    if (tool === 'script' && rec.hasTools) {
+      const system = Array.isArray(body.system)
+        ? (body.system as { text?: string }[]).map((b) => b.text ?? '').join('\n')
+        : String(body.system ?? '');
+      const r = scriptedReply(messages as never, system);
+      rec.kind = r.kind;
+      blocks = r.blocks;
+    } else if (
+      tool !== 'script' &&
+      rec.hasTools &&
+      JSON.stringify(body.tools ?? []).includes(`"${tool.name}"`) &&
+      !lastHasToolResult
+    ) {
       rec.kind = 'tool_call';
       blocks = [
         { type: 'text', text: 'I will write the file now.' },
-        { type: 'tool_use', id: `toolu_${Date.now()}`, name: this.tool.name, input: this.tool.input },
+        { type: 'tool_use', id: `toolu_${Date.now()}`, name: tool.name, input: tool.input },
       ];
     } else if (rec.hasTools) {
       rec.kind = 'final';
