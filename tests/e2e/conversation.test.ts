@@ -44,7 +44,10 @@ before(async () => {
     LIA__VM__DRIVER: 'qemu',
     LIA__VM__MEMORY_MIB: '1024',
     LIA__VM__DEFAULT_STORAGE_GB: '4',
-    LIA__VM__IDLE_TIMEOUT_MINUTES: '0.5',
+    // Long enough for Claude Code to start under software emulation on a loaded machine (a task
+    // quiet that long before its first question is suspended, and nothing would resume it), short
+    // enough for step 5 to see a waiting question let the task suspend.
+    LIA__VM__IDLE_TIMEOUT_MINUTES: '1',
     LIA__CLAUDE__API_KEY: API_KEY,
     LIA__CLAUDE__BASE_URL: model.url,
     LIA__DISCORD__TOKEN: discord.token,
