@@ -20,6 +20,7 @@
  * owns (0700): /run/lia/<state>-<host>/<task>/ when Lia runs as root (QEMU, as the VM's uid,
  * could not pass through a private state folder), <task>/run/ otherwise.
  */
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -31,7 +32,7 @@ import { SerialChannel } from '../../channel/connector.js';
 import { EgressLink } from '../../channel/egress-link.js';
 import type { EgressSink } from '../../channel/egress-sink.js';
 import { createTaskDisk } from '../../disk.js';
-import type { Progress, VmDriver, VmSpec } from '../../driver.js';
+import type { BootInfo, Progress, VmDriver, VmSpec } from '../../driver.js';
 import { VmError } from '../../driver.js';
 import { type BootArtifacts, type BootProfile, bootArtifacts } from '../../image/artifacts.js';
 import type { GuestImage } from '../../image/ensure.js';
@@ -39,7 +40,17 @@ import type { CgroupLimits, CgroupSystem } from '../../process/cgroup.js';
 import { isRunning, kill, launch, type VmmRecord } from '../../process/supervisor.js';
 import type { UidPool } from '../../process/uids.js';
 import { SidecarConnection } from '../../sidecar/client.js';
-import { hostTscKhz, qemuArgs, TCG_TB_MIB } from './args.js';
+import { sealedMemory } from '../../template/sealed-memory.js';
+import {
+  defaultTemplateRoot,
+  findTemplate,
+  publishTemplate,
+  TEMPLATE_FORMAT,
+  type TemplateInputs,
+  templateKey,
+  withTemplateLock,
+} from '../../template/template.js';
+import { hostTscKhz, type MemoryMode, qemuArgs, TCG_TB_MIB } from './args.js';
 import { Qmp } from './qmp.js';
 
 export { hostTscKhz, kernelCommandLine } from './args.js';
@@ -65,12 +76,37 @@ export interface QemuDriverOptions {
   cgroups?: CgroupSystem;
   /** How long a boot or restore may take before the sidecar answers (TCG is slow). */
   readyTimeoutMs?: number;
+  /** Start VMs from a template (vm/template/): default on. */
+  templates?: boolean;
+  /** Where templates are cached (default ~/.cache/lia/templates). */
+  templateDir?: string;
 }
 
 interface VmRecord {
   spec: VmSpec;
   profile: BootProfile;
   uid?: number;
+  /** The template the VM was started from: its disk is under the task's, its RAM block named `mem`. */
+  template?: { key: string; dir: string };
+}
+
+/** A built template: a booted VM's disk, memory and machine state (without the memory). */
+export interface QemuTemplate {
+  key: string;
+  dir: string;
+  disk: string;
+  memory: string;
+  state: string;
+  inputs: TemplateInputs;
+}
+
+let qemuVersionCache: string | undefined;
+function qemuVersion(): string {
+  if (qemuVersionCache === undefined) {
+    const r = spawnSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' });
+    qemuVersionCache = (r.stdout ?? '').split('\n')[0]?.trim() || 'unknown';
+  }
+  return qemuVersionCache;
 }
 
 export class QemuDriver implements VmDriver {
@@ -181,7 +217,21 @@ export class QemuDriver implements VmDriver {
     return new SerialChannel({ session: s.session, egress: s.egress });
   }
 
-  private async launch(taskId: string, rec: VmRecord, incoming?: string): Promise<void> {
+  private async launch(
+    taskId: string,
+    rec: VmRecord,
+    o: {
+      incoming?: string;
+      /** The disk, when not the task's (a template being built). */
+      disk?: string;
+      memory?: MemoryMode;
+      /** The RAM's file, already open (closed here). */
+      memoryFd?: number;
+      /** The template's disk under the task's. */
+      templateDisk?: string;
+    } = {},
+  ): Promise<{ incomingFd?: number }> {
+    const incoming = o.incoming;
     const f = this.files(taskId);
     const owner = rec.uid !== undefined ? { uid: rec.uid, gid: rec.uid } : undefined;
     // A fresh run/ each time: QEMU makes its sockets there, as the VM's uid.
@@ -193,16 +243,26 @@ export class QemuDriver implements VmDriver {
     if (cg) cg.system.create(cg.rel, QemuDriver.limits(rec.spec, this.o.accel));
     const a = this.artifacts;
     const open = (file: string, flags: string) => fs.openSync(file, flags, 0o600);
-    const fds = [
-      open(a.kernel.path, 'r'),
-      open(a.initrd, 'r'),
-      open(f.disk, 'r+'),
-      ...(a.taskDisk === 'qcow2-overlay' ? [open(a.rootfs.path, 'r')] : []),
-      ...(incoming ? [open(incoming, 'r')] : []),
-    ];
+    const fds: number[] = [];
+    const add = (fd: number) => fds.push(fd) + 2;
+    let kernel: number, initrd: number, disk: number;
+    let base: number | undefined, template: number | undefined, memory: number | undefined;
+    let incomingFd: number | undefined;
+    try {
+      kernel = add(open(a.kernel.path, 'r'));
+      initrd = add(open(a.initrd, 'r'));
+      disk = add(open(o.disk ?? f.disk, 'r+'));
+      if (a.taskDisk === 'qcow2-overlay') base = add(open(a.rootfs.path, 'r'));
+      if (o.templateDisk) template = add(open(o.templateDisk, 'r'));
+      if (o.memoryFd !== undefined) memory = add(o.memoryFd);
+      if (incoming) incomingFd = add(open(incoming, 'r'));
+    } catch (err) {
+      for (const d of fds) fs.closeSync(d);
+      if (o.memoryFd !== undefined && !fds.includes(o.memoryFd)) fs.closeSync(o.memoryFd);
+      throw err;
+    }
     const out = open(f.console, 'a');
     const err = open(f.log, 'w');
-    const n = (i: number) => 3 + i;
     let launched: ReturnType<typeof launch>;
     try {
       launched = launch({
@@ -215,14 +275,9 @@ export class QemuDriver implements VmDriver {
             memoryMib: rec.spec.memoryMib,
             vcpus: rec.spec.vcpus,
             sockets: f.sockets,
-            fds: {
-              kernel: n(0),
-              initrd: n(1),
-              disk: n(2),
-              base: a.taskDisk === 'qcow2-overlay' ? n(3) : undefined,
-              incoming: incoming ? n(fds.length - 1) : undefined,
-            },
+            fds: { kernel, initrd, disk, base, template, memory, incoming: incomingFd },
             tscKhz: hostTscKhz(),
+            memory: o.memory,
           }),
         ],
         cwd: f.dir,
@@ -251,7 +306,7 @@ export class QemuDriver implements VmDriver {
       if (fs.existsSync(f.sockets.qmp)) {
         try {
           (await Qmp.connect(f.sockets.qmp, 2000)).close();
-          return;
+          return { incomingFd };
         } catch {}
       }
       if (Date.now() > deadline) throw new VmError('QEMU did not open its control socket within 30 s');
@@ -327,7 +382,135 @@ export class QemuDriver implements VmDriver {
     this.links.delete(taskId);
   }
 
-  async boot(spec: VmSpec, progress: Progress, signal?: AbortSignal): Promise<void> {
+  /** The template for VMs of this size: its key and inputs (built or not). */
+  templateFor(spec: Pick<VmSpec, 'vcpus' | 'memoryMib' | 'storageGb'>): { key: string; inputs: TemplateInputs } {
+    const inputs: TemplateInputs = {
+      driver: 'qemu',
+      image: this.artifacts.hash,
+      profile: this.artifacts.profile,
+      vmm: qemuVersion(),
+      accel: this.o.accel,
+      vcpus: spec.vcpus,
+      memoryMib: spec.memoryMib,
+      storageGb: spec.storageGb,
+    };
+    return { key: templateKey(inputs), inputs };
+  }
+
+  private templateRoot(): string {
+    return this.o.templateDir ?? defaultTemplateRoot();
+  }
+
+  private templateFiles(dir: string) {
+    return {
+      disk: path.join(dir, 'disk.qcow2'),
+      memory: path.join(dir, 'memory.bin'),
+      state: path.join(dir, 'state.bin'),
+    };
+  }
+
+  private readonly templateBuilds = new Map<string, Promise<QemuTemplate>>();
+
+  /**
+   * The template for VMs of this size, built where missing (one build at a time per machine, with
+   * progress): a VM booted to its sidecar's hello, paused, its machine state written without its
+   * memory, its memory and disk kept as files. Only the qemu profile has templates (the
+   * Firecracker artifacts' raw disks have no backing file).
+   */
+  async ensureTemplate(
+    spec: Pick<VmSpec, 'vcpus' | 'memoryMib' | 'storageGb'>,
+    progress: Progress,
+  ): Promise<QemuTemplate> {
+    if (this.artifacts.taskDisk !== 'qcow2-overlay')
+      throw new VmError('templates need a qcow2 task disk (the qemu profile)', false);
+    const { key, inputs } = this.templateFor(spec);
+    const found = findTemplate(this.templateRoot(), key);
+    if (found) return { key, dir: found.dir, inputs, ...this.templateFiles(found.dir) };
+    let p = this.templateBuilds.get(key);
+    if (!p) {
+      p = withTemplateLock(this.templateRoot(), progress, async () => {
+        const again = findTemplate(this.templateRoot(), key);
+        if (again) return { key, dir: again.dir, inputs, ...this.templateFiles(again.dir) };
+        return this.buildTemplate(key, inputs, progress);
+      });
+      this.templateBuilds.set(key, p);
+      p.finally(() => this.templateBuilds.delete(key)).catch(() => {});
+    }
+    return p;
+  }
+
+  private async buildTemplate(key: string, inputs: TemplateInputs, progress: Progress): Promise<QemuTemplate> {
+    const root = this.templateRoot();
+    const id = `tpl-${key.slice(0, 12)}`;
+    const started = Date.now();
+    const say = (m: string) => progress(`[template ${key.slice(0, 8)}] ${m}`);
+    say(
+      `building: ${inputs.vcpus} vCPU, ${inputs.memoryMib} MiB, ${inputs.storageGb} GB, image ${inputs.image.slice(0, 12)}`,
+    );
+    await this.destroy(id);
+    const work = fs.mkdtempSync(path.join(root, `.build-${key}-`));
+    const t = this.templateFiles(work);
+    const f = this.files(id);
+    try {
+      fs.mkdirSync(f.dir, { recursive: true, mode: 0o700 });
+      const uid = this.o.uids?.claim(id);
+      const owner = uid !== undefined ? { uid, gid: uid } : undefined;
+      const spec: VmSpec = { taskId: id, vcpus: inputs.vcpus, memoryMib: inputs.memoryMib, storageGb: inputs.storageGb };
+      const rec: VmRecord = { spec, profile: this.artifacts.profile, uid };
+      fs.writeFileSync(f.record, JSON.stringify(rec), { mode: 0o600 });
+      await createTaskDisk('qcow2-overlay', this.artifacts.rootfs.path, t.disk, inputs.storageGb, owner);
+      // The guest's RAM is this file while the template runs (a shared mapping).
+      fs.writeFileSync(t.memory, '', { mode: 0o600 });
+      fs.truncateSync(t.memory, inputs.memoryMib * 2 ** 20);
+      if (owner) fs.chownSync(t.memory, owner.uid, owner.gid);
+      fs.writeFileSync(f.console, '', { mode: 0o600 });
+      say('booting the template VM');
+      await this.launch(id, rec, { disk: t.disk, memory: 'template', memoryFd: fs.openSync(t.memory, 'r+') });
+      await this.waitForSidecar(id, say, 'booting the template');
+      const bootMs = Date.now() - started;
+      say(`sidecar answered after ${(bootMs / 1000).toFixed(1)} s: snapshotting`);
+      const snapStarted = Date.now();
+      await this.writeState(id, t.state, say, true);
+      await this.stopVmm(id);
+      // Read-only from now on: the disk is every task disk's backing file (read by each VM's uid
+      // through the descriptor the worker passes), the memory is read into a sealed memfd.
+      for (const file of [t.disk, t.memory, t.state]) fs.chownSync(file, 0, 0);
+      fs.chmodSync(t.disk, 0o644);
+      fs.chmodSync(work, 0o755);
+      const dir = publishTemplate(root, work, {
+        key,
+        inputs,
+        format: TEMPLATE_FORMAT,
+        builtAt: new Date().toISOString(),
+        bootMs,
+        snapshotMs: Date.now() - snapStarted,
+      });
+      say(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s (${dir})`);
+      this.o.logger.info({ key, inputs, bootMs, dir }, 'qemu: template built');
+      return { key, dir, inputs, ...this.templateFiles(dir) };
+    } catch (err) {
+      fs.rmSync(work, { recursive: true, force: true });
+      throw new VmError(`building the template: ${(err as Error).message}${this.consoleTail(id)}`);
+    } finally {
+      await this.destroy(id).catch(() => {});
+    }
+  }
+
+  /** A sealed in-memory copy of each template's memory, made once per worker (see sealed-memory.ts). */
+  private readonly sealed = new Map<string, Promise<number>>();
+
+  private async templateMemory(t: QemuTemplate): Promise<number> {
+    let p = this.sealed.get(t.key);
+    if (!p) {
+      p = sealedMemory(t.memory);
+      this.sealed.set(t.key, p);
+      p.catch(() => this.sealed.delete(t.key));
+    }
+    // A descriptor of its own for this launch (the launcher closes what it passes).
+    return fs.openSync(`/proc/self/fd/${await p}`, 'r');
+  }
+
+  async boot(spec: VmSpec, progress: Progress, signal?: AbortSignal): Promise<BootInfo> {
     const f = this.files(spec.taskId);
     const step = () => {
       if (signal?.aborted) throw new VmError('booting: cancelled');
@@ -335,7 +518,8 @@ export class QemuDriver implements VmDriver {
     if (this.running(spec.taskId) && !fs.existsSync(f.suspended)) {
       await this.waitForSidecar(spec.taskId, progress, 'booting', signal);
       if (!this.links.get(spec.taskId)?.connected) await this.attachEgress(spec.taskId);
-      return;
+      const rec = this.readRecord(spec.taskId);
+      return rec.template ? { from: 'template', template: rec.template.key } : { from: 'cold' };
     }
     step();
     // A half-made VM of an earlier attempt (its QEMU died, or never answered) is started over.
@@ -347,6 +531,24 @@ export class QemuDriver implements VmDriver {
         false,
       );
     const uid = this.o.uids?.claim(spec.taskId);
+    let coldReason: string | undefined;
+    if (this.o.templates !== false && this.artifacts.taskDisk === 'qcow2-overlay') {
+      try {
+        const key = await this.bootFromTemplate(spec, uid, progress, signal);
+        return { from: 'template', template: key };
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        coldReason = (err as Error).message;
+        this.o.logger.warn(
+          { taskId: spec.taskId, reason: coldReason },
+          'qemu: the template did not start; booting the VM cold',
+        );
+        progress(`booting: the template did not start (${coldReason}); booting cold`);
+        await this.stopVmm(spec.taskId);
+        fs.rmSync(f.disk, { force: true });
+      }
+    }
+    step();
     const rec: VmRecord = { spec, profile: this.artifacts.profile, uid };
     fs.writeFileSync(f.record, JSON.stringify(rec), { mode: 0o600 });
     progress(`booting: ${spec.storageGb} GB disk (${this.artifacts.taskDisk})`);
@@ -373,6 +575,52 @@ export class QemuDriver implements VmDriver {
       { taskId: spec.taskId, accel: this.acceleration, uid, profile: this.artifacts.profile },
       'qemu: booted',
     );
+    return coldReason ? { from: 'cold', reason: `the template did not start: ${coldReason}` } : { from: 'cold' };
+  }
+
+  /**
+   * A new VM restored from the template: its own disk over the template's, its own QEMU with
+   * the template's memory mapped private, the template's machine state. Throws (leaving what
+   * it made for the cold boot to replace) when any of it fails.
+   */
+  private async bootFromTemplate(
+    spec: VmSpec,
+    uid: number | undefined,
+    progress: Progress,
+    signal?: AbortSignal,
+  ): Promise<string> {
+    const f = this.files(spec.taskId);
+    const t = await this.ensureTemplate(spec, progress);
+    if (signal?.aborted) throw new VmError('booting: cancelled');
+    const rec: VmRecord = { spec, profile: this.artifacts.profile, uid, template: { key: t.key, dir: t.dir } };
+    fs.writeFileSync(f.record, JSON.stringify(rec), { mode: 0o600 });
+    progress(`booting: from template ${t.key.slice(0, 8)}: ${spec.storageGb} GB disk over the template's`);
+    await createTaskDisk(
+      'qcow2-overlay',
+      t.disk,
+      f.disk,
+      spec.storageGb,
+      uid !== undefined ? { uid, gid: uid } : undefined,
+      'qcow2',
+    );
+    fs.writeFileSync(f.console, '', { mode: 0o600 });
+    progress(`booting: restoring template ${t.key.slice(0, 8)} (${this.acceleration})`);
+    const { incomingFd } = await this.launch(spec.taskId, rec, {
+      incoming: t.state,
+      memory: 'clone',
+      memoryFd: await this.templateMemory(t),
+      templateDisk: t.disk,
+    });
+    await this.continueIncoming(spec.taskId, () => this.tail(f.log, 400), incomingFd);
+    await this.waitForSidecar(spec.taskId, progress, 'restoring the template', signal);
+    await this.attachEgress(spec.taskId).catch((err: Error) => {
+      throw new VmError(`the guest's egress port: ${err.message}`);
+    });
+    this.o.logger.info(
+      { taskId: spec.taskId, accel: this.acceleration, uid, template: t.key },
+      'qemu: started from the template',
+    );
+    return t.key;
   }
 
   async connect(taskId: string): Promise<Duplex> {
@@ -389,12 +637,26 @@ export class QemuDriver implements VmDriver {
       return { snapshotBytes: fs.statSync(f.state).size };
     if (!this.running(taskId))
       throw new VmError(`task ${taskId}: QEMU is not running, nothing to suspend`, false);
-    const rec = this.readRecord(taskId);
     this.detachEgress(taskId);
+    await this.writeState(taskId, f.state, progress);
+    fs.writeFileSync(f.suspended, '');
+    await this.stopVmm(taskId);
+    return { snapshotBytes: fs.statSync(f.state).size };
+  }
+
+  /** Pauses the VM and writes its machine state to `dest`; QEMU is told to quit. */
+  private async writeState(
+    taskId: string,
+    dest: string,
+    progress: Progress,
+    ignoreShared = false,
+  ): Promise<void> {
+    const f = this.files(taskId);
+    const rec = this.readRecord(taskId);
     const qmp = await Qmp.connect(f.sockets.qmp);
     // QEMU may not spawn (`cat > file`): it connects to this socket, the worker writes the file.
     fs.rmSync(f.migrate, { force: true });
-    const tmp = `${f.state}.tmp`;
+    const tmp = `${dest}.tmp`;
     const server = net.createServer();
     const written = new Promise<void>((resolve, reject) => {
       server.once('connection', (sock) => {
@@ -418,6 +680,12 @@ export class QemuDriver implements VmDriver {
       await qmp.execute('stop');
       // No bandwidth cap: the VM is paused, the only goal is to be done.
       await qmp.execute('migrate-set-parameters', { 'max-bandwidth': 64 * 2 ** 30 });
+      // A template's RAM is its memory file, kept as it is: the state leaves it out. A VM started
+      // from a template still has the capability its incoming state needed: a task's own
+      // snapshot holds all of its memory.
+      await qmp.execute('migrate-set-capabilities', {
+        capabilities: [{ capability: 'x-ignore-shared', state: ignoreShared }],
+      });
       progress('suspending: writing the machine state');
       await qmp.execute('migrate', { uri: `unix:${f.migrate}` });
       for (;;) {
@@ -433,8 +701,7 @@ export class QemuDriver implements VmDriver {
         await sleep(20);
       }
       await written;
-      fs.renameSync(tmp, f.state);
-      fs.writeFileSync(f.suspended, '');
+      fs.renameSync(tmp, dest);
       await qmp.execute('quit').catch(() => {});
     } finally {
       qmp.close();
@@ -442,8 +709,6 @@ export class QemuDriver implements VmDriver {
       fs.rmSync(f.migrate, { force: true });
       fs.rmSync(tmp, { force: true });
     }
-    await this.stopVmm(taskId);
-    return { snapshotBytes: fs.statSync(f.state).size };
   }
 
   /** Kills the VM's QEMU (and anything else in its cgroup), and waits until it is gone. */
@@ -451,6 +716,38 @@ export class QemuDriver implements VmDriver {
     await kill(this.vmm(taskId), this.cgroup(taskId)).catch((err: Error) => {
       throw new VmError(`task ${taskId}: ${err.message}`);
     });
+  }
+
+  /** Waits for an incoming QEMU to have loaded its state, and lets it run. */
+  private async continueIncoming(taskId: string, why: () => string, deferredFd?: number): Promise<void> {
+    const f = this.files(taskId);
+    try {
+      const qmp = await Qmp.connect(f.sockets.qmp);
+      try {
+        if (deferredFd !== undefined) {
+          // A clone: the template's state was written without its (shared) memory.
+          await qmp.execute('migrate-set-capabilities', {
+            capabilities: [{ capability: 'x-ignore-shared', state: true }],
+          });
+          await qmp.execute('migrate-incoming', { uri: `fd:${deferredFd}` });
+        }
+        for (;;) {
+          const st = await qmp.execute<{ status: string }>('query-status');
+          if (st.status === 'running') break;
+          if (st.status !== 'inmigrate') {
+            // The source was paused when its state was written: the copy stays paused until told.
+            await qmp.execute('cont');
+            break;
+          }
+          await sleep(10);
+        }
+      } finally {
+        qmp.close();
+      }
+    } catch (err) {
+      if (this.running(taskId)) throw err;
+      throw new VmError(`QEMU exited while loading the machine state: ${why()}`);
+    }
   }
 
   async restore(taskId: string, progress: Progress, signal?: AbortSignal): Promise<void> {
@@ -476,30 +773,18 @@ export class QemuDriver implements VmDriver {
       new VmError(
         `task ${taskId}: QEMU exited while loading the saved machine state (the snapshot may be damaged; it is kept): ${why}`,
       );
+    // A VM started from a template keeps the template's disk under its own, and its RAM block's
+    // name (`mem`); its own snapshot holds all of its memory, so the template's is not needed.
+    const fromTemplate = rec.template
+      ? { memory: 'ram' as const, templateDisk: this.templateFiles(rec.template.dir).disk }
+      : {};
     // QEMU reads the state before it opens its control socket: a state it refuses ends it there.
-    await this.launch(taskId, rec, f.state).catch((err: Error) => {
+    await this.launch(taskId, rec, { incoming: f.state, ...fromTemplate }).catch((err: Error) => {
       throw damaged(err.message.replace(/^QEMU did not start \(exit [^)]*\): /, ''));
     });
-    try {
-      const qmp = await Qmp.connect(f.sockets.qmp);
-      try {
-        for (;;) {
-          const st = await qmp.execute<{ status: string }>('query-status');
-          if (st.status === 'running') break;
-          if (st.status !== 'inmigrate') {
-            // The source was paused when its state was written: the copy stays paused until told.
-            await qmp.execute('cont');
-            break;
-          }
-          await sleep(10);
-        }
-      } finally {
-        qmp.close();
-      }
-    } catch (err) {
-      if (this.running(taskId)) throw err;
-      throw damaged(this.tail(f.log, 400));
-    }
+    await this.continueIncoming(taskId, () => this.tail(f.log, 400)).catch((err: Error) => {
+      throw this.running(taskId) ? err : damaged(this.tail(f.log, 400));
+    });
     await this.waitForSidecar(taskId, progress, 'restoring', signal);
     await this.attachEgress(taskId).catch((err: Error) => {
       throw new VmError(`the guest's egress port: ${err.message}`);
