@@ -203,6 +203,15 @@ export const CONFIG_VARS = {
       default: '72',
       doc: 'A task suspended this long ends (terminated, with the reason): its disk and snapshot are freed',
     },
+    templates: {
+      schema: bool,
+      default: 'true',
+      doc: 'Start each VM from a template (booted once per image and VM size, snapshotted after the sidecar hello) instead of a cold boot',
+    },
+    template_dir: {
+      schema: optionalString,
+      doc: 'Where templates are cached, keyed by their inputs (default ~/.cache/lia/templates, beside the image)',
+    },
     egress_allow: {
       schema: list,
       default: '',

@@ -15,4 +15,6 @@ export interface TaskView extends TaskFields {
   idleDeadline?: number;
   /** A pending task waiting for a host with room: its place (1 = next) and, when known, a guess of the wait. */
   queue?: { position: number; estimateSeconds?: number };
+  /** How its VM was started: `template <key>`, `cold boot`, or `cold boot: <why the template failed>`. */
+  vmStart?: string;
 }

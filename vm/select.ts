@@ -107,8 +107,12 @@ export async function selectDriver(
       { driver: driver.name, accel: driver.acceleration },
       'VM driver: self-check (boot, suspend, restore)',
     );
+    // The size tasks get (memory capped): with templates, the self-check builds (or finds) the
+    // template its tasks start from, and starts its VM from it.
     const report = await selfCheck(driver, {
       memoryMib: Math.min(config.vm.memory_mib, 512),
+      vcpus: config.vm.vcpus,
+      storageGb: config.vm.default_storage_gb,
       logger,
     });
     reports.push(report);
@@ -172,6 +176,8 @@ export function qemuCandidate(
         logger,
         egress: egressSink(egress),
         profile,
+        templates: config.vm.templates,
+        templateDir: config.vm.template_dir,
         ...isolation,
       });
     },

@@ -17,6 +17,8 @@ export interface TaskRow extends TaskFields, TokenCounts {
   summary: HeadlessSummary | null;
   /** When the idle timer suspends the task (running tasks only), as the workflow last projected it. */
   idleDeadline: Date | null;
+  /** How its VM was started (the host's boot writes it). */
+  vmStart: string | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -25,7 +27,7 @@ const COLUMNS = `id, owner, runtime, status, prompt_first_line AS "promptFirstLi
   driver, acceleration, error, exit_code AS "exitCode", input_tokens::float8 AS "inputTokens",
   output_tokens::float8 AS "outputTokens", cache_read_tokens::float8 AS "cacheReadTokens",
   cache_creation_tokens::float8 AS "cacheCreationTokens", cost_usd::float8 AS "costUsd", summary,
-  idle_deadline AS "idleDeadline", created_at AS "createdAt", updated_at AS "updatedAt"`;
+  idle_deadline AS "idleDeadline", vm_start AS "vmStart", created_at AS "createdAt", updated_at AS "updatedAt"`;
 
 const sqlList = (xs: readonly string[]) => xs.map((x) => `'${x}'`).join(', ');
 const ENDED = `status IN (${sqlList(ENDED_STATUSES)})`;
@@ -275,4 +277,9 @@ export async function saveSummary(pool: Pool, id: string, summary: HeadlessSumma
      SELECT pg_notify('${CHANNELS.task}', id) FROM u`,
     [id, JSON.stringify(summary)],
   );
+}
+
+/** How the task's VM was started (written by the host's boot: a template, or a cold boot and why). */
+export async function setVmStart(pool: Pool, taskId: string, vmStart: string): Promise<void> {
+  await pool.query('UPDATE tasks SET vm_start = $2 WHERE id = $1', [taskId, vmStart.slice(0, 2000)]);
 }

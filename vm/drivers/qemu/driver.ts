@@ -383,7 +383,10 @@ export class QemuDriver implements VmDriver {
   }
 
   /** The template for VMs of this size: its key and inputs (built or not). */
-  templateFor(spec: Pick<VmSpec, 'vcpus' | 'memoryMib' | 'storageGb'>): { key: string; inputs: TemplateInputs } {
+  templateFor(spec: Pick<VmSpec, 'vcpus' | 'memoryMib' | 'storageGb'>): {
+    key: string;
+    inputs: TemplateInputs;
+  } {
     const inputs: TemplateInputs = {
       driver: 'qemu',
       image: this.artifacts.hash,
@@ -439,11 +442,19 @@ export class QemuDriver implements VmDriver {
     return p;
   }
 
-  private async buildTemplate(key: string, inputs: TemplateInputs, progress: Progress): Promise<QemuTemplate> {
+  private async buildTemplate(
+    key: string,
+    inputs: TemplateInputs,
+    progress: Progress,
+  ): Promise<QemuTemplate> {
     const root = this.templateRoot();
     const id = `tpl-${key.slice(0, 12)}`;
     const started = Date.now();
-    const say = (m: string) => progress(`[template ${key.slice(0, 8)}] ${m}`);
+    const say = (m: string) => {
+      const line = `[template ${key.slice(0, 8)}] ${m}`;
+      progress(line);
+      if (!m.includes('waiting for')) this.o.logger.info(line);
+    };
     say(
       `building: ${inputs.vcpus} vCPU, ${inputs.memoryMib} MiB, ${inputs.storageGb} GB, image ${inputs.image.slice(0, 12)}`,
     );
@@ -455,7 +466,12 @@ export class QemuDriver implements VmDriver {
       fs.mkdirSync(f.dir, { recursive: true, mode: 0o700 });
       const uid = this.o.uids?.claim(id);
       const owner = uid !== undefined ? { uid, gid: uid } : undefined;
-      const spec: VmSpec = { taskId: id, vcpus: inputs.vcpus, memoryMib: inputs.memoryMib, storageGb: inputs.storageGb };
+      const spec: VmSpec = {
+        taskId: id,
+        vcpus: inputs.vcpus,
+        memoryMib: inputs.memoryMib,
+        storageGb: inputs.storageGb,
+      };
       const rec: VmRecord = { spec, profile: this.artifacts.profile, uid };
       fs.writeFileSync(f.record, JSON.stringify(rec), { mode: 0o600 });
       await createTaskDisk('qcow2-overlay', this.artifacts.rootfs.path, t.disk, inputs.storageGb, owner);
@@ -575,7 +591,9 @@ export class QemuDriver implements VmDriver {
       { taskId: spec.taskId, accel: this.acceleration, uid, profile: this.artifacts.profile },
       'qemu: booted',
     );
-    return coldReason ? { from: 'cold', reason: `the template did not start: ${coldReason}` } : { from: 'cold' };
+    return coldReason
+      ? { from: 'cold', reason: `the template did not start: ${coldReason}` }
+      : { from: 'cold' };
   }
 
   /**
@@ -592,7 +610,12 @@ export class QemuDriver implements VmDriver {
     const f = this.files(spec.taskId);
     const t = await this.ensureTemplate(spec, progress);
     if (signal?.aborted) throw new VmError('booting: cancelled');
-    const rec: VmRecord = { spec, profile: this.artifacts.profile, uid, template: { key: t.key, dir: t.dir } };
+    const rec: VmRecord = {
+      spec,
+      profile: this.artifacts.profile,
+      uid,
+      template: { key: t.key, dir: t.dir },
+    };
     fs.writeFileSync(f.record, JSON.stringify(rec), { mode: 0o600 });
     progress(`booting: from template ${t.key.slice(0, 8)}: ${spec.storageGb} GB disk over the template's`);
     await createTaskDisk(
