@@ -235,6 +235,8 @@ export function firecrackerCandidate(
         cgroups: cg.system,
         egress: egressSink(egress),
         logger,
+        templates: config.vm.templates,
+        templateDir: config.vm.template_dir,
       });
     },
   };

@@ -82,6 +82,8 @@ export async function startTestStack(
     LIA__API__SERVICE_TOKEN: serviceToken,
     LIA__API__LINK_SECRET: randomBytes(24).toString('hex'),
     LIA__SERVER__PORT: '0',
+    // No fixed metrics port: another test run on this machine (another worktree) may hold it.
+    LIA__METRICS__PORT: '0',
     LIA__LOG__LEVEL: process.env.LIA_TEST_LOG_LEVEL ?? 'warn',
     ...extra,
   };

@@ -11,6 +11,8 @@
  * grown or shrunk, by anyone, root included. Its pages are in shared memory once per host, and
  * VMs share every page none of them wrote.
  *
+ * Only the pages the template's guest wrote take memory: zero pages stay holes.
+ *
  * Node.js has no memfd_create: a short Perl helper makes the memfd, fills it from the file,
  * seals it and waits; the worker opens it through /proc/<helper>/fd/<n> (the same inode) and
  * the helper exits. The worker keeps the descriptor for its life (a restarted worker makes a
@@ -30,7 +32,9 @@ binmode $m;
 open(my $in, "<", $src) or die "$src: $!\n";
 binmode $in;
 my $buf;
-while (my $n = sysread($in, $buf, 1 << 22)) {
+while (my $n = sysread($in, $buf, 1 << 16)) {
+  # Pages the guest never wrote stay holes: no memory for them, here or in any VM.
+  if ($buf =~ /\A\0*\z/) { sysseek($m, $n, 1) or die "seek: $!\n"; next; }
   my $off = 0;
   while ($off < $n) { my $w = syswrite($m, $buf, $n - $off, $off); die "write: $!\n" unless defined $w; $off += $w; }
 }
