@@ -107,8 +107,11 @@ async function half(templates: boolean) {
   }
 }
 
-const cold = await half(false);
-const tpl = await half(true);
+// BENCH_ONLY=template (or cold) runs one half, for a quick look.
+const only = process.env.BENCH_ONLY;
+const skipped = { samples: [NaN], starts: 'not run', mem: [{ rss: NaN, pss: NaN, priv: NaN }] };
+const cold = only === 'template' ? skipped : await half(false);
+const tpl = only === 'cold' ? skipped : await half(true);
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const fmt = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 console.log(`\nspawn → first byte on the WebSocket, qemu (TCG), ${memoryMib} MiB guest, ${count} tasks each`);

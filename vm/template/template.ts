@@ -40,6 +40,8 @@ export interface TemplateMeta {
   /** Boot to the sidecar's hello, and the snapshot, while building. */
   bootMs: number;
   snapshotMs: number;
+  /** The image file the template's disk is a layer over (a VM's disk chain must keep it). */
+  base?: string;
 }
 
 export function defaultTemplateRoot(): string {

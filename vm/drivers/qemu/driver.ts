@@ -88,6 +88,11 @@ interface VmRecord {
   uid?: number;
   /** The template the VM was started from: its disk is under the task's, its RAM block named `mem`. */
   template?: { key: string; dir: string };
+  /**
+   * The image's raw disk under the task's (or its template's) disk, as it was when the disk was
+   * made: a restore after the image was rebuilt keeps the image its disk was written over.
+   */
+  base?: string;
 }
 
 /** A built template: a booted VM's disk, memory and machine state (without the memory). */
@@ -98,6 +103,8 @@ export interface QemuTemplate {
   memory: string;
   state: string;
   inputs: TemplateInputs;
+  /** The image's raw disk under the template's. */
+  base: string;
 }
 
 let qemuVersionCache: string | undefined;
@@ -252,7 +259,7 @@ export class QemuDriver implements VmDriver {
       kernel = add(open(a.kernel.path, 'r'));
       initrd = add(open(a.initrd, 'r'));
       disk = add(open(o.disk ?? f.disk, 'r+'));
-      if (a.taskDisk === 'qcow2-overlay') base = add(open(a.rootfs.path, 'r'));
+      if (a.taskDisk === 'qcow2-overlay') base = add(open(rec.base ?? a.rootfs.path, 'r'));
       if (o.templateDisk) template = add(open(o.templateDisk, 'r'));
       if (o.memoryFd !== undefined) memory = add(o.memoryFd);
       if (incoming) incomingFd = add(open(incoming, 'r'));
@@ -427,13 +434,20 @@ export class QemuDriver implements VmDriver {
     if (this.artifacts.taskDisk !== 'qcow2-overlay')
       throw new VmError('templates need a qcow2 task disk (the qemu profile)', false);
     const { key, inputs } = this.templateFor(spec);
+    const known = (f: NonNullable<ReturnType<typeof findTemplate>>): QemuTemplate => ({
+      key,
+      dir: f.dir,
+      inputs,
+      base: f.meta.base ?? this.artifacts.rootfs.path,
+      ...this.templateFiles(f.dir),
+    });
     const found = findTemplate(this.templateRoot(), key);
-    if (found) return { key, dir: found.dir, inputs, ...this.templateFiles(found.dir) };
+    if (found) return known(found);
     let p = this.templateBuilds.get(key);
     if (!p) {
       p = withTemplateLock(this.templateRoot(), progress, async () => {
         const again = findTemplate(this.templateRoot(), key);
-        if (again) return { key, dir: again.dir, inputs, ...this.templateFiles(again.dir) };
+        if (again) return known(again);
         return this.buildTemplate(key, inputs, progress);
       });
       this.templateBuilds.set(key, p);
@@ -472,7 +486,7 @@ export class QemuDriver implements VmDriver {
         memoryMib: inputs.memoryMib,
         storageGb: inputs.storageGb,
       };
-      const rec: VmRecord = { spec, profile: this.artifacts.profile, uid };
+      const rec: VmRecord = { spec, profile: this.artifacts.profile, uid, base: this.artifacts.rootfs.path };
       fs.writeFileSync(f.record, JSON.stringify(rec), { mode: 0o600 });
       await createTaskDisk('qcow2-overlay', this.artifacts.rootfs.path, t.disk, inputs.storageGb, owner);
       // The guest's RAM is this file while the template runs (a shared mapping).
@@ -490,7 +504,7 @@ export class QemuDriver implements VmDriver {
       await this.stopVmm(id);
       // Read-only from now on: the disk is every task disk's backing file (read by each VM's uid
       // through the descriptor the worker passes), the memory is read into a sealed memfd.
-      for (const file of [t.disk, t.memory, t.state]) fs.chownSync(file, 0, 0);
+      if (owner) for (const file of [t.disk, t.memory, t.state]) fs.chownSync(file, 0, 0);
       fs.chmodSync(t.disk, 0o644);
       fs.chmodSync(work, 0o755);
       const dir = publishTemplate(root, work, {
@@ -500,10 +514,11 @@ export class QemuDriver implements VmDriver {
         builtAt: new Date().toISOString(),
         bootMs,
         snapshotMs: Date.now() - snapStarted,
+        base: this.artifacts.rootfs.path,
       });
       say(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s (${dir})`);
       this.o.logger.info({ key, inputs, bootMs, dir }, 'qemu: template built');
-      return { key, dir, inputs, ...this.templateFiles(dir) };
+      return { key, dir, inputs, base: this.artifacts.rootfs.path, ...this.templateFiles(dir) };
     } catch (err) {
       fs.rmSync(work, { recursive: true, force: true });
       throw new VmError(`building the template: ${(err as Error).message}${this.consoleTail(id)}`);
@@ -565,7 +580,7 @@ export class QemuDriver implements VmDriver {
       }
     }
     step();
-    const rec: VmRecord = { spec, profile: this.artifacts.profile, uid };
+    const rec: VmRecord = { spec, profile: this.artifacts.profile, uid, base: this.artifacts.rootfs.path };
     fs.writeFileSync(f.record, JSON.stringify(rec), { mode: 0o600 });
     progress(`booting: ${spec.storageGb} GB disk (${this.artifacts.taskDisk})`);
     await createTaskDisk(
@@ -615,6 +630,7 @@ export class QemuDriver implements VmDriver {
       profile: this.artifacts.profile,
       uid,
       template: { key: t.key, dir: t.dir },
+      base: t.base,
     };
     fs.writeFileSync(f.record, JSON.stringify(rec), { mode: 0o600 });
     progress(`booting: from template ${t.key.slice(0, 8)}: ${spec.storageGb} GB disk over the template's`);
@@ -636,9 +652,16 @@ export class QemuDriver implements VmDriver {
     });
     await this.continueIncoming(spec.taskId, () => this.tail(f.log, 400), incomingFd);
     await this.waitForSidecar(spec.taskId, progress, 'restoring the template', signal);
-    await this.attachEgress(spec.taskId).catch((err: Error) => {
-      throw new VmError(`the guest's egress port: ${err.message}`);
-    });
+    // The egress port is joined in the background: the guest's end (a relay that restarted over
+    // and over in the template, with no host) often loses the first hello, and its answer to the
+    // next costs the 3 s hello timeout. The sidecar holds the agent's connections until the link
+    // is up (up to 30 s), so the spawn need not wait for it.
+    void this.attachEgress(spec.taskId).catch((err: Error) =>
+      this.o.logger.warn(
+        { taskId: spec.taskId, err: err.message },
+        "qemu: the guest's egress port did not answer",
+      ),
+    );
     this.o.logger.info(
       { taskId: spec.taskId, accel: this.acceleration, uid, template: t.key },
       'qemu: started from the template',
