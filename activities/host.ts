@@ -80,7 +80,7 @@ export function createHostActivities(d: HostActivityDeps, handoff: PumpHandoff<O
       if (info) {
         const vmStart =
           info.from === 'template'
-            ? `template ${info.template}`
+            ? `template ${info.template}${info.pooled ? ' (a spare restored ahead)' : ''}`
             : `cold boot${info.reason ? `: ${info.reason}` : ''}`;
         if (info.reason) logger.warn({ taskId, vmStart }, 'the VM was booted cold: its template failed');
         await setVmStart(d.pool, taskId, vmStart).catch((err: Error) =>

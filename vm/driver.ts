@@ -22,6 +22,8 @@ export interface BootInfo {
   template?: string;
   /** Why a cold boot, when a template should have been used. */
   reason?: string;
+  /** A spare VM, restored from the template ahead of demand. */
+  pooled?: boolean;
 }
 
 export interface VmDriver {

@@ -118,6 +118,7 @@ export async function selectDriver(
     reports.push(report);
     if (report.ok) {
       await (driver as { adopt?: () => Promise<void> }).adopt?.();
+      await (driver as { startPool?: () => Promise<void> }).startPool?.();
       logger.info(
         { driver: driver.name, accel: driver.acceleration, ms: report.ms },
         `VM driver selected: ${driver.name} (${driver.acceleration})`,
@@ -178,6 +179,14 @@ export function qemuCandidate(
         profile,
         templates: config.vm.templates,
         templateDir: config.vm.template_dir,
+        pool: {
+          size: config.vm.template_pool,
+          spec: {
+            vcpus: config.vm.vcpus,
+            memoryMib: config.vm.memory_mib,
+            storageGb: config.vm.default_storage_gb,
+          },
+        },
         ...isolation,
       });
     },

@@ -2,7 +2,8 @@
  * Templates at the qemu driver (no Temporal), in a private template folder: built once per
  * image and size and found again (not rebuilt); a change to an image input (the initramfs)
  * gives a new template, and the old one stays for the disks made over it; a VM starts from the
- * new one; a template that does not restore falls back to a cold boot, with the reason.
+ * new one; a template that does not restore falls back to a cold boot, with the reason; a pool
+ * of spares restored ahead, one taken by a task (not a stray), refilled, emptied at the end.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -27,8 +28,9 @@ const root = process.getuid?.() === 0;
 let image: GuestImage;
 const drivers: QemuDriver[] = [];
 
-function driverFor(img: GuestImage): QemuDriver {
+function driverFor(img: GuestImage, poolSize = 0): QemuDriver {
   const d = new QemuDriver({
+    pool: { size: poolSize, spec: size },
     stateDir,
     hostId: 'tpl',
     image: img,
@@ -108,4 +110,36 @@ test('a template that does not restore: the VM boots cold, and says why', {
     fs.writeFileSync(t.state, saved);
     await d.destroy('t_tplbroken1');
   }
+});
+
+test('a pool of spares: a task takes one (its VM, not a stray), the pool refills, stopPool empties it', {
+  skip: !hasQemu && 'no QEMU',
+}, async () => {
+  const d = driverFor(image, 1);
+  const spares = async () => (await d.list()).filter((id) => id.startsWith('spare-'));
+  await d.startPool();
+  const { waitFor } = await import('../helpers/env.js');
+  await waitFor('a spare VM', async () => d.sparesReady === 1, 120_000, 100);
+  const spare = (await spares())[0]!;
+  const t0 = Date.now();
+  const info = await d.boot({ taskId: 't_tplpool001', ...size }, () => {});
+  const tookMs = Date.now() - t0;
+  assert.equal(info?.from, 'template');
+  assert.equal(info?.pooled, true, `took the spare (${JSON.stringify(info)})`);
+  assert.ok(tookMs < 2000, `taking a spare is quick (${tookMs} ms)`);
+  assert.ok(!(await d.list()).includes(spare), 'the spare is now the task’s');
+  const conn = await SidecarConnection.open(await d.connect('t_tplpool001'), 15_000);
+  assert.equal(conn.hello.agent, 'idle');
+  conn.close();
+  assert.deepEqual(await d.strays(), [], 'its QEMU is no stray under its new name');
+  // Suspend and restore work on it as on any VM.
+  await d.suspend('t_tplpool001', () => {});
+  await d.restore('t_tplpool001', () => {});
+  (await SidecarConnection.open(await d.connect('t_tplpool001'), 15_000)).close();
+  await waitFor('the pool to refill', async () => d.sparesReady === 1, 120_000, 100);
+  await d.destroy('t_tplpool001');
+  assert.deepEqual(await d.strays(), []);
+  await d.stopPool();
+  assert.deepEqual(await spares(), [], 'no spare left');
+  if (root) assert.deepEqual(fs.readdirSync(path.join(stateDir, 'uids')), [], 'every uid released');
 });

@@ -21,7 +21,7 @@
  * could not pass through a private state folder), <task>/run/ otherwise.
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -80,7 +80,15 @@ export interface QemuDriverOptions {
   templates?: boolean;
   /** Where templates are cached (default ~/.cache/lia/templates). */
   templateDir?: string;
+  /**
+   * VMs restored from the template ahead of demand, of this size, ready to be taken by a task
+   * (`startPool()`); 0 or absent: none.
+   */
+  pool?: { size: number; spec: Pick<VmSpec, 'vcpus' | 'memoryMib' | 'storageGb'> };
 }
+
+/** Spare VMs are named so: never a task id (the reconciler leaves them alone). */
+export const SPARE_PREFIX = 'spare-';
 
 interface VmRecord {
   spec: VmSpec;
@@ -93,6 +101,8 @@ interface VmRecord {
    * made: a restore after the image was rebuilt keeps the image its disk was written over.
    */
   base?: string;
+  /** The VM's cgroup's name when it is not the task id (a spare taken by a task). */
+  cgroupId?: string;
 }
 
 /** A built template: a booted VM's disk, memory and machine state (without the memory). */
@@ -181,7 +191,11 @@ export class QemuDriver implements VmDriver {
   }
 
   private cgroupRel(taskId: string): string {
-    return `lia/${this.o.hostId}/${taskId}`;
+    let id = taskId;
+    try {
+      id = this.readRecord(taskId).cgroupId ?? taskId;
+    } catch {}
+    return `lia/${this.o.hostId}/${id}`;
   }
 
   private cgroup(taskId: string) {
@@ -555,6 +569,20 @@ export class QemuDriver implements VmDriver {
     step();
     // A half-made VM of an earlier attempt (its QEMU died, or never answered) is started over.
     await this.stopVmm(spec.taskId);
+    if (this.o.templates !== false) {
+      const spare = this.takeSpare(spec);
+      if (spare)
+        try {
+          return await this.adoptSpare(spare, spec);
+        } catch (err) {
+          this.o.logger.warn(
+            { taskId: spec.taskId, spare, err: (err as Error).message },
+            'qemu: a spare VM could not be taken; starting one',
+          );
+          await this.destroy(spare).catch(() => {});
+          await this.stopVmm(spec.taskId);
+        }
+    }
     fs.mkdirSync(f.dir, { recursive: true, mode: 0o700 });
     if ([...Object.values(f.sockets), f.migrate].some((s) => s.length > MAX_SOCKET_PATH))
       throw new VmError(
@@ -621,6 +649,7 @@ export class QemuDriver implements VmDriver {
     uid: number | undefined,
     progress: Progress,
     signal?: AbortSignal,
+    egress = true,
   ): Promise<string> {
     const f = this.files(spec.taskId);
     const t = await this.ensureTemplate(spec, progress);
@@ -656,17 +685,121 @@ export class QemuDriver implements VmDriver {
     // and over in the template, with no host) often loses the first hello, and its answer to the
     // next costs the 3 s hello timeout. The sidecar holds the agent's connections until the link
     // is up (up to 30 s), so the spawn need not wait for it.
+    if (egress)
+      void this.attachEgress(spec.taskId).catch((err: Error) =>
+        this.o.logger.warn(
+          { taskId: spec.taskId, err: err.message },
+          "qemu: the guest's egress port did not answer",
+        ),
+      );
+    this.o.logger.info(
+      { taskId: spec.taskId, accel: this.acceleration, uid, template: t.key },
+      'qemu: started from the template',
+    );
+    return t.key;
+  }
+
+  // ---- the pool: VMs restored from the template ahead of demand --------------------------------
+
+  private readonly spares: string[] = [];
+  private filling = false;
+  private poolStopped = false;
+
+  /** How many spare VMs this driver keeps (the host counts them against its capacity). */
+  get poolSize(): number {
+    return this.o.templates === false ? 0 : (this.o.pool?.size ?? 0);
+  }
+
+  /** Spares ready to be taken. */
+  get sparesReady(): number {
+    return this.spares.length;
+  }
+
+  /** Removes the spares an earlier worker left, and fills the pool (in the background). */
+  async startPool(): Promise<void> {
+    if (!this.poolSize) return;
+    this.poolStopped = false;
+    for (const id of await this.list())
+      if (id.startsWith(SPARE_PREFIX) && !this.spares.includes(id)) await this.destroy(id).catch(() => {});
+    void this.refill();
+  }
+
+  /** Stops filling, and destroys the spares no task took. */
+  async stopPool(): Promise<void> {
+    this.poolStopped = true;
+    for (const id of this.spares.splice(0)) await this.destroy(id).catch(() => {});
+  }
+
+  private async refill(): Promise<void> {
+    if (this.filling) return;
+    this.filling = true;
+    try {
+      while (!this.poolStopped && this.spares.length < this.poolSize) {
+        const id = `${SPARE_PREFIX}${randomBytes(4).toString('hex')}`;
+        const spec: VmSpec = { taskId: id, ...this.o.pool!.spec };
+        try {
+          fs.mkdirSync(this.files(id).dir, { recursive: true, mode: 0o700 });
+          await this.bootFromTemplate(spec, this.o.uids?.claim(id), () => {}, undefined, false);
+          if (this.poolStopped) await this.destroy(id);
+          else this.spares.push(id);
+        } catch (err) {
+          this.o.logger.warn(
+            { err: (err as Error).message },
+            'qemu: could not restore a spare VM; trying again in 30 s',
+          );
+          await this.destroy(id).catch(() => {});
+          await sleep(30_000);
+        }
+      }
+    } finally {
+      this.filling = false;
+    }
+  }
+
+  /** A running spare of this size, out of the pool. */
+  private takeSpare(spec: VmSpec): string | undefined {
+    const i = this.spares.findIndex((id) => {
+      try {
+        const r = this.readRecord(id).spec;
+        return (
+          r.vcpus === spec.vcpus &&
+          r.memoryMib === spec.memoryMib &&
+          r.storageGb === spec.storageGb &&
+          this.running(id)
+        );
+      } catch {
+        return false;
+      }
+    });
+    return i < 0 ? undefined : this.spares.splice(i, 1)[0];
+  }
+
+  /**
+   * The spare becomes the task's VM: its folders are renamed to the task's (QEMU's sockets stay
+   * bound, now under the new name), its uid claimed for the task, its cgroup kept under its
+   * own name (recorded); its identity is the task's start message's, like any VM's.
+   */
+  private async adoptSpare(spare: string, spec: VmSpec): Promise<BootInfo> {
+    const from = this.files(spare);
+    const to = this.files(spec.taskId);
+    fs.rmSync(to.run, { recursive: true, force: true });
+    fs.rmSync(to.dir, { recursive: true, force: true });
+    if (this.runRoot) fs.renameSync(from.run, to.run);
+    fs.renameSync(from.dir, to.dir);
+    const rec = this.readRecord(spec.taskId);
+    rec.cgroupId = rec.cgroupId ?? spare;
+    rec.spec = { ...rec.spec, taskId: spec.taskId };
+    fs.writeFileSync(to.record, JSON.stringify(rec), { mode: 0o600 });
+    this.o.uids?.rename(spare, spec.taskId);
     void this.attachEgress(spec.taskId).catch((err: Error) =>
       this.o.logger.warn(
         { taskId: spec.taskId, err: err.message },
         "qemu: the guest's egress port did not answer",
       ),
     );
-    this.o.logger.info(
-      { taskId: spec.taskId, accel: this.acceleration, uid, template: t.key },
-      'qemu: started from the template',
-    );
-    return t.key;
+    void this.refill();
+    this.o.logger.info({ taskId: spec.taskId, spare }, 'qemu: took a spare VM');
+    return { from: 'template', template: rec.template?.key, pooled: true };
   }
 
   async connect(taskId: string): Promise<Duplex> {
@@ -858,17 +991,30 @@ export class QemuDriver implements VmDriver {
 
   async strays(): Promise<number[]> {
     const pids = new Set<number>();
-    if (fs.existsSync(this.root)) for (const p of processesUnder(this.root)) if (p.gone) pids.add(p.pid);
+    // A QEMU whose working folder (its task's: it follows a rename) is there is no stray.
+    const live = new Set<number>();
+    if (fs.existsSync(this.root))
+      for (const p of processesUnder(this.root)) (p.gone ? pids : live).add(p.pid);
     // QEMU names its sockets' folder, not the task's: it is a stray when the task's is gone.
+    // (A spare taken by a task still names the spare's folder on its command line.)
     if (this.runRoot && fs.existsSync(this.runRoot))
       for (const p of processesUnder(this.runRoot))
-        if (!fs.existsSync(path.join(this.root, p.entry))) pids.add(p.pid);
-    // A cgroup whose task folder is gone holds nothing Lia still knows about.
+        if (!live.has(p.pid) && !fs.existsSync(path.join(this.root, p.entry))) pids.add(p.pid);
+    // A cgroup no VM folder names (its task's, or the spare's a task took) holds nothing Lia
+    // still knows about.
     const cg = this.o.cgroups;
-    if (cg)
-      for (const taskId of cg.children(`lia/${this.o.hostId}`))
-        if (!fs.existsSync(path.join(this.root, taskId)))
-          for (const pid of cg.pids(this.cgroupRel(taskId))) pids.add(pid);
+    if (cg) {
+      const known = new Set<string>();
+      for (const id of await this.list()) {
+        known.add(id);
+        try {
+          const c = this.readRecord(id).cgroupId;
+          if (c) known.add(c);
+        } catch {}
+      }
+      for (const id of cg.children(`lia/${this.o.hostId}`))
+        if (!known.has(id)) for (const pid of cg.pids(`lia/${this.o.hostId}/${id}`)) pids.add(pid);
+    }
     return [...pids];
   }
 
