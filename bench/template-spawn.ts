@@ -6,8 +6,10 @@
  * sharers) and private (the VM's own) per QEMU, from /proc/<pid>/smaps_rollup.
  *
  * Run: ./lia bench bench/template-spawn.ts [count] [memoryMib]   (defaults 10, 256)
- * Each half starts its own stack (host worker with LIA__VM__TEMPLATES=false, then true); the
- * template is built (or found in the cache) by the second host's self-check, before any task.
+ * Each part starts its own stack: a host worker with LIA__VM__TEMPLATES=false, then true, then
+ * with a pool of 2 spares (LIA__VM__TEMPLATE_POOL=2; memory is measured for the 4 tasks' VMs,
+ * not the spares); the template is built (or found in the cache) by the host's self-check,
+ * before any task. BENCH_ONLY=cold|template|pool runs one part.
  */
 import fs from 'node:fs';
 import WebSocket from 'ws';
@@ -66,8 +68,10 @@ function memoryOf(pid: number) {
   };
 }
 
-async function half(templates: boolean) {
-  const s = await startTestStack(`bench_tpl_${templates ? 'on' : 'off'}`, {
+async function half(templates: boolean, pool = 0) {
+  const label = templates ? (pool ? `pool ${pool}` : 'template') : 'cold';
+  const s = await startTestStack(`bench_tpl_${label.replace(' ', '')}`, {
+    LIA__VM__TEMPLATE_POOL: String(pool),
     LIA__VM__DRIVER: 'qemu',
     LIA__VM__MEMORY_MIB: memoryMib,
     LIA__VM__DEFAULT_STORAGE_GB: '4',
@@ -110,8 +114,9 @@ async function half(templates: boolean) {
 // BENCH_ONLY=template (or cold) runs one half, for a quick look.
 const only = process.env.BENCH_ONLY;
 const skipped = { samples: [NaN], starts: 'not run', mem: [{ rss: NaN, pss: NaN, priv: NaN }] };
-const cold = only === 'template' ? skipped : await half(false);
-const tpl = only === 'cold' ? skipped : await half(true);
+const cold = only && only !== 'cold' ? skipped : await half(false);
+const tpl = only && only !== 'template' ? skipped : await half(true);
+const pooled = only && only !== 'pool' ? skipped : await half(true, 2);
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const fmt = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 console.log(`\nspawn → first byte on the WebSocket, qemu (TCG), ${memoryMib} MiB guest, ${count} tasks each`);
@@ -120,6 +125,7 @@ console.log('| --- | --- | --- | --- | --- | --- |');
 for (const [name, r] of [
   ['cold boot', cold],
   ['from a template', tpl],
+  ['a spare of a pool of 2', pooled],
 ] as const)
   console.log(
     `| ${name} | ${fmt(pct(r.samples, 50))} | ${fmt(pct(r.samples, 95))} | ${fmt(Math.min(...r.samples))} | ${fmt(Math.max(...r.samples))} | ${r.starts} |`,

@@ -386,16 +386,42 @@ export class QemuDriver implements VmDriver {
 
   /** The guest's egress port, joined to the host's proxy (nothing to join without a proxy). */
   private async attachEgress(taskId: string): Promise<void> {
-    if (!this.o.egress) return;
+    const sink = this.o.egress;
+    if (!sink) return;
     this.links.get(taskId)?.stop();
+    // Whose VM this is can change once: a spare taken by a task keeps its link (a new one would
+    // make the guest's relay start over), which from then on connects and hands streams over
+    // under the task's id.
+    const owner = { id: taskId };
     const link = new EgressLink({
       taskId,
-      connect: () => this.channel(taskId).connect('egress'),
-      sink: this.o.egress,
+      connect: () => this.channel(owner.id).connect('egress'),
+      sink: {
+        accept: (_id, conn) => {
+          if (owner.id.startsWith(SPARE_PREFIX))
+            conn.destroy(); // no agent runs in a spare
+          else sink.accept(owner.id, conn);
+        },
+      },
       logger: this.o.logger,
     });
     this.links.set(taskId, link);
+    this.linkOwners.set(link, owner);
     await link.start();
+  }
+
+  private readonly linkOwners = new WeakMap<EgressLink, { id: string }>();
+
+  /** The spare's egress link is the task's from now on. */
+  private handOverEgress(spare: string, taskId: string): boolean {
+    const link = this.links.get(spare);
+    const owner = link && this.linkOwners.get(link);
+    if (!link || !owner) return false;
+    this.links.delete(spare);
+    this.links.get(taskId)?.stop();
+    this.links.set(taskId, link);
+    owner.id = taskId;
+    return true;
   }
 
   private detachEgress(taskId: string): void {
@@ -739,7 +765,9 @@ export class QemuDriver implements VmDriver {
         const spec: VmSpec = { taskId: id, ...this.o.pool!.spec };
         try {
           fs.mkdirSync(this.files(id).dir, { recursive: true, mode: 0o700 });
-          await this.bootFromTemplate(spec, this.o.uids?.claim(id), () => {}, undefined, false);
+          // With its egress port joined (streams refused until a task takes it): with no host on
+          // that port, the guest's relay would start over every 0.2 s, and burn the CPU.
+          await this.bootFromTemplate(spec, this.o.uids?.claim(id), () => {});
           if (this.poolStopped) await this.destroy(id);
           else this.spares.push(id);
         } catch (err) {
@@ -791,12 +819,13 @@ export class QemuDriver implements VmDriver {
     rec.spec = { ...rec.spec, taskId: spec.taskId };
     fs.writeFileSync(to.record, JSON.stringify(rec), { mode: 0o600 });
     this.o.uids?.rename(spare, spec.taskId);
-    void this.attachEgress(spec.taskId).catch((err: Error) =>
-      this.o.logger.warn(
-        { taskId: spec.taskId, err: err.message },
-        "qemu: the guest's egress port did not answer",
-      ),
-    );
+    if (!this.handOverEgress(spare, spec.taskId))
+      void this.attachEgress(spec.taskId).catch((err: Error) =>
+        this.o.logger.warn(
+          { taskId: spec.taskId, err: err.message },
+          "qemu: the guest's egress port did not answer",
+        ),
+      );
     void this.refill();
     this.o.logger.info({ taskId: spec.taskId, spare }, 'qemu: took a spare VM');
     return { from: 'template', template: rec.template?.key, pooled: true };
