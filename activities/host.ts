@@ -8,7 +8,7 @@
 import { CancelledFailure, Context } from '@temporalio/activity';
 import type { HostActivities } from '../common/activities.js';
 import { hasInput } from '../common/db/input.js';
-import { getTask } from '../common/db/tasks.js';
+import { getTask, setVmStart } from '../common/db/tasks.js';
 import { metrics } from '../common/metrics.js';
 import { activityReportInterval, type Runtime, taskIdSchema } from '../common/task.js';
 import type { HostActivityDeps } from './deps.js';
@@ -70,13 +70,23 @@ export function createHostActivities(d: HostActivityDeps, handoff: PumpHandoff<O
     async bootVm({ taskId: raw, limits }) {
       const taskId = checkedId(raw);
       const started = Date.now();
-      await vmStep(`booting: ${driver.name} (${driver.acceleration})`, (progress, signal) =>
+      const info = await vmStep(`booting: ${driver.name} (${driver.acceleration})`, (progress, signal) =>
         driver.boot(
           { taskId, vcpus: limits.vcpus, memoryMib: limits.memoryMib, storageGb: limits.storageGb },
           progress,
           signal,
         ),
       );
+      if (info) {
+        const vmStart =
+          info.from === 'template'
+            ? `template ${info.template}${info.pooled ? ' (a spare restored ahead)' : ''}`
+            : `cold boot${info.reason ? `: ${info.reason}` : ''}`;
+        if (info.reason) logger.warn({ taskId, vmStart }, 'the VM was booted cold: its template failed');
+        await setVmStart(d.pool, taskId, vmStart).catch((err: Error) =>
+          logger.warn({ taskId, err: err.message }, 'could not record how the VM started'),
+        );
+      }
       // Start the agent and its pump now: its first output reaches the browser while the
       // workflow records the task as running; the workflow's pumpOutput takes the pump over.
       const row = await getTask(d.pool, taskId);

@@ -1,4 +1,5 @@
 /** A host session with a task's sidecar, and the agent's start (files first, then the command). */
+import { randomBytes } from 'node:crypto';
 import { getTask, readTaskFiles } from '../common/db/tasks.js';
 import type { Runtime } from '../common/task.js';
 import { SidecarConnection } from '../vm/sidecar/client.js';
@@ -29,5 +30,19 @@ export async function sendStart(
     ...agentCommand(runtime, d.config, taskId, d.driver.guestEnv, mode),
     cols: 120,
     rows: 32,
+    identity: guestIdentity(taskId),
   });
+}
+
+/**
+ * The VM's own identity (applied by a sidecar in a VM before the agent starts): a VM restored
+ * from a template shares everything else with its siblings, so none of this may come from it.
+ */
+export function guestIdentity(taskId: string) {
+  return {
+    hostname: `lia-${taskId.toLowerCase().replace(/[^a-z0-9-]/g, '-')}`.slice(0, 63),
+    machineId: randomBytes(16).toString('hex'),
+    seed: randomBytes(64).toString('hex'),
+    timeMs: Date.now(),
+  };
 }

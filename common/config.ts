@@ -204,6 +204,20 @@ export const CONFIG_VARS = {
       default: '72',
       doc: 'A task suspended this long ends (terminated, with the reason): its disk and snapshot are freed',
     },
+    templates: {
+      schema: bool,
+      default: 'true',
+      doc: 'Start each VM from a template (booted once per image and VM size, snapshotted after the sidecar hello) instead of a cold boot',
+    },
+    template_pool: {
+      schema: int(0, 64),
+      default: '0',
+      doc: 'VMs restored from the template ahead of demand, per host (0: none): a spawn takes one at once; each holds its memory while it waits, and counts against the host capacity',
+    },
+    template_dir: {
+      schema: optionalString,
+      doc: 'Where templates are cached, keyed by their inputs (default ~/.cache/lia/templates, beside the image)',
+    },
     egress_allow: {
       schema: list.refine(
         (entries) => entries.every((e) => parseHostPort(e, 443)),

@@ -29,4 +29,6 @@ export interface TaskView extends TaskFields {
   openQuestions: number;
   /** The Claude Code session every turn of a headless conversation continues. */
   sessionId?: string;
+  /** How its VM was started: `template <key>`, `cold boot`, or `cold boot: <why the template failed>`. */
+  vmStart?: string;
 }

@@ -32,6 +32,7 @@ export function toView(row: TaskRow): TaskView {
     },
     budgetNotice: row.budgetNotice,
     summary: row.summary,
+    ...(row.vmStart ? { vmStart: row.vmStart } : {}),
     ...(row.status === 'running' && row.idleDeadline ? { idleDeadline: row.idleDeadline.getTime() } : {}),
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),

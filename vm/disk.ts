@@ -4,6 +4,8 @@
  *   raw-copy       a raw copy (Firecracker reads only raw files): a reflink where the file
  *                  system has them (XFS, btrfs: instant, copy-on-write), a sparse copy
  *                  elsewhere (only the image's used blocks, about 700 MiB here, ~1–3 s)
+ *   over a template  a qcow2 overlay over the template's disk (vm/template/): the disk as the
+ *                    template's guest left it when it was snapshotted, shared read-only
  * Grown to the task's size (the guest grows its file system); readable by its owner only.
  */
 import { spawn } from 'node:child_process';
@@ -28,11 +30,13 @@ export async function createTaskDisk(
   dest: string,
   sizeGb: number,
   owner?: { uid: number; gid: number },
+  /** The base's format: the raw image, or a template's qcow2 disk (itself over the image). */
+  baseFormat: 'raw' | 'qcow2' = 'raw',
 ): Promise<void> {
   const tmp = `${dest}.tmp`;
   fs.rmSync(tmp, { force: true });
   if (kind === 'qcow2-overlay') {
-    await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', base, tmp, `${sizeGb}G`]);
+    await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', baseFormat, '-b', base, tmp, `${sizeGb}G`]);
   } else {
     await run('cp', ['--reflink=auto', '--sparse=always', base, tmp]);
     const size = sizeGb * 1024 ** 3;

@@ -15,6 +15,17 @@ export interface VmSpec {
 
 export type Progress = (message: string) => void;
 
+/** How a VM was started: restored from a template, or booted cold (and why, if a template failed). */
+export interface BootInfo {
+  from: 'template' | 'cold';
+  /** The template's key. */
+  template?: string;
+  /** Why a cold boot, when a template should have been used. */
+  reason?: string;
+  /** A spare VM, restored from the template ahead of demand. */
+  pooled?: boolean;
+}
+
 export interface VmDriver {
   readonly name: DriverName;
   /** 'kvm', 'tcg' (software emulation) or 'none' (local: no VM at all). */
@@ -26,7 +37,7 @@ export interface VmDriver {
    * accepts connections. Idempotent: a VM that is already up is left as it is. Stops between
    * steps (and in long waits) once `signal` is aborted; what it made is left for destroy().
    */
-  boot(spec: VmSpec, progress: Progress, signal?: AbortSignal): Promise<void>;
+  boot(spec: VmSpec, progress: Progress, signal?: AbortSignal): Promise<BootInfo | void>;
   /** A fresh byte stream to the task's sidecar (one at a time per task). */
   connect(taskId: string): Promise<Duplex>;
   /** Pauses the VM, writes its state, stops the VMM. Returns the snapshot's size on disk. */

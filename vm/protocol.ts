@@ -68,6 +68,12 @@ export type HostMessage =
       cwd?: string;
       cols: number;
       rows: number;
+      /**
+       * The VM's own identity, set before the agent starts (a sidecar started with
+       * `--apply-identity`, i.e. in a VM, applies it; the local driver's ignores it). A VM
+       * restored from a template is a copy of it: none of this may come from the template.
+       */
+      identity?: GuestIdentity;
     }
   /** A file for the agent's working directory; body: contents. Sent before `start`. */
   | { type: 'file'; name: string; mode?: number }
@@ -78,6 +84,16 @@ export type HostMessage =
   | { type: 'answer'; id: string; decision: 'allow' | 'deny'; message: string; note: string }
   /** A follow-up turn for the headless conversation, numbered per task from 2; body: its text. */
   | { type: 'turn'; n: number };
+
+export interface GuestIdentity {
+  hostname: string;
+  /** 32 hex digits (/etc/machine-id). */
+  machineId: string;
+  /** Hex: mixed into the kernel's pool, credited, and the CRNG reseeded from it. */
+  seed: string;
+  /** The host's clock, epoch ms, when the message was made. */
+  timeMs: number;
+}
 
 export type AnyMessage = SidecarMessage | HostMessage;
 

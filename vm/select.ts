@@ -99,13 +99,18 @@ export async function selectDriver(
       { driver: driver.name, accel: driver.acceleration },
       'VM driver: self-check (boot, suspend, restore)',
     );
+    // The size tasks get (memory capped): with templates, the self-check builds (or finds) the
+    // template its tasks start from, and starts its VM from it.
     const report = await selfCheck(driver, {
       memoryMib: Math.min(config.vm.memory_mib, 512),
+      vcpus: config.vm.vcpus,
+      storageGb: config.vm.default_storage_gb,
       logger,
     });
     reports.push(report);
     if (report.ok) {
       await (driver as { adopt?: () => Promise<void> }).adopt?.();
+      await (driver as { startPool?: () => Promise<void> }).startPool?.();
       logger.info(
         { driver: driver.name, accel: driver.acceleration, ms: report.ms },
         `VM driver selected: ${driver.name} (${driver.acceleration})`,
@@ -164,6 +169,16 @@ export function qemuCandidate(
         logger,
         egress,
         profile,
+        templates: config.vm.templates,
+        templateDir: config.vm.template_dir,
+        pool: {
+          size: config.vm.template_pool,
+          spec: {
+            vcpus: config.vm.vcpus,
+            memoryMib: config.vm.memory_mib,
+            storageGb: config.vm.default_storage_gb,
+          },
+        },
         ...isolation,
       });
     },
@@ -221,6 +236,8 @@ export function firecrackerCandidate(
         cgroups: cg.system,
         egress,
         logger,
+        templates: config.vm.templates,
+        templateDir: config.vm.template_dir,
       });
     },
   };

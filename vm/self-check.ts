@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../common/logger.js';
-import type { VmDriver } from './driver.js';
+import type { BootInfo, VmDriver } from './driver.js';
 import { SidecarConnection } from './sidecar/client.js';
 
 export interface SelfCheckReport {
@@ -17,6 +17,8 @@ export interface SelfCheckReport {
   failed?: { step: string; error: string };
   /** Milliseconds per step that ran. */
   ms: Partial<Record<'boot' | 'hello' | 'suspend' | 'restore' | 'destroy', number>>;
+  /** How its VM started: from a template (built here if missing), or cold and why. */
+  start?: BootInfo;
 }
 
 /** Self-check VMs are named so: never a task id, so the reconciler leaves them alone. */
@@ -24,7 +26,13 @@ export const SELF_CHECK_PREFIX = 'selfcheck-';
 
 export async function selfCheck(
   driver: VmDriver,
-  o: { memoryMib: number; logger?: Logger; progress?: (m: string) => void },
+  o: {
+    memoryMib: number;
+    vcpus?: number;
+    storageGb?: number;
+    logger?: Logger;
+    progress?: (m: string) => void;
+  },
 ): Promise<SelfCheckReport> {
   const say = o.progress ?? (() => {});
   const report: SelfCheckReport = {
@@ -53,9 +61,13 @@ export async function selfCheck(
     conn.close();
   };
   try {
-    await step('boot', `booting a VM (${driver.name}, ${driver.acceleration})`, () =>
-      driver.boot({ taskId, vcpus: 1, memoryMib: o.memoryMib, storageGb: 2 }, say),
-    );
+    await step('boot', `booting a VM (${driver.name}, ${driver.acceleration})`, async () => {
+      const info = await driver.boot(
+        { taskId, vcpus: o.vcpus ?? 1, memoryMib: o.memoryMib, storageGb: o.storageGb ?? 2 },
+        say,
+      );
+      if (info) report.start = info;
+    });
     await step('hello', "the sidecar's hello", hello);
     await step('suspend', 'suspending it', () => driver.suspend(taskId, say));
     await step('restore', 'restoring it', async () => {

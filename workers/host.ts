@@ -53,15 +53,22 @@ export interface HostWorker {
 export async function createHostWorker(o: HostWorkerOptions): Promise<HostWorker> {
   const { config, pool, driver, logger } = o;
   const hostId = config.host.id;
+  // Spare VMs restored ahead (vm/template/) hold a VM's share of the host whether a task runs in
+  // them or not: counted against its capacity.
+  const spares = (driver as { poolSize?: number }).poolSize ?? 0;
   const info: HostInfo = {
     id: hostId,
     taskQueue: hostQueue(hostId),
     driver: driver.name,
     acceleration: driver.acceleration,
-    maxVms: config.host.max_vms,
+    maxVms: Math.max(0, config.host.max_vms - spares),
     // What the host hands out: VMs mostly wait on the model, so vCPUs are shared four to a core.
-    vcpus: config.host.vcpus ?? os.cpus().length * 4,
-    memoryMib: config.host.memory_mib ?? Math.floor((os.totalmem() / 2 ** 20) * 0.75),
+    vcpus: Math.max(0, (config.host.vcpus ?? os.cpus().length * 4) - spares * config.vm.vcpus),
+    memoryMib: Math.max(
+      0,
+      (config.host.memory_mib ?? Math.floor((os.totalmem() / 2 ** 20) * 0.75)) -
+        spares * config.vm.memory_mib,
+    ),
     diskGb: config.host.disk_gb ?? null,
   };
   await heartbeatHost(pool, info);
@@ -185,6 +192,7 @@ export async function createHostWorker(o: HostWorkerOptions): Promise<HostWorker
       clearInterval(reconcileTimer);
       if (worker.getState() === 'RUNNING') worker.shutdown();
       await handoff.releaseAll();
+      await (driver as { stopPool?: () => Promise<void> }).stopPool?.();
       await inputBus.close();
       await o.egress?.closeAll();
       o.egress?.off('usage', onUsage);

@@ -26,6 +26,8 @@ export interface TaskRow extends TaskFields, TokenCounts {
   conversationAt: Date | null;
   /** Questions waiting for the owner's answer. */
   openQuestions: number;
+  /** How its VM was started (the host's boot writes it). */
+  vmStart: string | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -35,7 +37,7 @@ const COLUMNS = `id, owner, runtime, status, prompt_first_line AS "promptFirstLi
   output_tokens::float8 AS "outputTokens", cache_read_tokens::float8 AS "cacheReadTokens",
   cache_creation_tokens::float8 AS "cacheCreationTokens", cost_usd::float8 AS "costUsd", summary,
   budget_notice AS "budgetNotice",
-  idle_deadline AS "idleDeadline", permission_mode AS "permissionMode", conversation_at AS "conversationAt",
+  idle_deadline AS "idleDeadline", vm_start AS "vmStart", permission_mode AS "permissionMode", conversation_at AS "conversationAt",
   (SELECT count(*) FROM task_questions q WHERE q.task_id = tasks.id AND q.decision IS NULL)::int AS "openQuestions",
   created_at AS "createdAt", updated_at AS "updatedAt"`;
 
@@ -340,4 +342,9 @@ export async function saveSummary(pool: Pool, id: string, summary: HeadlessSumma
      SELECT pg_notify('${CHANNELS.task}', id) FROM u`,
     [id, JSON.stringify(summary)],
   );
+}
+
+/** How the task's VM was started (written by the host's boot: a template, or a cold boot and why). */
+export async function setVmStart(pool: Pool, taskId: string, vmStart: string): Promise<void> {
+  await pool.query('UPDATE tasks SET vm_start = $2 WHERE id = $1', [taskId, vmStart.slice(0, 2000)]);
 }

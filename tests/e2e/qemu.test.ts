@@ -5,7 +5,8 @@
  * `lo`), whose only way out is the sidecar's endpoint, carried over the VM's channel to the
  * host's proxy → idle suspend (machine state on disk, no QEMU left) → resume (same shell,
  * background job carried on, egress again) → terminate (nothing left). The model API key is
- * in neither the disk nor the snapshot.
+ * in neither the disk nor the snapshot. Every VM starts from the host's template (built or found
+ * at the host's start); two of them differ in all that makes them themselves.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -65,6 +66,22 @@ const qemuRunning = (taskId: string) =>
       return false;
     }
   });
+/** The template a task started from (`template <key>`), under the default cache. */
+function templateDir(vmStart: string | undefined): string {
+  const key = /^template ([0-9a-f]{16})$/.exec(vmStart ?? '')?.[1];
+  assert.ok(key, `not started from a template: ${vmStart}`);
+  const base = process.env.XDG_CACHE_HOME ?? path.join(process.env.HOME ?? '/root', '.cache');
+  return path.join(base, 'lia', 'templates', key!);
+}
+/** Each file of a template with its size and modification time. */
+function snapshotOf(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const f of fs.readdirSync(dir).sort()) {
+    const st = fs.statSync(path.join(dir, f));
+    out[f] = `${st.size} ${st.mtimeMs}`;
+  }
+  return out;
+}
 /** The value printed after `name=` on the last line that has it (not the echo of the command). */
 function lastValue(text: string, name: string): number {
   const lines = terminalLines(text).filter((l) => new RegExp(`^${name}=\\d+`).test(l));
@@ -86,6 +103,10 @@ describe('a shell task in a real VM (qemu)', () => {
     await waitStatus(taskId, 'running', 300_000);
     const st = await statusOf(taskId);
     assert.equal(st.driver, 'qemu');
+    // Started from the template the host built (or found) at start, not booted.
+    assert.match(st.vmStart ?? '', /^template [0-9a-f]{16}$/, `vmStart: ${st.vmStart}`);
+    const template = templateDir(st.vmStart);
+    const templateBefore = snapshotOf(template);
     // Under TCG the status says what that means.
     assert.match(st.acceleration, /^(kvm|tcg \(software emulation: not a security boundary\))$/);
 
@@ -142,6 +163,8 @@ describe('a shell task in a real VM (qemu)', () => {
       'nor on the disk',
     );
 
+    // The task's own snapshot; the template is as it was.
+    assert.deepEqual(snapshotOf(template), templateBefore, 'suspending a task leaves its template untouched');
     const r = await s.api('POST', `/api/v1/tasks/${taskId}/resume`, OWNER);
     assert.equal(r.status, 200, JSON.stringify(r.json));
     assert.equal(r.json.status, 'running');
@@ -168,28 +191,104 @@ describe('a shell task in a real VM (qemu)', () => {
     await waitStatus(taskId, 'terminated');
     assert.equal(fs.existsSync(vmDir(taskId)), false, 'no disk, snapshot or socket left');
     assert.equal(qemuRunning(taskId), false, 'no QEMU left');
+    assert.deepEqual(snapshotOf(template), templateBefore, 'and the template is still there, unchanged');
   });
 
-  test('a stop while the VM boots cancels the boot, and leaves nothing', async () => {
-    const res = await s.api('POST', '/api/v1/tasks', OWNER, { prompt: 'stopped early', runtime: 'shell' });
-    assert.equal(res.status, 201, JSON.stringify(res.json));
-    const taskId: string = res.json.taskId;
-    await waitStatus(taskId, 'starting', 60_000);
-    await waitFor('QEMU to be started', () => qemuRunning(taskId), 60_000, 50);
-    assert.equal((await s.api('DELETE', `/api/v1/tasks/${taskId}`, OWNER)).status, 202);
-    await waitStatus(taskId, 'terminated', 120_000);
-    // The boot activity was cancelled (the first workflow waited for it to finish).
-    const events = (await s.temporal.client.workflow.getHandle(taskId).fetchHistory()).events ?? [];
-    const boot = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'bootVm');
-    assert.ok(boot, 'bootVm was scheduled');
-    const bootId = String(boot!.eventId);
-    const ofBoot = (e: (typeof events)[number]) =>
-      [e.activityTaskCanceledEventAttributes, e.activityTaskCompletedEventAttributes].some(
-        (a) => a && String(a.scheduledEventId) === bootId,
+  test('two tasks from one template: each its own hostname, machine-id, random stream, clock and disk', async () => {
+    const spawn = async () => {
+      const res = await s.api('POST', '/api/v1/tasks', OWNER, { prompt: 'a twin', runtime: 'shell' });
+      assert.equal(res.status, 201, JSON.stringify(res.json));
+      const taskId: string = res.json.taskId;
+      const token = decodeURIComponent(new URL(res.json.url).hash.slice('#token='.length));
+      return { taskId, token };
+    };
+    const a = await spawn();
+    const b = await spawn();
+    await waitStatus(a.taskId, 'running', 300_000);
+    await waitStatus(b.taskId, 'running', 300_000);
+    const [sa, sb] = [await statusOf(a.taskId), await statusOf(b.taskId)];
+    assert.match(sa.vmStart ?? '', /^template /);
+    assert.equal(sa.vmStart, sb.vmStart, 'both from the same template');
+    const ask = async (t: { taskId: string; token: string }, mark: string) => {
+      const c = await StreamClient.open(s.apiUrl, t.taskId, t.token);
+      await c.waitForText('$ ', 60_000);
+      c.type(
+        `echo ${mark} > ~/mark-${mark}; echo "id: $(hostname) $(cat /etc/machine-id) $(cat /proc/sys/kernel/random/uuid) ` +
+          `$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n') $(date -u +%s) $(ls ~ | grep -c mark-)"; echo id-done\r`,
       );
-    const end = events.find(ofBoot);
-    assert.ok(end?.activityTaskCanceledEventAttributes, 'bootVm ended cancelled, not completed');
-    assert.equal(qemuRunning(taskId), false);
-    assert.equal(fs.existsSync(vmDir(taskId)), false);
+      await c.waitForText(/\nid-done/, 60_000);
+      const line = terminalLines(c.text()).find((l) => /^id: \S+ [0-9a-f]{32} /.test(l));
+      assert.ok(line, `no identity line in ${JSON.stringify(c.text().slice(-400))}`);
+      await c.close();
+      const [, hostname, machineId, uuid, bytes, clock, marks] = line!.split(' ');
+      return { hostname, machineId, uuid, bytes, clock: Number(clock), marks: Number(marks) };
+    };
+    const ia = await ask(a, 'A');
+    const ib = await ask(b, 'B');
+    assert.notEqual(ia.hostname, ib.hostname, 'hostnames differ');
+    assert.match(ia.hostname!, new RegExp(a.taskId.toLowerCase().replace(/_/g, '-')));
+    assert.notEqual(ia.machineId, ib.machineId, 'machine-ids differ');
+    assert.notEqual(ia.uuid, ib.uuid, 'kernel uuids differ');
+    assert.notEqual(ia.bytes, ib.bytes, '/dev/urandom differs');
+    const now = Date.now() / 1000;
+    for (const i of [ia, ib])
+      assert.ok(Math.abs(i.clock - now) < 120, `the guest's clock is the host's (${i.clock} vs ${now})`);
+    // B's disk has only B's mark: nothing A wrote is in B's disk (nor in the template under both).
+    assert.equal(ia.marks, 1);
+    assert.equal(ib.marks, 1, "B sees none of A's files");
+    for (const t of [a, b]) {
+      assert.equal((await s.api('DELETE', `/api/v1/tasks/${t.taskId}`, OWNER)).status, 202);
+      await waitStatus(t.taskId, 'terminated');
+      assert.equal(fs.existsSync(vmDir(t.taskId)), false);
+    }
+    assert.ok(fs.existsSync(templateDir(sa.vmStart)), 'the template stays');
+  });
+
+  test('a stop while the VM boots cold cancels the boot, and leaves nothing', async () => {
+    // From a template the boot takes well under a second: there is no boot to stop midway.
+    // The cold boot (what a template that fails falls back to) on a host of its own.
+    const cold = await startTestStack('e2e_qemu_cold', {
+      LIA__VM__DRIVER: 'qemu',
+      LIA__VM__MEMORY_MIB: '256',
+      LIA__VM__DEFAULT_STORAGE_GB: '4',
+      LIA__VM__TEMPLATES: 'false',
+    });
+    try {
+      await stopWhileBooting(cold);
+    } finally {
+      await cold.close();
+    }
   });
 });
+
+async function stopWhileBooting(s: TestStack): Promise<void> {
+  const statusOf = async (taskId: string) => (await s.api('GET', `/api/v1/tasks/${taskId}`, OWNER)).json;
+  const waitStatus = (taskId: string, status: string, timeoutMs = 120_000) =>
+    waitFor(
+      `task ${taskId} to be ${status}`,
+      async () => (await statusOf(taskId)).status === status,
+      timeoutMs,
+      200,
+    );
+  const vmDir = (taskId: string) => path.join(s.stateDir, 'hosts', s.config.host.id, 'vms', taskId);
+  const res = await s.api('POST', '/api/v1/tasks', OWNER, { prompt: 'stopped early', runtime: 'shell' });
+  assert.equal(res.status, 201, JSON.stringify(res.json));
+  const taskId: string = res.json.taskId;
+  await waitStatus(taskId, 'starting', 60_000);
+  await waitFor('QEMU to be started', () => qemuRunning(taskId), 60_000, 50);
+  assert.equal((await s.api('DELETE', `/api/v1/tasks/${taskId}`, OWNER)).status, 202);
+  await waitStatus(taskId, 'terminated', 120_000);
+  // The boot activity was cancelled (the first workflow waited for it to finish).
+  const events = (await s.temporal.client.workflow.getHandle(taskId).fetchHistory()).events ?? [];
+  const boot = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'bootVm');
+  assert.ok(boot, 'bootVm was scheduled');
+  const bootId = String(boot!.eventId);
+  const ofBoot = (e: (typeof events)[number]) =>
+    [e.activityTaskCanceledEventAttributes, e.activityTaskCompletedEventAttributes].some(
+      (a) => a && String(a.scheduledEventId) === bootId,
+    );
+  const end = events.find(ofBoot);
+  assert.ok(end?.activityTaskCanceledEventAttributes, 'bootVm ended cancelled, not completed');
+  assert.equal(qemuRunning(taskId), false);
+  assert.equal(fs.existsSync(vmDir(taskId)), false);
+}

@@ -50,7 +50,14 @@ async function run(command: string, marker: string, timeoutMs = 60_000): Promise
 
 before(async () => {
   if (skip) return;
-  const config = loadConfig({ LIA__VM__DRIVER: 'qemu', LIA__STATE__DIR: stateDir, LIA__HOST__ID: 'iso' });
+  const config = loadConfig({
+    LIA__VM__DRIVER: 'qemu',
+    LIA__STATE__DIR: stateDir,
+    LIA__HOST__ID: 'iso',
+    // The test counts the host's processes of the VM's uid: a range of its own, so another
+    // suite's VMs on this machine (whose uids start at the default, 900000) are not counted.
+    LIA__VM__UID_BASE: '961000',
+  });
   driver = (await selectDriver(config, createLogger('iso', 'warn'), undefined, {
     selfCheck: false,
   })) as QemuDriver;

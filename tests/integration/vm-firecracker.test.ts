@@ -227,6 +227,8 @@ function lifecycle(kind: 'stand-in' | 'real', skip: () => Promise<string | false
           cgroups: cgroups!,
           egress: { accept: (_t, conn) => conn.destroy() },
           logger: createLogger('fcl', 'warn'),
+          // The cold lifecycle; templates have their own test below.
+          templates: false,
         });
       d = make();
     });
@@ -424,4 +426,113 @@ lifecycle('real', async () => {
   if (process.getuid?.() !== 0) return 'the jailer needs root';
   if (!detectCgroups().system) return `no usable cgroups: ${detectCgroups().reason}`;
   return false;
+});
+
+describe('Firecracker templates (stand-in VMM): built once, each VM from /snapshot/load of it', () => {
+  const root = process.getuid?.() === 0 && detectCgroups().system;
+  let stateDir = '';
+  let apiLog = '';
+  let d: FirecrackerDriver;
+  const size = { vcpus: 1, memoryMib: 256, storageGb: 2 };
+  const calls = (): ApiCall[] =>
+    fs
+      .readFileSync(apiLog, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as ApiCall);
+  const hello = async (taskId: string) => {
+    const conn = await SidecarConnection.open(await d.connect(taskId), 15_000);
+    conn.close();
+    return conn.hello;
+  };
+  const vmmPid = (taskId: string) =>
+    (
+      JSON.parse(
+        fs.readFileSync(path.join(stateDir, 'hosts', 'fct', 'vms', taskId, 'vmm.json'), 'utf8'),
+      ) as VmmRecord
+    ).pid;
+
+  before(async () => {
+    if (!root) return;
+    stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lia-fct-'));
+    const bin = path.join(stateDir, 'bin');
+    fs.mkdirSync(bin);
+    const loader = path.join(repoRoot, 'node_modules', 'tsx', 'dist', 'loader.mjs');
+    const script = (ts: string) =>
+      `#!/bin/sh\nexec ${process.execPath} --import ${loader} ${path.join(repoRoot, 'tests/standins/firecracker', ts)} "$@"\n`;
+    fs.writeFileSync(path.join(bin, 'firecracker'), script('firecracker.ts'), { mode: 0o755 });
+    fs.writeFileSync(path.join(bin, 'jailer'), script('jailer.ts'), { mode: 0o755 });
+    apiLog = path.join(stateDir, 'api.log');
+    fs.writeFileSync(apiLog, '');
+    process.env.LIA_FC_STANDIN_LOG = apiLog;
+    d = new FirecrackerDriver({
+      firecrackerBin: path.join(bin, 'firecracker'),
+      jailerBin: path.join(bin, 'jailer'),
+      stateDir,
+      hostId: 'fct',
+      image: await ensureGuestImage(() => {}),
+      uids: new UidPool(path.join(stateDir, 'uids'), 900_700),
+      cgroups: detectCgroups().system!,
+      egress: { accept: (_t, conn) => conn.destroy() },
+      logger: createLogger('fct', 'warn'),
+      // On the jail's file system: its snapshot files are linked into each jail.
+      templateDir: path.join(stateDir, 'templates'),
+    });
+  });
+  after(async () => {
+    delete process.env.LIA_FC_STANDIN_LOG;
+    for (const id of (await d?.list()) ?? []) await d.destroy(id).catch(() => {});
+    if (stateDir) fs.rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  test('template: boot + pause + snapshot once; two VMs loaded from it; suspend/resume of one leaves it as it was', {
+    skip: !root && 'the jailer (and its stand-in) needs root and cgroups',
+  }, async () => {
+    const t = await d.ensureTemplate(size, () => {});
+    const built = calls()
+      .map((c) => `${c.method} ${c.url} ${c.status}`)
+      .filter((c) => !c.startsWith('GET'));
+    assert.deepEqual(built, [
+      'PUT /machine-config 204',
+      'PUT /boot-source 204',
+      'PUT /drives/rootfs 204',
+      'PUT /vsock 204',
+      'PUT /actions 204',
+      'PATCH /vm 204',
+      'PUT /snapshot/create 204',
+    ]);
+    const before = Object.fromEntries(
+      [t.state, t.mem, t.disk].map((f) => [f, `${fs.statSync(f).size} ${fs.statSync(f).mtimeMs}`]),
+    );
+    fs.writeFileSync(apiLog, '');
+    for (const id of ['t_fctwin0001', 't_fctwin0002']) {
+      const info = await d.boot({ taskId: id, ...size }, () => {});
+      assert.deepEqual(info, { from: 'template', template: t.key });
+      const mine = calls().filter((c) => c.pid === vmmPid(id) && c.method !== 'GET');
+      // Nothing configured: the template's snapshot, its memory file as the backend.
+      assert.deepEqual(
+        mine.map((c) => `${c.method} ${c.url} ${c.status}`),
+        ['PUT /snapshot/load 204'],
+      );
+      assert.deepEqual(mine[0]!.body.mem_backend, { backend_type: 'File', backend_path: 'template.mem' });
+      assert.equal(mine[0]!.body.resume_vm, true);
+      assert.ok((await hello(id)).version >= 1, 'the guest answers');
+    }
+    // A VM of the template suspends to a snapshot of its own, and comes back from it.
+    const { snapshotBytes } = await d.suspend('t_fctwin0001', () => {});
+    assert.ok(snapshotBytes > 0);
+    await d.restore('t_fctwin0001', () => {});
+    const loads = calls().filter((c) => c.pid === vmmPid('t_fctwin0001') && c.url === '/snapshot/load');
+    assert.equal(loads.at(-1)!.body.mem_backend.backend_path, 'snapshot.mem', 'its own snapshot');
+    await hello('t_fctwin0001');
+    for (const id of ['t_fctwin0001', 't_fctwin0002']) await d.destroy(id);
+    const after = Object.fromEntries(
+      [t.state, t.mem, t.disk].map((f) => [f, `${fs.statSync(f).size} ${fs.statSync(f).mtimeMs}`]),
+    );
+    assert.deepEqual(after, before, 'the template is untouched, and outlives its VMs');
+    // Found again: not rebuilt.
+    fs.writeFileSync(apiLog, '');
+    assert.equal((await d.ensureTemplate(size, () => {})).key, t.key);
+    assert.deepEqual(calls(), []);
+  });
 });

@@ -51,9 +51,11 @@ export class EgressLink {
   async start(): Promise<void> {
     this.stopped = false;
     const deadline = Date.now() + START_TIMEOUT_MS;
-    for (;;) {
+    // The first hello is often lost (the guest's relay closing the port as the host arrives,
+    // which discards what was in it): ask again soon, then less often — 0.5, 1, 2, 3, 3… s.
+    for (let attempt = 0; ; attempt++) {
       try {
-        return await this.attach();
+        return await this.attach(Math.min(HELLO_TIMEOUT_MS, 500 * 2 ** attempt));
       } catch (err) {
         if (this.stopped || Date.now() > deadline) throw err;
         await new Promise((r) => setTimeout(r, 200));
@@ -61,7 +63,7 @@ export class EgressLink {
     }
   }
 
-  private async attach(): Promise<void> {
+  private async attach(helloTimeoutMs = HELLO_TIMEOUT_MS): Promise<void> {
     const channel = await this.o.connect();
     // A link is background work: it never keeps a stopping worker alive.
     (channel as { unref?: () => void }).unref?.();
@@ -90,8 +92,8 @@ export class EgressLink {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         s.close();
-        reject(new Error(`the guest's egress port did not answer within ${HELLO_TIMEOUT_MS / 1000} s`));
-      }, HELLO_TIMEOUT_MS);
+        reject(new Error(`the guest's egress port did not answer within ${helloTimeoutMs / 1000} s`));
+      }, helloTimeoutMs);
       s.once('ready', () => {
         ready = true;
         clearTimeout(timer);

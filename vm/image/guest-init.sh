@@ -44,4 +44,4 @@ fi
 mkdir -p /work
 # shellcheck disable=SC2086 # $channel is a list of arguments
 exec /usr/bin/tini -s -- /usr/local/bin/node /run/lia/sidecar.mjs $channel \
-  --workdir /work --proxy-listen 127.0.0.1:3128 --agent-user agent
+  --workdir /work --proxy-listen 127.0.0.1:3128 --agent-user agent --apply-identity

@@ -44,6 +44,12 @@ export class UidPool {
     return undefined;
   }
 
+  /** The uid `from` holds is now `to`'s (a spare VM taken by a task). */
+  rename(from: string, to: string): void {
+    const uid = this.held(from);
+    if (uid !== undefined) fs.writeFileSync(path.join(this.dir, String(uid)), to, { mode: 0o600 });
+  }
+
   release(taskId: string): void {
     const uid = this.held(taskId);
     if (uid !== undefined) fs.rmSync(path.join(this.dir, String(uid)), { force: true });

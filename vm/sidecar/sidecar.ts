@@ -18,6 +18,7 @@
  *
  * Bundled into one file (vm/sidecar/build.ts); its only dependency is node-pty.
  */
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -29,6 +30,7 @@ import { AGENT_SOCKET_ENV } from '../guest/agent-protocol.js';
 import {
   encodeFrame,
   FrameDecoder,
+  type GuestIdentity,
   type HostMessage,
   PROTOCOL_VERSION,
   type SidecarMessage,
@@ -59,6 +61,8 @@ const { values: opts } = parseArgs({
     'proxy-listen': { type: 'string' },
     'agent-user': { type: 'string' },
     'agent-socket': { type: 'string' },
+    /** In a VM: the start message's identity (hostname, machine-id, RNG seed, clock) is applied. */
+    'apply-identity': { type: 'boolean' },
   },
 });
 if (!opts.workdir || (!opts.listen && !opts.serial)) {
@@ -168,9 +172,119 @@ function safeName(name: string): string | undefined {
   return base;
 }
 
+/**
+ * The identity helper: a Perl process (perl-base is in every Debian) started with the sidecar,
+ * so it is already running — parsed, loaded — in a template's snapshot, and setting a restored
+ * VM's identity costs no process start (hundreds of ms under emulation). Node.js has no ioctl
+ * nor settimeofday; Perl has both. For each line `SEEDHEX SECONDS NANOSECONDS` it:
+ *   - RNDADDENTROPY: mixes the host's seed into the kernel's pool, credited;
+ *   - RNDRESEEDCRNG: makes the CRNG (and every per-CPU one) take new keys from the pool now,
+ *     not at its next scheduled reseed — until then two VMs restored from one template would
+ *     give the same "random" bytes (/dev/urandom, getrandom(), /proc/sys/kernel/random/uuid);
+ *   - clock_settime(CLOCK_REALTIME): the host's clock (a template's is as old as the template);
+ * and answers `ok` or what failed.
+ */
+const IDENTITY_HELPER = String.raw`
+$| = 1;
+while (my $line = <STDIN>) {
+  chomp $line;
+  my ($hex, $sec, $nsec) = split / /, $line;
+  my @err;
+  my $seed = pack("H*", $hex);
+  if (open(my $r, ">", "/dev/urandom")) {
+    my $info = pack("ii", length($seed) * 8, length($seed)) . $seed;
+    ioctl($r, 0x40085203, $info) or push @err, "RNDADDENTROPY: $!";
+    ioctl($r, 0x5207, 0) or push @err, "RNDRESEEDCRNG: $!";
+    close $r;
+  } else { push @err, "/dev/urandom: $!"; }
+  my $ts = pack("q q", $sec, $nsec);
+  syscall(227, 0, $ts) == 0 or push @err, "clock_settime: $!";
+  print(@err ? "err " . join("; ", @err) . "\n" : "ok\n");
+}
+`;
+
+let identityHelper: ChildProcessWithoutNullStreams | undefined;
+if (opts['apply-identity']) {
+  identityHelper = spawn('perl', ['-e', IDENTITY_HELPER], { stdio: ['pipe', 'pipe', 'pipe'] });
+  identityHelper.on('error', (err) => {
+    process.stderr.write(`sidecar: identity helper: ${err.message}\n`);
+    identityHelper = undefined;
+  });
+  identityHelper.on('exit', () => {
+    identityHelper = undefined;
+  });
+}
+
+/** One request to the identity helper; resolves with its answer (or why there is none). */
+function askIdentityHelper(line: string): Promise<string> {
+  const h = identityHelper;
+  if (!h) return Promise.resolve('err the identity helper is not running');
+  return new Promise((resolve) => {
+    let got = '';
+    const timer = setTimeout(() => done('err the identity helper did not answer within 10 s'), 10_000);
+    const onData = (d: Buffer) => {
+      got += d.toString();
+      if (got.includes('\n')) done(got.trim());
+    };
+    const done = (answer: string) => {
+      clearTimeout(timer);
+      h.stdout.off('data', onData);
+      resolve(answer);
+    };
+    h.stdout.on('data', onData);
+    h.stdin.write(`${line}\n`);
+  });
+}
+
+/** Makes this VM itself, not a copy of its template: hostname, machine-id, RNG, clock. */
+async function applyIdentity(id: GuestIdentity): Promise<string[]> {
+  const problems: string[] = [];
+  const attempt = (what: string, fn: () => void) => {
+    try {
+      fn();
+    } catch (err) {
+      problems.push(`${what}: ${(err as Error).message}`);
+    }
+  };
+  if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(id.hostname)) problems.push('hostname: refused');
+  else
+    attempt('hostname', () => {
+      fs.writeFileSync('/proc/sys/kernel/hostname', id.hostname);
+      fs.writeFileSync('/etc/hostname', `${id.hostname}\n`);
+    });
+  if (!/^[0-9a-f]{32}$/.test(id.machineId)) problems.push('machine-id: refused');
+  else attempt('machine-id', () => fs.writeFileSync('/etc/machine-id', `${id.machineId}\n`, { mode: 0o444 }));
+  if (!/^([0-9a-f]{2}){16,256}$/.test(id.seed) || !Number.isSafeInteger(id.timeMs) || id.timeMs <= 0) {
+    problems.push('seed or clock: refused');
+    return problems;
+  }
+  // Mixed in at once by a plain write (uncredited), whatever happens to the helper.
+  attempt('rng', () => fs.writeFileSync('/dev/urandom', Buffer.from(id.seed, 'hex')));
+  const answer = await askIdentityHelper(
+    `${id.seed} ${Math.floor(id.timeMs / 1000)} ${(id.timeMs % 1000) * 1_000_000}`,
+  );
+  if (answer !== 'ok') problems.push(answer.replace(/^err /, ''));
+  return problems;
+}
+
+/** While the identity is being set, what the host sends waits (in order) for the agent. */
+let startQueue: { m: HostMessage; body: Buffer }[] | undefined;
+
 function start(m: Extract<HostMessage, { type: 'start' }>): void {
   if (agent || exited) {
     send({ type: 'started', pid: agent?.pid ?? 0 }); // a retried start: already done
+    return;
+  }
+  if (opts['apply-identity'] && m.identity && !startQueue) {
+    const identity = m.identity;
+    startQueue = [];
+    void applyIdentity(identity).then((problems) => {
+      if (problems.length) process.stderr.write(`sidecar: identity: ${problems.join('; ')}\n`);
+      const queued = startQueue ?? [];
+      startQueue = undefined;
+      start({ ...m, identity: undefined });
+      for (const q of queued) handle(q.m, q.body);
+    });
     return;
   }
   try {
@@ -215,6 +329,10 @@ function agentSocketPath(): string {
 }
 
 function handle(m: HostMessage, body: Buffer): void {
+  if (startQueue && m.type !== 'hello' && m.type !== 'ping' && m.type !== 'ack' && m.type !== 'attach') {
+    startQueue.push({ m, body });
+    return;
+  }
   switch (m.type) {
     case 'hello':
       if (host) host.wantSeq = undefined;

@@ -23,6 +23,7 @@
  *     vmlinux, initrd.img, rootfs.ext4 (→ disk.raw), run/api.sock, v.sock, firecracker.pid
  */
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -31,13 +32,22 @@ import { VsockChannel } from '../../channel/connector.js';
 import { EgressLink } from '../../channel/egress-link.js';
 import type { EgressSink } from '../../channel/egress-sink.js';
 import { createTaskDisk } from '../../disk.js';
-import { type Progress, type VmDriver, VmError, type VmSpec } from '../../driver.js';
+import { type BootInfo, type Progress, type VmDriver, VmError, type VmSpec } from '../../driver.js';
 import { type BootArtifacts, bootArtifacts } from '../../image/artifacts.js';
 import type { GuestImage } from '../../image/ensure.js';
 import type { CgroupLimits, CgroupSystem } from '../../process/cgroup.js';
 import { isRunning, kill, recordOf, type VmmRecord } from '../../process/supervisor.js';
 import type { UidPool } from '../../process/uids.js';
 import { SidecarConnection } from '../../sidecar/client.js';
+import {
+  defaultTemplateRoot,
+  findTemplate,
+  publishTemplate,
+  TEMPLATE_FORMAT,
+  type TemplateInputs,
+  templateKey,
+  withTemplateLock,
+} from '../../template/template.js';
 import { FirecrackerApi } from './api.js';
 
 const GUEST_CID = 3;
@@ -63,12 +73,32 @@ export interface FirecrackerOptions {
   egress?: EgressSink;
   logger?: Logger;
   readyTimeoutMs?: number;
+  /** Start VMs from a template (vm/template/): default on. */
+  templates?: boolean;
+  /**
+   * Where templates are kept (default ~/.cache/lia/templates). Their snapshot files are
+   * hard-linked into each jail: on another file system than the jail base they are copied
+   * into each jail instead, and VMs share none of the template's memory pages.
+   */
+  templateDir?: string;
 }
 
 interface VmRecord {
   spec: VmSpec;
   uid: number;
   limits: CgroupLimits;
+  /** The template the VM was started from (its disk is a copy of the template's). */
+  template?: { key: string; dir: string };
+}
+
+/** A built template: a booted VM's disk and its full snapshot (state, memory). */
+export interface FirecrackerTemplate {
+  key: string;
+  dir: string;
+  disk: string;
+  state: string;
+  mem: string;
+  inputs: TemplateInputs;
 }
 
 /** The jailer's id: letters, digits and dashes, at most 64. */
@@ -218,7 +248,7 @@ export class FirecrackerDriver implements VmDriver {
   }
 
   /** A fresh jail holding the kernel, the initramfs, the disk and (for a restore) the snapshot. */
-  private buildJail(taskId: string, uid: number, snapshot: boolean): void {
+  private buildJail(taskId: string, uid: number, snapshot: boolean, template?: FirecrackerTemplate): void {
     const f = this.files(taskId);
     fs.mkdirSync(path.join(f.chroot, 'run'), { recursive: true, mode: 0o700 });
     fs.chownSync(path.join(f.chroot, 'run'), uid, uid);
@@ -242,6 +272,12 @@ export class FirecrackerDriver implements VmDriver {
     if (snapshot) {
       put(f.state, 'snapshot.state', true);
       put(f.mem, 'snapshot.mem', true);
+    }
+    // A template's snapshot (read-only, root's): linked, so every VM of the template maps the
+    // same file (Firecracker maps its memory file private: copy-on-write, pages shared).
+    if (template) {
+      put(template.state, 'template.state', false);
+      put(template.mem, 'template.mem', false);
     }
   }
 
@@ -361,7 +397,7 @@ export class FirecrackerDriver implements VmDriver {
     }
   }
 
-  async boot(spec: VmSpec, progress: Progress, signal?: AbortSignal): Promise<void> {
+  async boot(spec: VmSpec, progress: Progress, signal?: AbortSignal): Promise<BootInfo> {
     const f = this.files(spec.taskId);
     const step = () => {
       if (signal?.aborted) throw new VmError('booting: cancelled');
@@ -371,12 +407,42 @@ export class FirecrackerDriver implements VmDriver {
     if (this.running(spec.taskId) && !fs.existsSync(f.suspended)) {
       await this.waitForSidecar(spec.taskId, progress, 'booting', signal);
       if (!this.egressConnected(spec.taskId)) await this.attachEgress(spec.taskId);
-      return;
+      const r = this.readRecord(spec.taskId);
+      return r.template ? { from: 'template', template: r.template.key } : { from: 'cold' };
     }
     await this.teardown(spec.taskId);
     step();
     fs.mkdirSync(f.dir, { recursive: true, mode: 0o700 });
     const uid = this.o.uids.claim(spec.taskId);
+    let coldReason: string | undefined;
+    if (this.o.templates !== false) {
+      try {
+        const key = await this.bootFromTemplate(spec, uid, progress, signal);
+        return { from: 'template', template: key };
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        coldReason = (err as Error).message;
+        this.o.logger?.warn(
+          { taskId: spec.taskId, reason: coldReason },
+          'firecracker: the template did not start; booting the VM cold',
+        );
+        progress(`booting: the template did not start (${coldReason}); booting cold`);
+        await this.teardown(spec.taskId);
+        fs.rmSync(f.disk, { force: true });
+      }
+    }
+    await this.coldBoot(spec, uid, progress, signal);
+    return coldReason
+      ? { from: 'cold', reason: `the template did not start: ${coldReason}` }
+      : { from: 'cold' };
+  }
+
+  /** Boots the VM from the image, to its sidecar's hello, with its egress attached. */
+  private async coldBoot(spec: VmSpec, uid: number, progress: Progress, signal?: AbortSignal) {
+    const f = this.files(spec.taskId);
+    const step = () => {
+      if (signal?.aborted) throw new VmError('booting: cancelled');
+    };
     const rec: VmRecord = { spec, uid, limits: FirecrackerDriver.limits(spec) };
     fs.writeFileSync(f.record, JSON.stringify(rec), { mode: 0o600 });
     progress(`booting: ${spec.storageGb} GB disk (raw copy)`);
@@ -409,6 +475,165 @@ export class FirecrackerDriver implements VmDriver {
     step();
     await this.attachEgress(spec.taskId);
     this.o.logger?.info({ taskId: spec.taskId, uid }, 'firecracker: booted');
+  }
+
+  /** The template for VMs of this size: its key and inputs (built or not). */
+  templateFor(spec: Pick<VmSpec, 'vcpus' | 'memoryMib' | 'storageGb'>): {
+    key: string;
+    inputs: TemplateInputs;
+  } {
+    const inputs: TemplateInputs = {
+      driver: 'firecracker',
+      image: this.artifacts.hash,
+      profile: this.artifacts.profile,
+      vmm: vmmIdentity(this.o.firecrackerBin),
+      accel: 'kvm',
+      vcpus: spec.vcpus,
+      memoryMib: spec.memoryMib,
+      storageGb: spec.storageGb,
+    };
+    return { key: templateKey(inputs), inputs };
+  }
+
+  private templateRoot(): string {
+    return this.o.templateDir ?? defaultTemplateRoot();
+  }
+
+  private templateFiles(dir: string) {
+    return {
+      disk: path.join(dir, 'disk.raw'),
+      state: path.join(dir, 'snapshot.state'),
+      mem: path.join(dir, 'snapshot.mem'),
+    };
+  }
+
+  private readonly templateBuilds = new Map<string, Promise<FirecrackerTemplate>>();
+
+  /**
+   * The template for VMs of this size, built where missing (one build at a time per machine): a
+   * VM booted to its sidecar's hello, paused, a full snapshot taken (`/snapshot/create`), its
+   * disk kept beside it.
+   */
+  async ensureTemplate(
+    spec: Pick<VmSpec, 'vcpus' | 'memoryMib' | 'storageGb'>,
+    progress: Progress,
+  ): Promise<FirecrackerTemplate> {
+    const { key, inputs } = this.templateFor(spec);
+    const found = findTemplate(this.templateRoot(), key);
+    if (found) return { key, dir: found.dir, inputs, ...this.templateFiles(found.dir) };
+    let p = this.templateBuilds.get(key);
+    if (!p) {
+      p = withTemplateLock(this.templateRoot(), progress, async () => {
+        const again = findTemplate(this.templateRoot(), key);
+        if (again) return { key, dir: again.dir, inputs, ...this.templateFiles(again.dir) };
+        return this.buildTemplate(key, inputs, progress);
+      });
+      this.templateBuilds.set(key, p);
+      p.finally(() => this.templateBuilds.delete(key)).catch(() => {});
+    }
+    return p;
+  }
+
+  private async buildTemplate(
+    key: string,
+    inputs: TemplateInputs,
+    progress: Progress,
+  ): Promise<FirecrackerTemplate> {
+    const root = this.templateRoot();
+    const id = `tpl-${key.slice(0, 12)}`;
+    const started = Date.now();
+    const say = (m: string) => {
+      const line = `[template ${key.slice(0, 8)}] ${m}`;
+      progress(line);
+      if (!m.includes('waiting for')) this.o.logger?.info(line);
+    };
+    say(`building: ${inputs.vcpus} vCPU, ${inputs.memoryMib} MiB, ${inputs.storageGb} GB`);
+    await this.destroy(id);
+    const work = fs.mkdtempSync(path.join(root, `.build-${key}-`));
+    const t = this.templateFiles(work);
+    const f = this.files(id);
+    try {
+      fs.mkdirSync(f.dir, { recursive: true, mode: 0o700 });
+      const uid = this.o.uids.claim(id);
+      const spec: VmSpec = {
+        taskId: id,
+        vcpus: inputs.vcpus,
+        memoryMib: inputs.memoryMib,
+        storageGb: inputs.storageGb,
+      };
+      await this.coldBoot(spec, uid, say);
+      const bootMs = Date.now() - started;
+      say(`sidecar answered after ${(bootMs / 1000).toFixed(1)} s: snapshotting`);
+      const snapStarted = Date.now();
+      this.detachEgress(id);
+      const api = this.api(id);
+      await api.pause();
+      await api.createSnapshot('snapshot.state', 'snapshot.mem');
+      fs.renameSync(path.join(f.chroot, 'snapshot.state'), t.state);
+      fs.renameSync(path.join(f.chroot, 'snapshot.mem'), t.mem);
+      await this.teardown(id);
+      fs.renameSync(f.disk, t.disk);
+      // Read-only from now on, and readable by every VM's uid (they hold no secret: the image
+      // and a guest that has run nothing but its sidecar).
+      for (const file of [t.disk, t.state, t.mem]) {
+        fs.chownSync(file, 0, 0);
+        fs.chmodSync(file, 0o644);
+      }
+      fs.chmodSync(work, 0o755);
+      const dir = publishTemplate(root, work, {
+        key,
+        inputs,
+        format: TEMPLATE_FORMAT,
+        builtAt: new Date().toISOString(),
+        bootMs,
+        snapshotMs: Date.now() - snapStarted,
+      });
+      say(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s (${dir})`);
+      return { key, dir, inputs, ...this.templateFiles(dir) };
+    } catch (err) {
+      fs.rmSync(work, { recursive: true, force: true });
+      throw new VmError(`building the template: ${(err as Error).message}`);
+    } finally {
+      await this.destroy(id).catch(() => {});
+    }
+  }
+
+  /**
+   * A new VM from the template: its own disk (a copy of the template's: a reflink where the file
+   * system has them), a clean jail with the template's snapshot linked in, `/snapshot/load` with
+   * the template's memory file as its backend (mapped private by Firecracker).
+   */
+  private async bootFromTemplate(
+    spec: VmSpec,
+    uid: number,
+    progress: Progress,
+    signal?: AbortSignal,
+  ): Promise<string> {
+    const f = this.files(spec.taskId);
+    const t = await this.ensureTemplate(spec, progress);
+    if (signal?.aborted) throw new VmError('booting: cancelled');
+    const rec: VmRecord = {
+      spec,
+      uid,
+      limits: FirecrackerDriver.limits(spec),
+      template: { key: t.key, dir: t.dir },
+    };
+    fs.writeFileSync(f.record, JSON.stringify(rec), { mode: 0o600 });
+    progress(`booting: from template ${t.key.slice(0, 8)}: a copy of its disk`);
+    await createTaskDisk('raw-copy', t.disk, f.disk, spec.storageGb, { uid, gid: uid });
+    this.buildJail(spec.taskId, uid, false, t);
+    await this.launch(spec.taskId, rec, progress);
+    progress(`booting: loading template ${t.key.slice(0, 8)}`);
+    await this.api(spec.taskId).loadSnapshot('template.state', 'template.mem', true);
+    await this.waitForSidecar(spec.taskId, progress, 'restoring the template', signal);
+    await this.attachEgress(spec.taskId);
+    // The names can go from the jail (Firecracker keeps its mapping); the template stays.
+    for (const n of ['template.state', 'template.mem']) fs.rmSync(path.join(f.chroot, n), { force: true });
+    this.o.logger?.info(
+      { taskId: spec.taskId, uid, template: t.key },
+      'firecracker: started from the template',
+    );
+    return t.key;
   }
 
   connect(taskId: string): Promise<Duplex> {
@@ -499,6 +724,16 @@ export class FirecrackerDriver implements VmDriver {
       .children(`lia/${this.o.hostId}`)
       .filter((id) => !known.has(id))
       .flatMap((id) => cg.pids(`lia/${this.o.hostId}/${id}`));
+  }
+}
+
+/** The VMM binary's identity for a template's key: its path, size and modification time. */
+function vmmIdentity(bin: string): string {
+  try {
+    const st = fs.statSync(bin);
+    return createHash('sha256').update(`${bin} ${st.size} ${st.mtimeMs}`).digest('hex').slice(0, 16);
+  } catch {
+    return bin;
   }
 }
 

@@ -50,7 +50,27 @@ export interface QemuFds {
   base?: number;
   /** The machine state to restore. */
   incoming?: number;
+  /** A template's disk (qcow2 over the raw image) between the task's overlay and the image. */
+  template?: number;
+  /** The guest's RAM as a file (a template's memory): see `QemuArgsInput.memory`. */
+  memory?: number;
 }
+
+/**
+ * Where the guest's RAM lives:
+ *   undefined   QEMU's default (anonymous memory, RAM block `microvm.ram`): a cold-booted VM
+ *   ram         anonymous memory in a backend named `mem` (a VM started from a template,
+ *               restored from its own snapshot: the RAM block keeps the template's name)
+ *   template    the template being built: its RAM is the file `fds.memory` (shared mapping),
+ *               so the paused VM's memory is that file, and the snapshot leaves it out
+ *   clone       a VM started from a template: the template's memory file mapped private
+ *               (copy-on-write: VMs of one template share the pages none of them wrote)
+ * The template's snapshot is written with the migration capability `x-ignore-shared` (its
+ * shared RAM left out), and a clone must read it with the same capability set: a capability is
+ * set over QMP, so a clone starts with `-incoming defer` and is given the state then
+ * (QEMU 7.2 has no command-line property for it).
+ */
+export type MemoryMode = 'ram' | 'template' | 'clone';
 
 export interface QemuArgsInput {
   name: string;
@@ -61,6 +81,7 @@ export interface QemuArgsInput {
   sockets: { qmp: string; session: string; egress: string };
   fds: QemuFds;
   tscKhz?: number;
+  memory?: MemoryMode;
 }
 
 const fd = (n: number) => `/proc/self/fd/${n}`;
@@ -72,16 +93,33 @@ export function qemuArgs(i: QemuArgsInput): string[] {
   // Firecracker profile differs only in its artifacts: the ELF kernel (entered through PVH),
   // a raw disk.
   const machine = 'microvm,x-option-roms=off,rtc=on';
+  const raw = (prefix: string) =>
+    `${prefix}driver=raw,${prefix}file.driver=file,${prefix}file.filename=${fd(i.fds.base!)},${prefix}read-only=on`;
   const disk =
     a.taskDisk === 'qcow2-overlay'
       ? `driver=qcow2,node-name=root,file.driver=file,file.filename=${fd(i.fds.disk)},` +
-        `backing.driver=raw,backing.file.driver=file,backing.file.filename=${fd(i.fds.base!)},backing.read-only=on`
+        (i.fds.template !== undefined
+          ? // task overlay → the template's disk (what its guest had written when snapshotted) → image
+            `backing.driver=qcow2,backing.file.driver=file,backing.file.filename=${fd(i.fds.template)},` +
+            `backing.read-only=on,${raw('backing.backing.')}`
+          : raw('backing.'))
       : `driver=raw,node-name=root,file.driver=file,file.filename=${fd(i.fds.disk)}`;
+  const mem = i.memory;
+  const memory =
+    mem === undefined
+      ? []
+      : [
+          '-object',
+          mem === 'ram'
+            ? `memory-backend-ram,id=mem,size=${i.memoryMib}M`
+            : `memory-backend-file,id=mem,size=${i.memoryMib}M,mem-path=${fd(i.fds.memory!)},` +
+              `share=${mem === 'template' ? 'on' : 'off'},discard-data=off`,
+        ];
   return [
     '-name',
     i.name,
     '-M',
-    machine,
+    mem === undefined ? machine : `${machine},memory-backend=mem`,
     // TCG's translated code may take 1 GiB by default: bounded, so the VM fits its cgroup.
     ...(i.accel === 'kvm'
       ? ['-accel', 'kvm', '-cpu', 'host']
@@ -90,6 +128,7 @@ export function qemuArgs(i: QemuArgsInput): string[] {
     String(i.memoryMib),
     '-smp',
     String(i.vcpus),
+    ...memory,
     '-nodefaults',
     '-no-user-config',
     '-display',
@@ -122,6 +161,10 @@ export function qemuArgs(i: QemuArgsInput): string[] {
     `unix:${i.sockets.qmp},server=on,wait=off`,
     '-sandbox',
     QEMU_SANDBOX,
-    ...(i.fds.incoming !== undefined ? ['-incoming', `fd:${i.fds.incoming}`] : []),
+    ...(mem === 'clone'
+      ? ['-incoming', 'defer']
+      : i.fds.incoming !== undefined
+        ? ['-incoming', `fd:${i.fds.incoming}`]
+        : []),
   ];
 }

@@ -20,7 +20,8 @@
  * owns (0700): /run/lia/<state>-<host>/<task>/ when Lia runs as root (QEMU, as the VM's uid,
  * could not pass through a private state folder), <task>/run/ otherwise.
  */
-import { createHash } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -31,7 +32,7 @@ import { SerialChannel } from '../../channel/connector.js';
 import { EgressLink } from '../../channel/egress-link.js';
 import type { EgressSink } from '../../channel/egress-sink.js';
 import { createTaskDisk } from '../../disk.js';
-import type { Progress, VmDriver, VmSpec } from '../../driver.js';
+import type { BootInfo, Progress, VmDriver, VmSpec } from '../../driver.js';
 import { VmError } from '../../driver.js';
 import { type BootArtifacts, type BootProfile, bootArtifacts } from '../../image/artifacts.js';
 import type { GuestImage } from '../../image/ensure.js';
@@ -39,7 +40,17 @@ import type { CgroupLimits, CgroupSystem } from '../../process/cgroup.js';
 import { isRunning, kill, launch, type VmmRecord } from '../../process/supervisor.js';
 import type { UidPool } from '../../process/uids.js';
 import { SidecarConnection } from '../../sidecar/client.js';
-import { hostTscKhz, qemuArgs, TCG_TB_MIB } from './args.js';
+import { sealedMemory } from '../../template/sealed-memory.js';
+import {
+  defaultTemplateRoot,
+  findTemplate,
+  publishTemplate,
+  TEMPLATE_FORMAT,
+  type TemplateInputs,
+  templateKey,
+  withTemplateLock,
+} from '../../template/template.js';
+import { hostTscKhz, type MemoryMode, qemuArgs, TCG_TB_MIB } from './args.js';
 import { Qmp } from './qmp.js';
 
 export { hostTscKhz, kernelCommandLine } from './args.js';
@@ -65,12 +76,54 @@ export interface QemuDriverOptions {
   cgroups?: CgroupSystem;
   /** How long a boot or restore may take before the sidecar answers (TCG is slow). */
   readyTimeoutMs?: number;
+  /** Start VMs from a template (vm/template/): default on. */
+  templates?: boolean;
+  /** Where templates are cached (default ~/.cache/lia/templates). */
+  templateDir?: string;
+  /**
+   * VMs restored from the template ahead of demand, of this size, ready to be taken by a task
+   * (`startPool()`); 0 or absent: none.
+   */
+  pool?: { size: number; spec: Pick<VmSpec, 'vcpus' | 'memoryMib' | 'storageGb'> };
 }
+
+/** Spare VMs are named so: never a task id (the reconciler leaves them alone). */
+export const SPARE_PREFIX = 'spare-';
 
 interface VmRecord {
   spec: VmSpec;
   profile: BootProfile;
   uid?: number;
+  /** The template the VM was started from: its disk is under the task's, its RAM block named `mem`. */
+  template?: { key: string; dir: string };
+  /**
+   * The image's raw disk under the task's (or its template's) disk, as it was when the disk was
+   * made: a restore after the image was rebuilt keeps the image its disk was written over.
+   */
+  base?: string;
+  /** The VM's cgroup's name when it is not the task id (a spare taken by a task). */
+  cgroupId?: string;
+}
+
+/** A built template: a booted VM's disk, memory and machine state (without the memory). */
+export interface QemuTemplate {
+  key: string;
+  dir: string;
+  disk: string;
+  memory: string;
+  state: string;
+  inputs: TemplateInputs;
+  /** The image's raw disk under the template's. */
+  base: string;
+}
+
+let qemuVersionCache: string | undefined;
+function qemuVersion(): string {
+  if (qemuVersionCache === undefined) {
+    const r = spawnSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' });
+    qemuVersionCache = (r.stdout ?? '').split('\n')[0]?.trim() || 'unknown';
+  }
+  return qemuVersionCache;
 }
 
 export class QemuDriver implements VmDriver {
@@ -138,7 +191,11 @@ export class QemuDriver implements VmDriver {
   }
 
   private cgroupRel(taskId: string): string {
-    return `lia/${this.o.hostId}/${taskId}`;
+    let id = taskId;
+    try {
+      id = this.readRecord(taskId).cgroupId ?? taskId;
+    } catch {}
+    return `lia/${this.o.hostId}/${id}`;
   }
 
   private cgroup(taskId: string) {
@@ -181,7 +238,21 @@ export class QemuDriver implements VmDriver {
     return new SerialChannel({ session: s.session, egress: s.egress });
   }
 
-  private async launch(taskId: string, rec: VmRecord, incoming?: string): Promise<void> {
+  private async launch(
+    taskId: string,
+    rec: VmRecord,
+    o: {
+      incoming?: string;
+      /** The disk, when not the task's (a template being built). */
+      disk?: string;
+      memory?: MemoryMode;
+      /** The RAM's file, already open (closed here). */
+      memoryFd?: number;
+      /** The template's disk under the task's. */
+      templateDisk?: string;
+    } = {},
+  ): Promise<{ incomingFd?: number }> {
+    const incoming = o.incoming;
     const f = this.files(taskId);
     const owner = rec.uid !== undefined ? { uid: rec.uid, gid: rec.uid } : undefined;
     // A fresh run/ each time: QEMU makes its sockets there, as the VM's uid.
@@ -193,16 +264,26 @@ export class QemuDriver implements VmDriver {
     if (cg) cg.system.create(cg.rel, QemuDriver.limits(rec.spec, this.o.accel));
     const a = this.artifacts;
     const open = (file: string, flags: string) => fs.openSync(file, flags, 0o600);
-    const fds = [
-      open(a.kernel.path, 'r'),
-      open(a.initrd, 'r'),
-      open(f.disk, 'r+'),
-      ...(a.taskDisk === 'qcow2-overlay' ? [open(a.rootfs.path, 'r')] : []),
-      ...(incoming ? [open(incoming, 'r')] : []),
-    ];
+    const fds: number[] = [];
+    const add = (fd: number) => fds.push(fd) + 2;
+    let kernel: number, initrd: number, disk: number;
+    let base: number | undefined, template: number | undefined, memory: number | undefined;
+    let incomingFd: number | undefined;
+    try {
+      kernel = add(open(a.kernel.path, 'r'));
+      initrd = add(open(a.initrd, 'r'));
+      disk = add(open(o.disk ?? f.disk, 'r+'));
+      if (a.taskDisk === 'qcow2-overlay') base = add(open(rec.base ?? a.rootfs.path, 'r'));
+      if (o.templateDisk) template = add(open(o.templateDisk, 'r'));
+      if (o.memoryFd !== undefined) memory = add(o.memoryFd);
+      if (incoming) incomingFd = add(open(incoming, 'r'));
+    } catch (err) {
+      for (const d of fds) fs.closeSync(d);
+      if (o.memoryFd !== undefined && !fds.includes(o.memoryFd)) fs.closeSync(o.memoryFd);
+      throw err;
+    }
     const out = open(f.console, 'a');
     const err = open(f.log, 'w');
-    const n = (i: number) => 3 + i;
     let launched: ReturnType<typeof launch>;
     try {
       launched = launch({
@@ -215,14 +296,9 @@ export class QemuDriver implements VmDriver {
             memoryMib: rec.spec.memoryMib,
             vcpus: rec.spec.vcpus,
             sockets: f.sockets,
-            fds: {
-              kernel: n(0),
-              initrd: n(1),
-              disk: n(2),
-              base: a.taskDisk === 'qcow2-overlay' ? n(3) : undefined,
-              incoming: incoming ? n(fds.length - 1) : undefined,
-            },
+            fds: { kernel, initrd, disk, base, template, memory, incoming: incomingFd },
             tscKhz: hostTscKhz(),
+            memory: o.memory,
           }),
         ],
         cwd: f.dir,
@@ -251,7 +327,7 @@ export class QemuDriver implements VmDriver {
       if (fs.existsSync(f.sockets.qmp)) {
         try {
           (await Qmp.connect(f.sockets.qmp, 2000)).close();
-          return;
+          return { incomingFd };
         } catch {}
       }
       if (Date.now() > deadline) throw new VmError('QEMU did not open its control socket within 30 s');
@@ -310,16 +386,42 @@ export class QemuDriver implements VmDriver {
 
   /** The guest's egress port, joined to the host's proxy (nothing to join without a proxy). */
   private async attachEgress(taskId: string): Promise<void> {
-    if (!this.o.egress) return;
+    const sink = this.o.egress;
+    if (!sink) return;
     this.links.get(taskId)?.stop();
+    // Whose VM this is can change once: a spare taken by a task keeps its link (a new one would
+    // make the guest's relay start over), which from then on connects and hands streams over
+    // under the task's id.
+    const owner = { id: taskId };
     const link = new EgressLink({
       taskId,
-      connect: () => this.channel(taskId).connect('egress'),
-      sink: this.o.egress,
+      connect: () => this.channel(owner.id).connect('egress'),
+      sink: {
+        accept: (_id, conn) => {
+          if (owner.id.startsWith(SPARE_PREFIX))
+            conn.destroy(); // no agent runs in a spare
+          else sink.accept(owner.id, conn);
+        },
+      },
       logger: this.o.logger,
     });
     this.links.set(taskId, link);
+    this.linkOwners.set(link, owner);
     await link.start();
+  }
+
+  private readonly linkOwners = new WeakMap<EgressLink, { id: string }>();
+
+  /** The spare's egress link is the task's from now on. */
+  private handOverEgress(spare: string, taskId: string): boolean {
+    const link = this.links.get(spare);
+    const owner = link && this.linkOwners.get(link);
+    if (!link || !owner) return false;
+    this.links.delete(spare);
+    this.links.get(taskId)?.stop();
+    this.links.set(taskId, link);
+    owner.id = taskId;
+    return true;
   }
 
   private detachEgress(taskId: string): void {
@@ -327,7 +429,159 @@ export class QemuDriver implements VmDriver {
     this.links.delete(taskId);
   }
 
-  async boot(spec: VmSpec, progress: Progress, signal?: AbortSignal): Promise<void> {
+  /** The template for VMs of this size: its key and inputs (built or not). */
+  templateFor(spec: Pick<VmSpec, 'vcpus' | 'memoryMib' | 'storageGb'>): {
+    key: string;
+    inputs: TemplateInputs;
+  } {
+    const inputs: TemplateInputs = {
+      driver: 'qemu',
+      image: this.artifacts.hash,
+      profile: this.artifacts.profile,
+      vmm: qemuVersion(),
+      accel: this.o.accel,
+      vcpus: spec.vcpus,
+      memoryMib: spec.memoryMib,
+      storageGb: spec.storageGb,
+    };
+    return { key: templateKey(inputs), inputs };
+  }
+
+  private templateRoot(): string {
+    return this.o.templateDir ?? defaultTemplateRoot();
+  }
+
+  private templateFiles(dir: string) {
+    return {
+      disk: path.join(dir, 'disk.qcow2'),
+      memory: path.join(dir, 'memory.bin'),
+      state: path.join(dir, 'state.bin'),
+    };
+  }
+
+  private readonly templateBuilds = new Map<string, Promise<QemuTemplate>>();
+
+  /**
+   * The template for VMs of this size, built where missing (one build at a time per machine, with
+   * progress): a VM booted to its sidecar's hello, paused, its machine state written without its
+   * memory, its memory and disk kept as files. Only the qemu profile has templates (the
+   * Firecracker artifacts' raw disks have no backing file).
+   */
+  async ensureTemplate(
+    spec: Pick<VmSpec, 'vcpus' | 'memoryMib' | 'storageGb'>,
+    progress: Progress,
+  ): Promise<QemuTemplate> {
+    if (this.artifacts.taskDisk !== 'qcow2-overlay')
+      throw new VmError('templates need a qcow2 task disk (the qemu profile)', false);
+    const { key, inputs } = this.templateFor(spec);
+    const known = (f: NonNullable<ReturnType<typeof findTemplate>>): QemuTemplate => ({
+      key,
+      dir: f.dir,
+      inputs,
+      base: f.meta.base ?? this.artifacts.rootfs.path,
+      ...this.templateFiles(f.dir),
+    });
+    const found = findTemplate(this.templateRoot(), key);
+    if (found) return known(found);
+    let p = this.templateBuilds.get(key);
+    if (!p) {
+      p = withTemplateLock(this.templateRoot(), progress, async () => {
+        const again = findTemplate(this.templateRoot(), key);
+        if (again) return known(again);
+        return this.buildTemplate(key, inputs, progress);
+      });
+      this.templateBuilds.set(key, p);
+      p.finally(() => this.templateBuilds.delete(key)).catch(() => {});
+    }
+    return p;
+  }
+
+  private async buildTemplate(
+    key: string,
+    inputs: TemplateInputs,
+    progress: Progress,
+  ): Promise<QemuTemplate> {
+    const root = this.templateRoot();
+    const id = `tpl-${key.slice(0, 12)}`;
+    const started = Date.now();
+    const say = (m: string) => {
+      const line = `[template ${key.slice(0, 8)}] ${m}`;
+      progress(line);
+      if (!m.includes('waiting for')) this.o.logger.info(line);
+    };
+    say(
+      `building: ${inputs.vcpus} vCPU, ${inputs.memoryMib} MiB, ${inputs.storageGb} GB, image ${inputs.image.slice(0, 12)}`,
+    );
+    await this.destroy(id);
+    const work = fs.mkdtempSync(path.join(root, `.build-${key}-`));
+    const t = this.templateFiles(work);
+    const f = this.files(id);
+    try {
+      fs.mkdirSync(f.dir, { recursive: true, mode: 0o700 });
+      const uid = this.o.uids?.claim(id);
+      const owner = uid !== undefined ? { uid, gid: uid } : undefined;
+      const spec: VmSpec = {
+        taskId: id,
+        vcpus: inputs.vcpus,
+        memoryMib: inputs.memoryMib,
+        storageGb: inputs.storageGb,
+      };
+      const rec: VmRecord = { spec, profile: this.artifacts.profile, uid, base: this.artifacts.rootfs.path };
+      fs.writeFileSync(f.record, JSON.stringify(rec), { mode: 0o600 });
+      await createTaskDisk('qcow2-overlay', this.artifacts.rootfs.path, t.disk, inputs.storageGb, owner);
+      // The guest's RAM is this file while the template runs (a shared mapping).
+      fs.writeFileSync(t.memory, '', { mode: 0o600 });
+      fs.truncateSync(t.memory, inputs.memoryMib * 2 ** 20);
+      if (owner) fs.chownSync(t.memory, owner.uid, owner.gid);
+      fs.writeFileSync(f.console, '', { mode: 0o600 });
+      say('booting the template VM');
+      await this.launch(id, rec, { disk: t.disk, memory: 'template', memoryFd: fs.openSync(t.memory, 'r+') });
+      await this.waitForSidecar(id, say, 'booting the template');
+      const bootMs = Date.now() - started;
+      say(`sidecar answered after ${(bootMs / 1000).toFixed(1)} s: snapshotting`);
+      const snapStarted = Date.now();
+      await this.writeState(id, t.state, say, true);
+      await this.stopVmm(id);
+      // Read-only from now on: the disk is every task disk's backing file (read by each VM's uid
+      // through the descriptor the worker passes), the memory is read into a sealed memfd.
+      if (owner) for (const file of [t.disk, t.memory, t.state]) fs.chownSync(file, 0, 0);
+      fs.chmodSync(t.disk, 0o644);
+      fs.chmodSync(work, 0o755);
+      const dir = publishTemplate(root, work, {
+        key,
+        inputs,
+        format: TEMPLATE_FORMAT,
+        builtAt: new Date().toISOString(),
+        bootMs,
+        snapshotMs: Date.now() - snapStarted,
+        base: this.artifacts.rootfs.path,
+      });
+      say(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s (${dir})`);
+      this.o.logger.info({ key, inputs, bootMs, dir }, 'qemu: template built');
+      return { key, dir, inputs, base: this.artifacts.rootfs.path, ...this.templateFiles(dir) };
+    } catch (err) {
+      fs.rmSync(work, { recursive: true, force: true });
+      throw new VmError(`building the template: ${(err as Error).message}${this.consoleTail(id)}`);
+    } finally {
+      await this.destroy(id).catch(() => {});
+    }
+  }
+
+  /** A sealed in-memory copy of each template's memory, made once per worker (see sealed-memory.ts). */
+  private readonly sealed = new Map<string, Promise<number>>();
+
+  private async templateMemory(t: QemuTemplate): Promise<number> {
+    let p = this.sealed.get(t.key);
+    if (!p) {
+      p = sealedMemory(t.memory);
+      this.sealed.set(t.key, p);
+      p.catch(() => this.sealed.delete(t.key));
+    }
+    // A descriptor of its own for this launch (the launcher closes what it passes).
+    return fs.openSync(`/proc/self/fd/${await p}`, 'r');
+  }
+
+  async boot(spec: VmSpec, progress: Progress, signal?: AbortSignal): Promise<BootInfo> {
     const f = this.files(spec.taskId);
     const step = () => {
       if (signal?.aborted) throw new VmError('booting: cancelled');
@@ -335,11 +589,26 @@ export class QemuDriver implements VmDriver {
     if (this.running(spec.taskId) && !fs.existsSync(f.suspended)) {
       await this.waitForSidecar(spec.taskId, progress, 'booting', signal);
       if (!this.links.get(spec.taskId)?.connected) await this.attachEgress(spec.taskId);
-      return;
+      const rec = this.readRecord(spec.taskId);
+      return rec.template ? { from: 'template', template: rec.template.key } : { from: 'cold' };
     }
     step();
     // A half-made VM of an earlier attempt (its QEMU died, or never answered) is started over.
     await this.stopVmm(spec.taskId);
+    if (this.o.templates !== false) {
+      const spare = this.takeSpare(spec);
+      if (spare)
+        try {
+          return await this.adoptSpare(spare, spec);
+        } catch (err) {
+          this.o.logger.warn(
+            { taskId: spec.taskId, spare, err: (err as Error).message },
+            'qemu: a spare VM could not be taken; starting one',
+          );
+          await this.destroy(spare).catch(() => {});
+          await this.stopVmm(spec.taskId);
+        }
+    }
     fs.mkdirSync(f.dir, { recursive: true, mode: 0o700 });
     if ([...Object.values(f.sockets), f.migrate].some((s) => s.length > MAX_SOCKET_PATH))
       throw new VmError(
@@ -347,7 +616,25 @@ export class QemuDriver implements VmDriver {
         false,
       );
     const uid = this.o.uids?.claim(spec.taskId);
-    const rec: VmRecord = { spec, profile: this.artifacts.profile, uid };
+    let coldReason: string | undefined;
+    if (this.o.templates !== false && this.artifacts.taskDisk === 'qcow2-overlay') {
+      try {
+        const key = await this.bootFromTemplate(spec, uid, progress, signal);
+        return { from: 'template', template: key };
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        coldReason = (err as Error).message;
+        this.o.logger.warn(
+          { taskId: spec.taskId, reason: coldReason },
+          'qemu: the template did not start; booting the VM cold',
+        );
+        progress(`booting: the template did not start (${coldReason}); booting cold`);
+        await this.stopVmm(spec.taskId);
+        fs.rmSync(f.disk, { force: true });
+      }
+    }
+    step();
+    const rec: VmRecord = { spec, profile: this.artifacts.profile, uid, base: this.artifacts.rootfs.path };
     fs.writeFileSync(f.record, JSON.stringify(rec), { mode: 0o600 });
     progress(`booting: ${spec.storageGb} GB disk (${this.artifacts.taskDisk})`);
     await createTaskDisk(
@@ -373,6 +660,175 @@ export class QemuDriver implements VmDriver {
       { taskId: spec.taskId, accel: this.acceleration, uid, profile: this.artifacts.profile },
       'qemu: booted',
     );
+    return coldReason
+      ? { from: 'cold', reason: `the template did not start: ${coldReason}` }
+      : { from: 'cold' };
+  }
+
+  /**
+   * A new VM restored from the template: its own disk over the template's, its own QEMU with
+   * the template's memory mapped private, the template's machine state. Throws (leaving what
+   * it made for the cold boot to replace) when any of it fails.
+   */
+  private async bootFromTemplate(
+    spec: VmSpec,
+    uid: number | undefined,
+    progress: Progress,
+    signal?: AbortSignal,
+    egress = true,
+  ): Promise<string> {
+    const f = this.files(spec.taskId);
+    const t = await this.ensureTemplate(spec, progress);
+    if (signal?.aborted) throw new VmError('booting: cancelled');
+    const rec: VmRecord = {
+      spec,
+      profile: this.artifacts.profile,
+      uid,
+      template: { key: t.key, dir: t.dir },
+      base: t.base,
+    };
+    fs.writeFileSync(f.record, JSON.stringify(rec), { mode: 0o600 });
+    progress(`booting: from template ${t.key.slice(0, 8)}: ${spec.storageGb} GB disk over the template's`);
+    await createTaskDisk(
+      'qcow2-overlay',
+      t.disk,
+      f.disk,
+      spec.storageGb,
+      uid !== undefined ? { uid, gid: uid } : undefined,
+      'qcow2',
+    );
+    fs.writeFileSync(f.console, '', { mode: 0o600 });
+    progress(`booting: restoring template ${t.key.slice(0, 8)} (${this.acceleration})`);
+    const { incomingFd } = await this.launch(spec.taskId, rec, {
+      incoming: t.state,
+      memory: 'clone',
+      memoryFd: await this.templateMemory(t),
+      templateDisk: t.disk,
+    });
+    await this.continueIncoming(spec.taskId, () => this.tail(f.log, 400), incomingFd);
+    await this.waitForSidecar(spec.taskId, progress, 'restoring the template', signal);
+    // The egress port is joined in the background: the guest's end (a relay that restarted over
+    // and over in the template, with no host) often loses the first hello, and its answer to the
+    // next costs the 3 s hello timeout. The sidecar holds the agent's connections until the link
+    // is up (up to 30 s), so the spawn need not wait for it.
+    if (egress)
+      void this.attachEgress(spec.taskId).catch((err: Error) =>
+        this.o.logger.warn(
+          { taskId: spec.taskId, err: err.message },
+          "qemu: the guest's egress port did not answer",
+        ),
+      );
+    this.o.logger.info(
+      { taskId: spec.taskId, accel: this.acceleration, uid, template: t.key },
+      'qemu: started from the template',
+    );
+    return t.key;
+  }
+
+  // ---- the pool: VMs restored from the template ahead of demand --------------------------------
+
+  private readonly spares: string[] = [];
+  private filling = false;
+  private poolStopped = false;
+
+  /** How many spare VMs this driver keeps (the host counts them against its capacity). */
+  get poolSize(): number {
+    return this.o.templates === false ? 0 : (this.o.pool?.size ?? 0);
+  }
+
+  /** Spares ready to be taken. */
+  get sparesReady(): number {
+    return this.spares.length;
+  }
+
+  /** Removes the spares an earlier worker left, and fills the pool (in the background). */
+  async startPool(): Promise<void> {
+    if (!this.poolSize) return;
+    this.poolStopped = false;
+    for (const id of await this.list())
+      if (id.startsWith(SPARE_PREFIX) && !this.spares.includes(id)) await this.destroy(id).catch(() => {});
+    void this.refill();
+  }
+
+  /** Stops filling, and destroys the spares no task took. */
+  async stopPool(): Promise<void> {
+    this.poolStopped = true;
+    for (const id of this.spares.splice(0)) await this.destroy(id).catch(() => {});
+  }
+
+  private async refill(): Promise<void> {
+    if (this.filling) return;
+    this.filling = true;
+    try {
+      while (!this.poolStopped && this.spares.length < this.poolSize) {
+        const id = `${SPARE_PREFIX}${randomBytes(4).toString('hex')}`;
+        const spec: VmSpec = { taskId: id, ...this.o.pool!.spec };
+        try {
+          fs.mkdirSync(this.files(id).dir, { recursive: true, mode: 0o700 });
+          // With its egress port joined (streams refused until a task takes it): with no host on
+          // that port, the guest's relay would start over every 0.2 s, and burn the CPU.
+          await this.bootFromTemplate(spec, this.o.uids?.claim(id), () => {});
+          if (this.poolStopped) await this.destroy(id);
+          else this.spares.push(id);
+        } catch (err) {
+          this.o.logger.warn(
+            { err: (err as Error).message },
+            'qemu: could not restore a spare VM; trying again in 30 s',
+          );
+          await this.destroy(id).catch(() => {});
+          await sleep(30_000);
+        }
+      }
+    } finally {
+      this.filling = false;
+    }
+  }
+
+  /** A running spare of this size, out of the pool. */
+  private takeSpare(spec: VmSpec): string | undefined {
+    const i = this.spares.findIndex((id) => {
+      try {
+        const r = this.readRecord(id).spec;
+        return (
+          r.vcpus === spec.vcpus &&
+          r.memoryMib === spec.memoryMib &&
+          r.storageGb === spec.storageGb &&
+          this.running(id)
+        );
+      } catch {
+        return false;
+      }
+    });
+    return i < 0 ? undefined : this.spares.splice(i, 1)[0];
+  }
+
+  /**
+   * The spare becomes the task's VM: its folders are renamed to the task's (QEMU's sockets stay
+   * bound, now under the new name), its uid claimed for the task, its cgroup kept under its
+   * own name (recorded); its identity is the task's start message's, like any VM's.
+   */
+  private async adoptSpare(spare: string, spec: VmSpec): Promise<BootInfo> {
+    const from = this.files(spare);
+    const to = this.files(spec.taskId);
+    fs.rmSync(to.run, { recursive: true, force: true });
+    fs.rmSync(to.dir, { recursive: true, force: true });
+    if (this.runRoot) fs.renameSync(from.run, to.run);
+    fs.renameSync(from.dir, to.dir);
+    const rec = this.readRecord(spec.taskId);
+    rec.cgroupId = rec.cgroupId ?? spare;
+    rec.spec = { ...rec.spec, taskId: spec.taskId };
+    fs.writeFileSync(to.record, JSON.stringify(rec), { mode: 0o600 });
+    this.o.uids?.rename(spare, spec.taskId);
+    if (!this.handOverEgress(spare, spec.taskId))
+      void this.attachEgress(spec.taskId).catch((err: Error) =>
+        this.o.logger.warn(
+          { taskId: spec.taskId, err: err.message },
+          "qemu: the guest's egress port did not answer",
+        ),
+      );
+    void this.refill();
+    this.o.logger.info({ taskId: spec.taskId, spare }, 'qemu: took a spare VM');
+    return { from: 'template', template: rec.template?.key, pooled: true };
   }
 
   async connect(taskId: string): Promise<Duplex> {
@@ -389,12 +845,26 @@ export class QemuDriver implements VmDriver {
       return { snapshotBytes: fs.statSync(f.state).size };
     if (!this.running(taskId))
       throw new VmError(`task ${taskId}: QEMU is not running, nothing to suspend`, false);
-    const rec = this.readRecord(taskId);
     this.detachEgress(taskId);
+    await this.writeState(taskId, f.state, progress);
+    fs.writeFileSync(f.suspended, '');
+    await this.stopVmm(taskId);
+    return { snapshotBytes: fs.statSync(f.state).size };
+  }
+
+  /** Pauses the VM and writes its machine state to `dest`; QEMU is told to quit. */
+  private async writeState(
+    taskId: string,
+    dest: string,
+    progress: Progress,
+    ignoreShared = false,
+  ): Promise<void> {
+    const f = this.files(taskId);
+    const rec = this.readRecord(taskId);
     const qmp = await Qmp.connect(f.sockets.qmp);
     // QEMU may not spawn (`cat > file`): it connects to this socket, the worker writes the file.
     fs.rmSync(f.migrate, { force: true });
-    const tmp = `${f.state}.tmp`;
+    const tmp = `${dest}.tmp`;
     const server = net.createServer();
     const written = new Promise<void>((resolve, reject) => {
       server.once('connection', (sock) => {
@@ -418,6 +888,12 @@ export class QemuDriver implements VmDriver {
       await qmp.execute('stop');
       // No bandwidth cap: the VM is paused, the only goal is to be done.
       await qmp.execute('migrate-set-parameters', { 'max-bandwidth': 64 * 2 ** 30 });
+      // A template's RAM is its memory file, kept as it is: the state leaves it out. A VM started
+      // from a template still has the capability its incoming state needed: a task's own
+      // snapshot holds all of its memory.
+      await qmp.execute('migrate-set-capabilities', {
+        capabilities: [{ capability: 'x-ignore-shared', state: ignoreShared }],
+      });
       progress('suspending: writing the machine state');
       await qmp.execute('migrate', { uri: `unix:${f.migrate}` });
       for (;;) {
@@ -433,8 +909,7 @@ export class QemuDriver implements VmDriver {
         await sleep(20);
       }
       await written;
-      fs.renameSync(tmp, f.state);
-      fs.writeFileSync(f.suspended, '');
+      fs.renameSync(tmp, dest);
       await qmp.execute('quit').catch(() => {});
     } finally {
       qmp.close();
@@ -442,8 +917,6 @@ export class QemuDriver implements VmDriver {
       fs.rmSync(f.migrate, { force: true });
       fs.rmSync(tmp, { force: true });
     }
-    await this.stopVmm(taskId);
-    return { snapshotBytes: fs.statSync(f.state).size };
   }
 
   /** Kills the VM's QEMU (and anything else in its cgroup), and waits until it is gone. */
@@ -451,6 +924,38 @@ export class QemuDriver implements VmDriver {
     await kill(this.vmm(taskId), this.cgroup(taskId)).catch((err: Error) => {
       throw new VmError(`task ${taskId}: ${err.message}`);
     });
+  }
+
+  /** Waits for an incoming QEMU to have loaded its state, and lets it run. */
+  private async continueIncoming(taskId: string, why: () => string, deferredFd?: number): Promise<void> {
+    const f = this.files(taskId);
+    try {
+      const qmp = await Qmp.connect(f.sockets.qmp);
+      try {
+        if (deferredFd !== undefined) {
+          // A clone: the template's state was written without its (shared) memory.
+          await qmp.execute('migrate-set-capabilities', {
+            capabilities: [{ capability: 'x-ignore-shared', state: true }],
+          });
+          await qmp.execute('migrate-incoming', { uri: `fd:${deferredFd}` });
+        }
+        for (;;) {
+          const st = await qmp.execute<{ status: string }>('query-status');
+          if (st.status === 'running') break;
+          if (st.status !== 'inmigrate') {
+            // The source was paused when its state was written: the copy stays paused until told.
+            await qmp.execute('cont');
+            break;
+          }
+          await sleep(10);
+        }
+      } finally {
+        qmp.close();
+      }
+    } catch (err) {
+      if (this.running(taskId)) throw err;
+      throw new VmError(`QEMU exited while loading the machine state: ${why()}`);
+    }
   }
 
   async restore(taskId: string, progress: Progress, signal?: AbortSignal): Promise<void> {
@@ -476,30 +981,18 @@ export class QemuDriver implements VmDriver {
       new VmError(
         `task ${taskId}: QEMU exited while loading the saved machine state (the snapshot may be damaged; it is kept): ${why}`,
       );
+    // A VM started from a template keeps the template's disk under its own, and its RAM block's
+    // name (`mem`); its own snapshot holds all of its memory, so the template's is not needed.
+    const fromTemplate = rec.template
+      ? { memory: 'ram' as const, templateDisk: this.templateFiles(rec.template.dir).disk }
+      : {};
     // QEMU reads the state before it opens its control socket: a state it refuses ends it there.
-    await this.launch(taskId, rec, f.state).catch((err: Error) => {
+    await this.launch(taskId, rec, { incoming: f.state, ...fromTemplate }).catch((err: Error) => {
       throw damaged(err.message.replace(/^QEMU did not start \(exit [^)]*\): /, ''));
     });
-    try {
-      const qmp = await Qmp.connect(f.sockets.qmp);
-      try {
-        for (;;) {
-          const st = await qmp.execute<{ status: string }>('query-status');
-          if (st.status === 'running') break;
-          if (st.status !== 'inmigrate') {
-            // The source was paused when its state was written: the copy stays paused until told.
-            await qmp.execute('cont');
-            break;
-          }
-          await sleep(10);
-        }
-      } finally {
-        qmp.close();
-      }
-    } catch (err) {
-      if (this.running(taskId)) throw err;
-      throw damaged(this.tail(f.log, 400));
-    }
+    await this.continueIncoming(taskId, () => this.tail(f.log, 400)).catch((err: Error) => {
+      throw this.running(taskId) ? err : damaged(this.tail(f.log, 400));
+    });
     await this.waitForSidecar(taskId, progress, 'restoring', signal);
     await this.attachEgress(taskId).catch((err: Error) => {
       throw new VmError(`the guest's egress port: ${err.message}`);
@@ -527,17 +1020,30 @@ export class QemuDriver implements VmDriver {
 
   async strays(): Promise<number[]> {
     const pids = new Set<number>();
-    if (fs.existsSync(this.root)) for (const p of processesUnder(this.root)) if (p.gone) pids.add(p.pid);
+    // A QEMU whose working folder (its task's: it follows a rename) is there is no stray.
+    const live = new Set<number>();
+    if (fs.existsSync(this.root))
+      for (const p of processesUnder(this.root)) (p.gone ? pids : live).add(p.pid);
     // QEMU names its sockets' folder, not the task's: it is a stray when the task's is gone.
+    // (A spare taken by a task still names the spare's folder on its command line.)
     if (this.runRoot && fs.existsSync(this.runRoot))
       for (const p of processesUnder(this.runRoot))
-        if (!fs.existsSync(path.join(this.root, p.entry))) pids.add(p.pid);
-    // A cgroup whose task folder is gone holds nothing Lia still knows about.
+        if (!live.has(p.pid) && !fs.existsSync(path.join(this.root, p.entry))) pids.add(p.pid);
+    // A cgroup no VM folder names (its task's, or the spare's a task took) holds nothing Lia
+    // still knows about.
     const cg = this.o.cgroups;
-    if (cg)
-      for (const taskId of cg.children(`lia/${this.o.hostId}`))
-        if (!fs.existsSync(path.join(this.root, taskId)))
-          for (const pid of cg.pids(this.cgroupRel(taskId))) pids.add(pid);
+    if (cg) {
+      const known = new Set<string>();
+      for (const id of await this.list()) {
+        known.add(id);
+        try {
+          const c = this.readRecord(id).cgroupId;
+          if (c) known.add(c);
+        } catch {}
+      }
+      for (const id of cg.children(`lia/${this.o.hostId}`))
+        if (!known.has(id)) for (const pid of cg.pids(`lia/${this.o.hostId}/${id}`)) pids.add(pid);
+    }
     return [...pids];
   }
 
