@@ -235,7 +235,10 @@ export class ForgeRoute {
         'content-length': Buffer.byteLength(body),
         connection: 'close',
       });
-      res.end(body, () => res.destroy());
+      res.end(body);
+      // The rest of the body is not read: the connection goes once the answer has had time to leave.
+      const sock = req.socket;
+      setTimeout(() => sock.destroy(), 1000).unref();
     };
     if (enc !== 'identity') return fail(415, 'Lia: a push must not be content-encoded');
     const allowedRef = `refs/heads/${mine.branch}`;

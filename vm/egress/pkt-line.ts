@@ -6,7 +6,8 @@
  * A pkt-line is four hex digits giving its length (the four included), then the payload; `0000`
  * is a flush. A push request is: optional `shallow <oid>` lines, the commands
  * `<old-oid> <new-oid> <ref>` (the first one followed by NUL and the client's capabilities), a
- * flush, then push options (if negotiated) and the pack, which the proxy does not read.
+ * flush, then push options (if negotiated) and the pack, which the proxy does not read. Before a
+ * push too large for one buffer, git sends a probe: a flush alone.
  */
 
 /** A pkt-line is at most this long (git's LARGE_PACKET_MAX). */
@@ -84,7 +85,8 @@ export function parseReceivePackHead(buf: Buffer, limits: HeadLimits = DEFAULT_H
     const len = hexLength(buf, at);
     if (len === undefined) return bad('the request does not start with pkt-lines');
     if (len === 0) {
-      if (commands.length === 0) return bad('the push carries no ref update');
+      // No ref update: git's probe (`0000` alone, sent before a large push to check auth);
+      // receive-pack does nothing with it.
       return { kind: 'done', commands, capabilities, headLength: at + 4 };
     }
     if (len < 5) return bad(`a pkt-line of length ${len} is not allowed here`);
