@@ -249,7 +249,7 @@ export const CONFIG_VARS = {
     api_url: {
       schema: z.string().url(),
       default: 'https://api.github.com',
-      doc: "The forge's REST API (GitHub Enterprise: https://<host>/api/v3)",
+      doc: "The forge's REST API (GitHub Enterprise: https://HOST/api/v3)",
     },
     git_url: {
       schema: z
@@ -257,12 +257,12 @@ export const CONFIG_VARS = {
         .url()
         .refine((u) => /^https?:\/\//.test(u), 'an http(s) URL'),
       default: 'https://github.com',
-      doc: "Base of the forge's git URLs (<GIT_URL>/<owner>/<repo>.git); the egress proxy forwards a guest's git there",
+      doc: "Base of the forge's git URLs (GIT_URL/OWNER/REPO.git); the egress proxy forwards a guest's git there",
     },
     token: {
       schema: optionalString,
       secret: true,
-      doc: 'Forge token (a GitHub App installation token or a fine-grained token: contents and pull requests, read and write); added on the host, never given to a guest. Unset: no repository can be used',
+      doc: 'Forge token (a fine-grained token with contents and pull requests: read and write, on the allowed repositories); added on the host, never given to a guest. Unset: no repository can be used',
     },
     allow_repos: {
       schema: list.refine(
