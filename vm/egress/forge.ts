@@ -324,7 +324,8 @@ export class ForgeRoute {
     res: http.ServerResponse,
   ): http.ClientRequest {
     const headers: http.OutgoingHttpHeaders = {};
-    const pushing = upstreamPath.endsWith('/git-receive-pack') || upstreamPath.endsWith('service=git-receive-pack');
+    const pushing =
+      upstreamPath.endsWith('/git-receive-pack') || upstreamPath.endsWith('service=git-receive-pack');
     for (const h of TO_FORGE) {
       // Protocol v2 is for fetching; a push speaks v0, whose ref updates were read above.
       if (h === 'git-protocol' && pushing) continue;
