@@ -323,6 +323,18 @@ test('hostile receive-pack bodies are refused from their first bytes, never buff
   assert.ok(sent < 16 * 1024 * 1024, `the proxy read all ${sent} bytes`);
   if (process.env.LIA_FORGE_MEASURE) console.log(`flood: ${sent} bytes offered before the close`);
 
+  // The same, one byte per HTTP chunk (a data event per byte): refused as fast, in linear time.
+  const long = pkt(`${'a'.repeat(40)} ${'b'.repeat(40)} refs/heads/${'x'.repeat(900)}\n`);
+  const drip = Buffer.concat(Array.from({ length: 80 }, () => long));
+  const dripped = Buffer.concat(
+    [...drip].map((byte) => Buffer.from(`1\r\n${String.fromCharCode(byte)}\r\n`, 'latin1')),
+  );
+  const t0 = Date.now();
+  const slow = await raw(port, head(), (s) => s.write(dripped));
+  assert.match(slow.response, /^HTTP\/1.1 400/);
+  assert.match(slow.response, /at most 64 refs|more than 65536 bytes/);
+  assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`);
+
   // Content-encoded: refused.
   const gz = await raw(port, head('content-encoding: gzip\r\n'), (s) => s.write(chunk(Buffer.from('x'))));
   assert.match(gz.response, /^HTTP\/1.1 415/);

@@ -242,19 +242,25 @@ export class ForgeRoute {
     };
     if (enc !== 'identity') return fail(415, 'Lia: a push must not be content-encoded');
     const allowedRef = `refs/heads/${mine.branch}`;
-    const chunks: Buffer[] = [];
-    let held = 0;
+    // The head is copied into one buffer of fixed size (never more held, and linear however the
+    // guest slices its body) and parsed only once a whole pkt-line may be there.
+    const cap = this.head.maxHeadBytes + 4;
+    const store = Buffer.alloc(cap);
+    let filled = 0;
+    let need = 4;
+    let overflow: Buffer | undefined;
     let decided = false;
     const onData = (chunk: Buffer) => {
       if (decided) return;
-      chunks.push(chunk);
-      held += chunk.length;
-      const buf = chunks.length === 1 ? chunk : Buffer.concat(chunks);
-      chunks.length = 0;
-      chunks.push(buf);
-      const head = parseReceivePackHead(buf.subarray(0, this.head.maxHeadBytes + 4), this.head);
+      const take = Math.min(chunk.length, cap - filled);
+      chunk.copy(store, filled, 0, take);
+      filled += take;
+      if (take < chunk.length) overflow = chunk.subarray(take);
+      if (filled < need && filled < cap) return;
+      const head = parseReceivePackHead(store.subarray(0, filled), this.head);
       if (head.kind === 'more') {
-        if (held > this.head.maxHeadBytes) {
+        need = head.need;
+        if (filled >= cap) {
           decided = true;
           req.off('data', onData);
           fail(400, `Lia: the push's ref updates take more than ${this.head.maxHeadBytes} bytes`);
@@ -301,7 +307,8 @@ export class ForgeRoute {
       }
       // Allowed: what was read goes first, the rest (the pack) streams after it.
       const up = this.forward(upstreamPath, req, res);
-      up.write(buf);
+      up.write(store.subarray(0, filled));
+      if (overflow) up.write(overflow);
       req.pipe(up);
       req.resume();
     };

@@ -20,7 +20,8 @@ export interface RefUpdate {
 }
 
 export type ReceivePackHead =
-  | { kind: 'more' }
+  /** `need`: nothing can be decided before the body holds at least this many bytes. */
+  | { kind: 'more'; need: number }
   | {
       kind: 'done';
       commands: RefUpdate[];
@@ -80,7 +81,7 @@ export function parseReceivePackHead(buf: Buffer, limits: HeadLimits = DEFAULT_H
     if (buf.length - at < 4) {
       return buf.length > limits.maxHeadBytes
         ? bad(`the ref updates take more than ${limits.maxHeadBytes} bytes`)
-        : { kind: 'more' };
+        : { kind: 'more', need: at + 4 };
     }
     const len = hexLength(buf, at);
     if (len === undefined) return bad('the request does not start with pkt-lines');
@@ -94,7 +95,7 @@ export function parseReceivePackHead(buf: Buffer, limits: HeadLimits = DEFAULT_H
     if (at + len > limits.maxHeadBytes) {
       return bad(`the ref updates take more than ${limits.maxHeadBytes} bytes`);
     }
-    if (buf.length < at + len) return { kind: 'more' };
+    if (buf.length < at + len) return { kind: 'more', need: at + len };
     let line = buf.subarray(at + 4, at + len);
     at += len;
     if (line[line.length - 1] === 0x0a) line = line.subarray(0, line.length - 1);
