@@ -226,3 +226,41 @@ export function forgeClientFromConfig(config: {
     ? new ForgeClient({ apiUrl: config.forge.api_url, token: config.forge.token })
     : undefined;
 }
+
+export interface TaskPullRequestInput {
+  taskId: string;
+  owner: string;
+  repo: string;
+  /** The task's branch, as the proxy allows it (setTaskRepo). */
+  branch: string;
+  base: string;
+  prompt: string;
+  summary?: string;
+  taskUrl?: string;
+  tokens?: number;
+  costUsd?: number;
+}
+
+/**
+ * What the host activity that opens a task's pull request does (not yet registered with a
+ * worker: the wiring is issue 20's next step). It pushes nothing: the guest pushed the branch.
+ * A ForgeError that retrying cannot fix should be turned into a non-retryable failure by the
+ * activity (its `retryable`).
+ */
+export function openTaskPullRequest(client: ForgeClient, i: TaskPullRequestInput): Promise<PullRequestRef> {
+  return client.openOrUpdate({
+    owner: i.owner,
+    repo: i.repo,
+    head: i.branch,
+    base: i.base,
+    title: pullRequestTitle(i.prompt),
+    body: pullRequestBody({
+      taskId: i.taskId,
+      summary: i.summary,
+      prompt: i.prompt,
+      taskUrl: i.taskUrl,
+      tokens: i.tokens,
+      costUsd: i.costUsd,
+    }),
+  });
+}
