@@ -17,6 +17,7 @@ import { after, before, test } from 'node:test';
 import { ForgeClient, ForgeError, pullRequestBody } from '../../activities/forge/pull-request.js';
 import { FLUSH, pkt } from '../../vm/egress/pkt-line.js';
 import { EgressProxy } from '../../vm/egress/proxy.js';
+import { guestConnection } from '../helpers/egress.js';
 import { type ForgeStandin, startForgeStandin } from '../standins/forge/forge-standin.js';
 
 const TOKEN = 'ghs_HostOnlyForgeToken0123456789abcdef';
@@ -260,6 +261,29 @@ test('a host token the forge refuses: git gets a 502 that names the operator, ne
   } finally {
     await bad.closeAll();
   }
+});
+
+test('the same over the VM channel path (accept): discovery works, another repository is refused', async () => {
+  const ask = (url: string) =>
+    new Promise<string>((resolve) => {
+      const conn = guestConnection(proxy, 't_one');
+      let got = '';
+      conn.on('data', (d: Buffer) => {
+        got += d.toString('latin1');
+      });
+      conn.on('end', () => resolve(got));
+      conn.on('close', () => resolve(got));
+      conn.write(
+        `GET ${url} HTTP/1.1\r\nhost: 127.0.0.1:3128\r\nauthorization: Basic Z3Vlc3Q6eA==\r\nconnection: close\r\n\r\n`,
+      );
+    });
+  const ok = await ask('/forge/acme/widgets.git/info/refs?service=git-upload-pack');
+  assert.match(ok, /^HTTP\/1.1 200/);
+  assert.match(ok, /# service=git-upload-pack/);
+  assert.ok(!ok.includes(TOKEN));
+  const no = await ask('/forge/acme/gadgets.git/info/refs?service=git-upload-pack');
+  assert.match(no, /^HTTP\/1.1 403/);
+  assert.match(no, /may only use acme\/widgets/);
 });
 
 test('no forge API, no dumb HTTP, no repository for a task without one', async () => {

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { ConfigError, loadConfig } from '../../common/config.js';
 import { isValidAllowEntry, parseForgePath, repoAllowed } from '../../vm/egress/forge.js';
 import {
   FLUSH,
@@ -174,5 +175,32 @@ test('the repository allowlist', () => {
   for (const ok of ['acme/widgets', 'acme/*', 'a-b/c.d_e']) assert.ok(isValidAllowEntry(ok), ok);
   for (const no of ['acme', 'acme/', '*/*', 'acme/w/x', 'https://github.com/acme/w', 'acme/..']) {
     assert.ok(!isValidAllowEntry(no), no);
+  }
+});
+
+test('LIA__FORGE__*: validated at start, the token never echoed', () => {
+  const c = loadConfig({
+    LIA__FORGE__TOKEN: 'ghp_secretsecretsecret',
+    LIA__FORGE__ALLOW_REPOS: 'acme/widgets, acme/*',
+  });
+  assert.deepEqual(c.forge.allow_repos, ['acme/widgets', 'acme/*']);
+  assert.equal(c.forge.api_url, 'https://api.github.com');
+  assert.equal(c.forge.git_url, 'https://github.com');
+  assert.equal(c.forge.kind, 'github');
+  for (const [name, value, why] of [
+    ['LIA__FORGE__ALLOW_REPOS', 'acme', /owner\/name or owner\/\*/],
+    ['LIA__FORGE__ALLOW_REPOS', 'https://github.com/acme/w', /owner\/name or owner\/\*/],
+    ['LIA__FORGE__KIND', 'gitlab', /github/],
+    ['LIA__FORGE__GIT_URL', 'ftp://x', /http\(s\)/],
+  ] as const) {
+    assert.throws(
+      () => loadConfig({ [name]: value, LIA__FORGE__TOKEN: 'ghp_secretsecretsecret' }),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        e.message.includes(name) &&
+        why.test(e.message) &&
+        !e.message.includes('ghp_secret'),
+      `${name}=${value}`,
+    );
   }
 });
