@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { ForgeClient, ForgeError, pullRequestBody } from '../../activities/forge/pull-request.js';
+import { guestGitRewrite, guestRemoteUrl } from '../../vm/egress/forge.js';
 import { FLUSH, pkt } from '../../vm/egress/pkt-line.js';
 import { EgressProxy } from '../../vm/egress/proxy.js';
 import { guestConnection } from '../helpers/egress.js';
@@ -65,10 +66,14 @@ function git(args: string[], cwd = work, gitHome = home): Promise<Run> {
 
 function guestHome(proxyPort: number): string {
   const h = fs.mkdtempSync(path.join(os.tmpdir(), 'lia-forge-home-'));
-  fs.writeFileSync(
-    path.join(h, '.gitconfig'),
-    `[url "http://127.0.0.1:${proxyPort}/forge/"]\n\tinsteadOf = https://github.com/\n[init]\n\tdefaultBranch = main\n`,
-  );
+  // What the guest's sidecar will set: the forge's URL rewritten to its proxy endpoint.
+  const { key, value } = guestGitRewrite('https://github.com', `http://127.0.0.1:${proxyPort}`);
+  const [section, sub, name] = [
+    key.slice(0, 3),
+    key.slice(4, key.lastIndexOf('.')),
+    key.slice(key.lastIndexOf('.') + 1),
+  ];
+  fs.writeFileSync(path.join(h, '.gitconfig'), `[${section} "${sub}"]\n\t${name} = ${value}\n`);
   return h;
 }
 
@@ -142,7 +147,7 @@ test('setTaskRepo refuses repositories off the allowlist and odd names', () => {
 });
 
 test("the guest clones its task's repository through the proxy; no credential lands in the clone", async () => {
-  const r = await git(['clone', 'https://github.com/acme/widgets.git', 'widgets']);
+  const r = await git(['clone', guestRemoteUrl('https://github.com', 'acme', 'widgets'), 'widgets']);
   assert.equal(r.code, 0, r.stderr);
   const dir = path.join(work, 'widgets');
   assert.equal(fs.readFileSync(path.join(dir, 'src/a.txt'), 'utf8'), 'one\n');

@@ -5,7 +5,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ConfigError, loadConfig } from '../../common/config.js';
-import { isValidAllowEntry, parseForgePath, repoAllowed } from '../../vm/egress/forge.js';
+import {
+  guestGitRewrite,
+  guestRemoteUrl,
+  isValidAllowEntry,
+  parseForgePath,
+  repoAllowed,
+} from '../../vm/egress/forge.js';
 import {
   FLUSH,
   isValidBranchName,
@@ -203,4 +209,16 @@ test('LIA__FORGE__*: validated at start, the token never echoed', () => {
       `${name}=${value}`,
     );
   }
+});
+
+test("the guest's git rewrite and remote URL", () => {
+  assert.deepEqual(guestGitRewrite('https://github.com'), {
+    key: 'url.http://127.0.0.1:3128/forge/.insteadOf',
+    value: 'https://github.com/',
+  });
+  assert.equal(guestGitRewrite('https://ghe.example/', 'http://127.0.0.1:9/').value, 'https://ghe.example/');
+  assert.equal(
+    guestRemoteUrl('https://github.com/', 'acme', 'widgets'),
+    'https://github.com/acme/widgets.git',
+  );
 });

@@ -76,6 +76,26 @@ export function repoAllowed(allow: string[], owner: string, repo: string): boole
   });
 }
 
+/**
+ * The guest's git configuration for the forge route: `git config --global <key> <value>`, so
+ * that `<gitUrl>/owner/repo.git` (what the user and the agent see) goes to the proxy endpoint in
+ * the guest. The remote URL in a clone stays the forge's, with no credential in it.
+ */
+export function guestGitRewrite(
+  gitUrl: string,
+  endpoint = 'http://127.0.0.1:3128',
+): { key: string; value: string } {
+  return {
+    key: `url.${endpoint.replace(/\/$/, '')}/forge/.insteadOf`,
+    value: `${gitUrl.replace(/\/$/, '')}/`,
+  };
+}
+
+/** The URL the guest clones: the forge's own (rewritten by guestGitRewrite on the way out). */
+export function guestRemoteUrl(gitUrl: string, owner: string, repo: string): string {
+  return `${gitUrl.replace(/\/$/, '')}/${owner}/${repo}.git`;
+}
+
 type GitRoute = 'upload-pack-refs' | 'receive-pack-refs' | 'upload-pack' | 'receive-pack';
 
 export type ForgePath =
