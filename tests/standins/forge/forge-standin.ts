@@ -311,7 +311,7 @@ export async function startForgeStandin(tokens: Record<string, StandinToken>): P
       }
       const p: Pull = {
         id: nextId++,
-        number: s.pulls.length + s.comments.length + 1,
+        number: Math.max(0, ...s.pulls.map((x) => x.number)) + 1,
         state: 'open',
         title,
         body: typeof b.body === 'string' ? b.body : null,
@@ -323,7 +323,6 @@ export async function startForgeStandin(tokens: Record<string, StandinToken>): P
         updated_at: now,
         closed_at: null,
       };
-      p.number = Math.max(0, ...s.pulls.map((x) => x.number)) + 1;
       s.pulls.push(p);
       return json(res, 201, pullJson(s, p));
     }
