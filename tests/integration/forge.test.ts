@@ -291,6 +291,48 @@ test('the same over the VM channel path (accept): discovery works, another repos
   assert.match(no, /may only use acme\/widgets/);
 });
 
+test('a read-only host token: the guest clones, its push is refused with the operator named', async () => {
+  const ro = new EgressProxy({
+    modelBaseUrl: 'http://127.0.0.1:9',
+    apiKey: undefined,
+    allowHosts: [],
+    forge: { kind: 'github', gitUrl: forge.gitUrl, token: READ_ONLY, allowRepos: ['acme/widgets'] },
+  });
+  ro.setTaskRepo('t_ro', { owner: 'acme', repo: 'widgets', branch: 'lia/t_ro' });
+  const p = await ro.open('t_ro');
+  const h = guestHome(p);
+  try {
+    const c = await git(['clone', '-q', 'https://github.com/acme/widgets.git', 'ro'], work, h);
+    assert.equal(c.code, 0, c.stderr);
+    const dir = path.join(work, 'ro');
+    await git(['checkout', '-q', '-b', 'lia/t_ro'], dir, h);
+    const r = await git(['push', 'origin', 'lia/t_ro'], dir, h);
+    assert.notEqual(r.code, 0);
+    assert.match(
+      r.stderr,
+      /remote: Lia: the forge refused the host's credential for this repository \(403\)/,
+    );
+    assert.equal(forge.branchSha('acme', 'widgets', 'lia/t_ro'), undefined);
+  } finally {
+    await ro.closeAll();
+  }
+});
+
+test('the stand-in refuses git without a credential (401 and a challenge) and unknown repositories (404)', async () => {
+  const bare = fs.mkdtempSync(path.join(os.tmpdir(), 'lia-forge-nohome-'));
+  const none = await git(['ls-remote', `${forge.gitUrl}/acme/widgets.git`], work, bare);
+  assert.notEqual(none.code, 0);
+  assert.match(none.stderr, /could not read Username|Authentication failed/);
+  const res = await fetch(`${forge.gitUrl}/acme/nope.git/info/refs?service=git-upload-pack`, {
+    headers: { authorization: BASIC },
+  });
+  assert.equal(res.status, 404);
+  assert.equal(await res.text(), 'Repository not found.\n');
+  const anon = await fetch(`${forge.gitUrl}/acme/widgets.git/info/refs?service=git-upload-pack`);
+  assert.equal(anon.status, 401);
+  assert.equal(anon.headers.get('www-authenticate'), 'Basic realm="GitHub"');
+});
+
 test('no forge API, no dumb HTTP, no repository for a task without one', async () => {
   for (const [method, url] of [
     ['GET', '/forge/acme/widgets.git/HEAD'],
