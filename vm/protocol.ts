@@ -39,7 +39,9 @@ export type SidecarMessage =
   | { type: 'exit'; code: number | null; signal: string | null; message?: string }
   | { type: 'pong'; id: number }
   | { type: 'started'; pid: number }
-  | { type: 'error'; message: string };
+  | { type: 'error'; message: string }
+  /** The answer to a `git` request: whether it worked, and what git said (its tail). */
+  | { type: 'git-result'; id: number; ok: boolean; output: string };
 
 /** Host → sidecar. */
 export type HostMessage =
@@ -62,7 +64,29 @@ export type HostMessage =
   | { type: 'file'; name: string; mode?: number }
   | { type: 'stdin' } // body: bytes
   | { type: 'resize'; cols: number; rows: number }
-  | { type: 'ping'; id: number };
+  | { type: 'ping'; id: number }
+  /**
+   * The task's repository (issue 20), sent before `start`: the sidecar sets git's URL rewrite
+   * (`git config --global <rewrite.key> <rewrite.value>`), clones `url` into `dir` and checks out
+   * `branch`, as the agent's user, showing git's progress in the terminal; the agent then starts
+   * in `dir`. A clone that fails is said in the terminal and the agent starts anyway.
+   */
+  | {
+      type: 'repo';
+      url: string;
+      /** The base to clone; undefined: the repository's default branch. */
+      base?: string;
+      /** The task's branch, created from the base. */
+      branch: string;
+      /** A folder name in the working directory. */
+      dir: string;
+      rewrite: { key: string; value: string };
+    }
+  /**
+   * Commits what the agent left uncommitted (author "Lia agent") and pushes HEAD to `branch`
+   * through the proxy; answered by `git-result` with the same id.
+   */
+  | { type: 'git'; id: number; op: 'push'; branch: string; message: string };
 
 export type AnyMessage = SidecarMessage | HostMessage;
 

@@ -157,6 +157,16 @@ export class ForgeClient {
     }
   }
 
+  /** The repository's default branch (a task spawned without a base branch opens its PR there). */
+  async defaultBranch(owner: string, repo: string): Promise<string> {
+    try {
+      const r = await this.octokit.rest.repos.get({ owner, repo });
+      return r.data.default_branch;
+    } catch (err) {
+      throw this.explain(err, { owner, repo });
+    }
+  }
+
   /** Adds a comment to the pull request (e.g. "pushed again after a follow-up"). */
   async comment(owner: string, repo: string, number: number, body: string): Promise<{ url: string }> {
     try {

@@ -32,4 +32,10 @@ export const sidecarMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('pong'), id: z.number().int() }),
   z.object({ type: z.literal('started'), pid: z.number().int().nonnegative() }),
   z.object({ type: z.literal('error'), message: text(2000) }),
+  z.object({
+    type: z.literal('git-result'),
+    id: z.number().int().nonnegative(),
+    ok: z.boolean(),
+    output: text(16_000),
+  }),
 ]);

@@ -31,6 +31,7 @@ import {
   type SidecarMessage,
   SYNC,
 } from '../protocol.js';
+import { checkoutRepo, commitAndPush, type GitUser, homeOf } from './repo.js';
 
 /** Unacknowledged output beyond this pauses the PTY: the agent blocks instead of memory growing. */
 const PAUSE_ABOVE_BYTES = 32 * 1024 * 1024;
@@ -77,6 +78,13 @@ function lookupUser(name: string): { uid: number; gid: number } {
   process.stderr.write(`sidecar: no user ${name} in /etc/passwd\n`);
   process.exit(2);
 }
+/** Git runs as the agent (issue 20): the checkout is the agent's, and so is its git config. */
+const gitUser: GitUser | undefined = agentUser
+  ? { ...agentUser, home: homeOf(opts['agent-user']!) ?? `/home/${opts['agent-user']}` }
+  : undefined;
+/** The repository's checkout (a `repo` message), done before the agent starts. */
+let repoPrep: Promise<void> = Promise.resolve();
+let repoDir: string | undefined;
 /** Relative on purpose: the folder may be renamed under us (see above). */
 const workdir = '.';
 let hostSeen = false;
@@ -216,7 +224,25 @@ function handle(m: HostMessage, body: Buffer): void {
       ack(m.seq);
       return;
     case 'start':
-      start(m);
+      // After the repository's checkout, if one is under way; the agent then works in it.
+      void repoPrep.then(() => start(repoDir && !m.cwd ? { ...m, cwd: repoDir } : m));
+      return;
+    case 'repo':
+      if (agent || exited) return;
+      repoPrep = repoPrep.then(async () => {
+        repoDir ??= await checkoutRepo(m, path.resolve(workdir), gitUser, (b) => onOutput(b)).catch(
+          (err: Error) => {
+            onOutput(Buffer.from(`Lia: the checkout failed: ${err.message}\r\n`));
+            return undefined;
+          },
+        );
+      });
+      return;
+    case 'git':
+      void commitAndPush(m, repoDir, gitUser).then(
+        (r) => send({ type: 'git-result', id: m.id, ...r }),
+        (err: Error) => send({ type: 'git-result', id: m.id, ok: false, output: err.message }),
+      );
       return;
     case 'file': {
       const name = safeName(m.name);
