@@ -11,7 +11,9 @@ import {
   WorkflowUpdateStage,
 } from '@temporalio/client';
 import { type Config, publicUrl } from '../common/config.js';
+import type { PullRequestResult } from '../common/activities.js';
 import { queuePlace } from '../common/db/hosts.js';
+import { setTaskRepoRow } from '../common/db/task-repo.js';
 import { enqueueInput, type InputOrigin, pendingInputBytes } from '../common/db/input.js';
 import type { Pool } from '../common/db/pool.js';
 import {
@@ -39,8 +41,15 @@ import {
   type TaskStatus,
 } from '../common/task.js';
 import type { agentTask } from '../workflows/agentTask.js';
-import { resumeUpdate, stateQuery, terminateSignal, WORKFLOW_TYPE } from '../workflows/definitions.js';
+import {
+  openPullRequestUpdate,
+  resumeUpdate,
+  stateQuery,
+  terminateSignal,
+  WORKFLOW_TYPE,
+} from '../workflows/definitions.js';
 import { TaskError } from './errors.js';
+import { checkRepo } from './repo.js';
 import { type LinkSigner, taskUrl } from './links.js';
 import { liveQuotaError, runningQuotaError } from './quotas.js';
 import { type TaskView, toView } from './views.js';
@@ -59,6 +68,9 @@ export interface NewTask {
   runtime: Runtime;
   files: { name: string; data: Buffer }[];
   idleTimeoutSeconds?: number;
+  /** A forge repository (owner/name or URL) to check out, and its base branch (issue 20). */
+  repo?: string;
+  branch?: string;
 }
 
 export class TaskService {
@@ -88,6 +100,7 @@ export class TaskService {
     }
     if (t.files.some((f) => f.name === 'PROMPT.md'))
       throw new TaskError('invalid', 'PROMPT.md is reserved for the prompt');
+    const repo = checkRepo(t, this.config);
     const taskId = newTaskId();
     const idleTimeoutMs = (t.idleTimeoutSeconds ?? this.config.vm.idle_timeout_minutes * 60) * 1000;
     const input: TaskInput = {
@@ -133,6 +146,7 @@ export class TaskService {
       );
     if (refused === 'live') throw liveQuotaError(live);
     if (refused === 'running') throw runningQuotaError(running, 'start another');
+    if (repo) await setTaskRepoRow(this.pool, taskId, repo);
     try {
       await this.temporal.workflow.start<typeof agentTask>(WORKFLOW_TYPE, {
         workflowId: taskId,
@@ -231,6 +245,23 @@ export class TaskService {
         return undefined;
       }
       return await handle.executeUpdate(resumeUpdate, { args: [{ by: actor.userId }] });
+    } catch (err) {
+      throw this.mapError(err, taskId);
+    }
+  }
+
+  /** Pushes the task's branch and opens (or updates) its pull request; resumes it first if suspended. */
+  async openPullRequest(actor: Actor, taskId: string): Promise<PullRequestResult> {
+    const row = await this.ownRow(actor, taskId);
+    if (!row.repoOwner)
+      throw new TaskError('invalid', `task ${taskId} was spawned without a repository (spawn with repo)`);
+    if (isEnded(row.status))
+      throw new TaskError('conflict', `task ${taskId} has ${row.status}; its VM is gone`);
+    if (row.status === 'suspended') await this.checkRunningQuota(row, 'resume this one for its pull request');
+    try {
+      return await this.temporal.workflow
+        .getHandle(taskId)
+        .executeUpdate(openPullRequestUpdate, { args: [{ by: actor.userId }] });
     } catch (err) {
       throw this.mapError(err, taskId);
     }

@@ -3,6 +3,7 @@
  * import these to signal, update and query; the workflow implements them.
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { PullRequestResult } from '../common/activities.js';
 import type { TaskState } from '../common/task.js';
 
 /** Lia's terminate: cleanup runs inside the workflow (never Temporal's own terminate). */
@@ -34,3 +35,9 @@ export const ENTITY_PATCH = 'task-entity-v2';
 
 /** Room may have come (a slot freed, a host joined): a task waiting in the queue tries again. */
 export const placementWakeSignal = defineSignal<[]>('placementWake');
+
+/**
+ * Pushes the task's branch and opens (or updates) its pull request (issue 20). A suspended task
+ * is resumed first. Fails with the reason (no repository, the push refused, the forge's answer).
+ */
+export const openPullRequestUpdate = defineUpdate<PullRequestResult, [{ by?: string }]>('openPullRequest');

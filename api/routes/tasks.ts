@@ -26,6 +26,7 @@ export function taskRoutes(tasks: TaskService): Hono<AuthEnv> {
       prompt: b.prompt,
       runtime: b.runtime,
       idleTimeoutSeconds: b.idleTimeoutSeconds,
+      ...(b.repo ? { repo: b.repo, branch: b.branch } : {}),
       files: b.files.map((f) => ({ name: f.name, data: Buffer.from(f.content, 'base64') })),
     });
     return c.json(created, 201);
@@ -56,6 +57,14 @@ export function taskRoutes(tasks: TaskService): Hono<AuthEnv> {
     const id = c.get('taskId');
     const state = await tasks.resume(c.get('caller'), id, 'completed');
     return c.json(state ?? { taskId: id, status: 'running' });
+  });
+
+  // Issue 20: push the task's branch and open (or update) its pull request; resumes a suspended task.
+  app.post('/:id/pull-request', async (c) => {
+    const caller = c.get('caller');
+    if (caller.via === 'link')
+      throw new HttpError(403, 'forbidden', 'open the pull request from Discord or with an API token');
+    return c.json(await tasks.openPullRequest(caller, c.get('taskId')));
   });
 
   app.delete('/:id', async (c) => {

@@ -20,6 +20,12 @@ export interface TaskRow extends TaskFields, TokenCounts {
   budgetNotice: string | null;
   /** When the idle timer suspends the task (running tasks only), as the workflow last projected it. */
   idleDeadline: Date | null;
+  /** The forge repository (issue 20), and the task's pull request once opened. */
+  repoOwner?: string | null;
+  repoName?: string | null;
+  repoBase?: string | null;
+  prUrl?: string | null;
+  prNumber?: number | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -29,7 +35,8 @@ const COLUMNS = `id, owner, runtime, status, prompt_first_line AS "promptFirstLi
   output_tokens::float8 AS "outputTokens", cache_read_tokens::float8 AS "cacheReadTokens",
   cache_creation_tokens::float8 AS "cacheCreationTokens", cost_usd::float8 AS "costUsd", summary,
   budget_notice AS "budgetNotice",
-  idle_deadline AS "idleDeadline", created_at AS "createdAt", updated_at AS "updatedAt"`;
+  idle_deadline AS "idleDeadline", repo_owner AS "repoOwner", repo_name AS "repoName",
+  repo_base AS "repoBase", pr_url AS "prUrl", pr_number AS "prNumber", created_at AS "createdAt", updated_at AS "updatedAt"`;
 
 const sqlList = (xs: readonly string[]) => xs.map((x) => `'${x}'`).join(', ');
 const ENDED = `status IN (${sqlList(ENDED_STATUSES)})`;
