@@ -10,12 +10,12 @@ import {
   WorkflowUpdateFailedError,
   WorkflowUpdateStage,
 } from '@temporalio/client';
-import { type Config, publicUrl } from '../common/config.js';
 import type { PullRequestResult } from '../common/activities.js';
+import { type Config, publicUrl } from '../common/config.js';
 import { queuePlace } from '../common/db/hosts.js';
-import { setTaskRepoRow } from '../common/db/task-repo.js';
 import { enqueueInput, type InputOrigin, pendingInputBytes } from '../common/db/input.js';
 import type { Pool } from '../common/db/pool.js';
+import { setTaskRepoRow } from '../common/db/task-repo.js';
 import {
   countRunning,
   createTask,
@@ -49,9 +49,9 @@ import {
   WORKFLOW_TYPE,
 } from '../workflows/definitions.js';
 import { TaskError } from './errors.js';
-import { checkRepo } from './repo.js';
 import { type LinkSigner, taskUrl } from './links.js';
 import { liveQuotaError, runningQuotaError } from './quotas.js';
+import { checkRepo } from './repo.js';
 import { type TaskView, toView } from './views.js';
 
 export { TaskError, type TaskErrorCode } from './errors.js';

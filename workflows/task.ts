@@ -180,7 +180,9 @@ export async function runTask(input: TaskInput, carried?: CarriedState): Promise
       // Pushing is activity: the idle timer must not suspend the VM under it.
       state.lastActivityAt = Math.max(state.lastActivityAt, Date.now());
       try {
-        return await onHost(host(), 'opening the pull request').forge.openPullRequest({ taskId: state.taskId });
+        return await onHost(host(), 'opening the pull request').forge.openPullRequest({
+          taskId: state.taskId,
+        });
       } catch (err) {
         throw ApplicationFailure.create({
           type: 'PullRequestFailed',
@@ -194,7 +196,9 @@ export async function runTask(input: TaskInput, carried?: CarriedState): Promise
         if (stopping() || isEnded(state.status) || ['terminating', 'failing'].includes(state.status))
           throw new Error(`task ${state.taskId} has ended or is ending; its pull request cannot be opened`);
         if (state.status === 'pending')
-          throw new Error(`task ${state.taskId} is still waiting for a host; open its pull request once it runs`);
+          throw new Error(
+            `task ${state.taskId} is still waiting for a host; open its pull request once it runs`,
+          );
       },
     },
   );

@@ -15,12 +15,13 @@ import type { SidecarMessage } from '../../vm/protocol.js';
 import type { HostActivityDeps } from '../deps.js';
 import { liveSidecars } from '../live-sidecars.js';
 import { connectSidecar } from '../sidecar-session.js';
-import { allowTaskRepo } from './task-repo.js';
 import { ForgeError, forgeClientFromConfig, openTaskPullRequest } from './pull-request.js';
+import { allowTaskRepo } from './task-repo.js';
 
 const PUSH_TIMEOUT_MS = 10 * 60_000;
 
-const final = (type: string, message: string) => ApplicationFailure.create({ type, message, nonRetryable: true });
+const final = (type: string, message: string) =>
+  ApplicationFailure.create({ type, message, nonRetryable: true });
 
 export function createForgeActivities(d: HostActivityDeps, checkedId: (raw: unknown) => string) {
   return {
@@ -84,7 +85,11 @@ export function createForgeActivities(d: HostActivityDeps, checkedId: (raw: unkn
         return { ...pr, branch, pushOutput: pushed.output.slice(-2000) };
       } catch (err) {
         if (err instanceof ForgeError)
-          throw ApplicationFailure.create({ type: 'ForgeError', message: err.message, nonRetryable: !err.retryable });
+          throw ApplicationFailure.create({
+            type: 'ForgeError',
+            message: err.message,
+            nonRetryable: !err.retryable,
+          });
         throw err;
       }
     },

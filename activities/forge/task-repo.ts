@@ -5,13 +5,13 @@
  * restore and whenever a worker (re)takes a task's pump, and cleared when the VM is destroyed.
  */
 import type { Config } from '../../common/config.js';
-import { getTaskRepoRow } from '../../common/db/task-repo.js';
 import type { Pool } from '../../common/db/pool.js';
+import { getTaskRepoRow } from '../../common/db/task-repo.js';
 import type { Logger } from '../../common/logger.js';
 import { type RepoSpec, taskBranch } from '../../common/repo.js';
-import type { HostMessage } from '../../vm/protocol.js';
 import { guestGitRewrite, guestRemoteUrl } from '../../vm/egress/forge.js';
 import type { EgressProxy } from '../../vm/egress/proxy.js';
+import type { HostMessage } from '../../vm/protocol.js';
 
 export type RepoEgress = Partial<Pick<EgressProxy, 'setTaskRepo' | 'clearTaskRepo'>>;
 

@@ -1,0 +1,173 @@
+/**
+ * The coding loop end to end (issue 20), with a real QEMU guest and the real git client in it:
+ * spawn with a repository → the guest has the checkout on lia/<task> before the agent starts →
+ * a change made in the terminal → POST /pull-request commits and pushes it through the host's
+ * proxy and opens the pull request on the forge stand-in, with the task's summary in its body.
+ * The guest cannot push to main (the proxy's message is shown), and the forge token is nowhere in
+ * the guest: not in its environment or git config, not on its disk, not in its snapshot. Opening
+ * the pull request of a suspended task resumes it first, and updates the same pull request.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { saveSummary } from '../../common/db/tasks.js';
+import { StreamClient, startTestStack, type TestStack } from '../helpers/stack.js';
+import { taskOps } from '../helpers/tasks.js';
+import { type ForgeStandin, startForgeStandin } from '../standins/forge/forge-standin.js';
+
+const OWNER = 'u-repo-loop';
+const TOKEN = `ghs_LiaRepoLoop${Date.now().toString(36)}HostOnly0123456789`;
+/** Long enough for git under software emulation between two keystrokes; short enough to wait for. */
+const IDLE_S = 45;
+let forge: ForgeStandin;
+let s: TestStack;
+let t: ReturnType<typeof taskOps>;
+
+before(async () => {
+  forge = await startForgeStandin({ [TOKEN]: { repos: '*', write: true, login: 'lia-app' } });
+  forge.createRepo('acme', 'widgets', { 'README.md': '# widgets\n', 'src/a.txt': 'one\n' });
+  forge.createRepo('acme', 'gadgets', { 'README.md': '# gadgets\n' });
+  s = await startTestStack('e2e_repo_loop', {
+    LIA__VM__DRIVER: 'qemu',
+    LIA__VM__MEMORY_MIB: '384',
+    LIA__VM__DEFAULT_STORAGE_GB: '4',
+    LIA__FORGE__API_URL: forge.apiUrl,
+    LIA__FORGE__GIT_URL: forge.gitUrl,
+    LIA__FORGE__TOKEN: TOKEN,
+    LIA__FORGE__ALLOW_REPOS: 'acme/widgets',
+  });
+  t = taskOps(s, OWNER);
+});
+after(async () => {
+  await s?.close();
+  await forge?.close();
+});
+
+const spawn = (body: Record<string, unknown>) =>
+  s.api('POST', '/api/v1/tasks', OWNER, { prompt: 'a shell for tests', runtime: 'shell', ...body });
+
+test('a repository is refused clearly at spawn when it is not on the allowlist, or badly named', async () => {
+  const notAllowed = await spawn({ repo: 'acme/gadgets' });
+  assert.equal(notAllowed.status, 400, JSON.stringify(notAllowed.json));
+  assert.match(
+    notAllowed.json.message ?? notAllowed.json.error?.message ?? JSON.stringify(notAllowed.json),
+    /not on this Lia's allowlist/,
+  );
+  const otherHost = await spawn({ repo: 'https://gitlab.example/acme/widgets' });
+  assert.equal(otherHost.status, 400);
+  assert.match(JSON.stringify(otherHost.json), /must be on 127\.0\.0\.1/);
+  const branchAlone = await spawn({ branch: 'main' });
+  assert.equal(branchAlone.status, 400);
+  assert.match(JSON.stringify(branchAlone.json), /branch needs repo/);
+  const badBranch = await spawn({ repo: 'acme/widgets', branch: '../main' });
+  assert.equal(badBranch.status, 400);
+  const list = await s.api('GET', '/api/v1/tasks', OWNER);
+  assert.equal(list.json.tasks.length, 0, 'nothing was created');
+});
+
+test('spawn with a repository → checkout on lia/<task> → change → pull request; main refused; no token in the guest', async () => {
+  const res = await spawn({ repo: `${forge.gitUrl}/acme/widgets.git`, idleTimeoutSeconds: IDLE_S });
+  assert.equal(res.status, 201, JSON.stringify(res.json));
+  const taskId: string = res.json.taskId;
+  const token = decodeURIComponent(new URL(res.json.url).hash.replace('#token=', ''));
+  const branch = `lia/${taskId}`;
+  const mainBefore = forge.branchSha('acme', 'widgets', 'main');
+  await t.waitStatus(taskId, 'running', 600_000);
+  const view = await t.view(taskId);
+  assert.deepEqual(view.repo, { owner: 'acme', name: 'widgets', branch });
+
+  const c = await StreamClient.open(s.apiUrl, taskId, token);
+  await c.waitForText(`widgets is checked out on ${branch}`, 180_000);
+  await c.waitForText('$ ', 60_000);
+  c.type('echo branch=$(git branch --show-current) dir=$(pwd)\r');
+  await c.waitForText(/branch=\S+ dir=\S+/, 60_000);
+  assert.match(c.text(), new RegExp(`branch=${branch.replace('/', '\\/')} dir=/work/widgets`));
+
+  // The guest may not push main: the proxy refuses, and git shows its message.
+  c.type(
+    'echo from-the-agent >> README.md && git commit -qam "agent change" && git push origin HEAD:main; echo push-main=$?\r',
+  );
+  await c.waitForText(/push-main=\d+/, 180_000);
+  assert.match(c.text(), /push-main=[1-9]/);
+  assert.match(c.text(), /may push only to its own branch/);
+  assert.equal(forge.branchSha('acme', 'widgets', 'main'), mainBefore, 'main did not move');
+
+  // Nor another repository.
+  c.type(`git ls-remote ${forge.gitUrl}/acme/gadgets.git >/dev/null 2>&1; echo fetch-other=$?\r`);
+  await c.waitForText(/fetch-other=\d+/, 120_000);
+  assert.match(c.text(), /fetch-other=[1-9]/);
+
+  // The token is nowhere the agent can read: environment, git config, the checkout.
+  c.type(
+    `(env; cat ~/.gitconfig .git/config; grep -r ${TOKEN.slice(0, 12)} /work /home /etc 2>/dev/null) | grep -c ${TOKEN.slice(0, 12)}; echo grep-done\r`,
+  );
+  await c.waitForText('grep-done', 120_000);
+  assert.equal(c.text().includes(TOKEN), false, 'the token never reaches the terminal');
+
+  // An uncommitted change too: the pull request's commit takes it.
+  c.type('echo uncommitted >> src/a.txt; echo changed=1\r');
+  await c.waitForText('changed=1', 60_000);
+
+  // A headless run would have left this summary; the pull request's body carries it.
+  await saveSummary(s.pool, taskId, {
+    result: 'Added a line to the README and to src/a.txt.',
+    isError: false,
+    numTurns: 1,
+    durationMs: 1000,
+  });
+  const pr = await s.api('POST', `/api/v1/tasks/${taskId}/pull-request`, OWNER);
+  assert.equal(pr.status, 200, JSON.stringify(pr.json));
+  assert.equal(pr.json.created, true);
+  assert.equal(pr.json.branch, branch);
+  const pulls = forge.pulls('acme', 'widgets');
+  assert.equal(pulls.length, 1);
+  assert.equal(pulls[0]!.head, branch);
+  assert.equal(pulls[0]!.base, 'main');
+  assert.match(pulls[0]!.body ?? '', /Added a line to the README and to src\/a\.txt\./);
+  assert.match(pulls[0]!.body ?? '', /a shell for tests/);
+  assert.match(pulls[0]!.body ?? '', new RegExp(`/tasks/${taskId}`));
+  const bare = path.join(forge.root, 'acme', 'widgets.git');
+  const show = (rev: string) =>
+    spawnSync('git', ['--git-dir', bare, 'show', rev], { encoding: 'utf8' }).stdout;
+  assert.match(show(`${branch}:README.md`), /from-the-agent/);
+  assert.match(show(`${branch}:src/a.txt`), /uncommitted/);
+  assert.match(
+    spawnSync('git', ['--git-dir', bare, 'log', '-1', '--format=%an', branch], { encoding: 'utf8' }).stdout,
+    /Lia agent/,
+  );
+  assert.equal(forge.branchSha('acme', 'widgets', 'main'), mainBefore, 'main did not move');
+  const shown = await t.view(taskId);
+  assert.deepEqual(shown.pullRequest, { url: pr.json.url, number: pr.json.number });
+  await c.close();
+
+  // Idle → suspended: the snapshot and the disk hold no token.
+  await t.waitStatus(taskId, 'suspended', (IDLE_S + 180) * 1000);
+  const dir = t.vmDir(taskId);
+  const snapshot = fs.readFileSync(path.join(dir, 'state.bin'));
+  assert.ok(snapshot.length > 1024 * 1024);
+  assert.equal(snapshot.indexOf(TOKEN), -1, 'the token is not in the snapshot');
+  assert.equal(fs.readFileSync(path.join(dir, 'disk.qcow2')).indexOf(TOKEN), -1, 'nor on the disk');
+
+  // Open pull request on a suspended task: it is resumed, pushes again, and the same PR is updated.
+  const again = await s.api('POST', `/api/v1/tasks/${taskId}/pull-request`, OWNER);
+  assert.equal(again.status, 200, JSON.stringify(again.json));
+  assert.equal(again.json.created, false);
+  assert.equal(again.json.number, pr.json.number);
+  assert.equal(forge.pulls('acme', 'widgets').length, 1);
+  assert.equal(await t.statusOf(taskId), 'running');
+
+  // Everything the forge saw carried the host's token, from the host.
+  assert.ok(forge.requests.some((r) => r.path.includes('git-receive-pack')));
+  await t.stop(taskId);
+});
+
+test('the pull request of a task without a repository is refused with the reason', async () => {
+  const res = await spawn({ idleTimeoutSeconds: 600 });
+  assert.equal(res.status, 201);
+  const pr = await s.api('POST', `/api/v1/tasks/${res.json.taskId}/pull-request`, OWNER);
+  assert.equal(pr.status, 400);
+  assert.match(JSON.stringify(pr.json), /without a repository/);
+  await t.stop(res.json.taskId);
+});
