@@ -79,14 +79,21 @@ export async function spawnTask(
   const prompt = i.options.getString('prompt', true);
   const runtime = runtimeOption(i);
   const actor = interactionActor(ctx.config, i);
-  const { taskId, url } = await ctx.tasks.create(actor, { prompt, runtime, files: await files() });
+  const repo = i.options.getString('repo') ?? undefined;
+  const branch = i.options.getString('branch') ?? undefined;
+  const { taskId, url } = await ctx.tasks.create(actor, {
+    prompt,
+    runtime,
+    files: await files(),
+    ...(repo || branch ? { repo, branch } : {}),
+  });
 
   // The task exists and its VM is starting: from here on, every failure is reported with that.
   const firstLine = prompt.split('\n')[0]!.slice(0, 200);
   let threadId: string | undefined;
   let where: string;
   try {
-    threadId = await ctx.threads.open(home, taskId, firstLine, i.user.id);
+    threadId = await ctx.threads.open(home, taskId, firstLine, i.user.id, { pullRequest: !!repo });
     where = `Its thread: <#${threadId}>.`;
   } catch (err) {
     ctx.logger.warn({ taskId, err: describeDiscordError(err) }, 'could not open the task thread');

@@ -26,7 +26,7 @@ export function taskRoutes(tasks: TaskService): Hono<AuthEnv> {
       prompt: b.prompt,
       runtime: b.runtime,
       idleTimeoutSeconds: b.idleTimeoutSeconds,
-      ...(b.repo ? { repo: b.repo, branch: b.branch } : {}),
+      ...(b.repo || b.branch ? { repo: b.repo, branch: b.branch } : {}),
       files: b.files.map((f) => ({ name: f.name, data: Buffer.from(f.content, 'base64') })),
     });
     return c.json(created, 201);

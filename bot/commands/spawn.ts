@@ -1,11 +1,19 @@
+import { repoChoices } from '../../tasks/repo.js';
 import { spawnTask } from '../spawn-task.js';
 import { guildCommand } from './builder.js';
-import { promptOption, runtimeOption } from './task-option.js';
+import { branchOption, promptOption, repoOption, runtimeOption } from './task-option.js';
 import type { Command } from './types.js';
 
 export const spawn: Command = {
   data: guildCommand('spawn', 'Start an agent in its own VM')
     .addStringOption(promptOption)
-    .addStringOption(runtimeOption),
+    .addStringOption(runtimeOption)
+    .addStringOption(repoOption)
+    .addStringOption(branchOption),
   execute: (i, ctx) => spawnTask(i, ctx, async () => []),
+  // The repositories the operator allowed (LIA__FORGE__ALLOW_REPOS) that match what was typed.
+  autocomplete: async (i, ctx) => {
+    const typed = i.options.getFocused();
+    await i.respond(repoChoices(ctx.config, typed).map((r) => ({ name: r, value: r })));
+  },
 };
