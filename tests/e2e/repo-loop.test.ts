@@ -101,13 +101,13 @@ test('spawn with a repository → checkout on lia/<task> → change → pull req
 
   // The token is nowhere the agent can read: environment, git config, the checkout.
   c.type(
-    `(env; cat ~/.gitconfig .git/config; grep -r ${TOKEN.slice(0, 12)} /work /home /etc 2>/dev/null) | grep -c ${TOKEN.slice(0, 12)}; echo grep-done\r`,
+    `(env; cat ~/.gitconfig .git/config; grep -r ${TOKEN.slice(0, 12)} /work /home /etc 2>/dev/null) | grep -c ${TOKEN.slice(0, 12)}; echo grep-done-$((2+3))\r`,
   );
-  await c.waitForText('grep-done', 120_000);
+  await c.waitForText('grep-done-5', 120_000);
   assert.equal(c.text().includes(TOKEN), false, 'the token never reaches the terminal');
 
   // An uncommitted change too: the pull request's commit takes it.
-  c.type('echo uncommitted >> src/a.txt; echo changed=1\r');
+  c.type('echo uncommitted >> src/a.txt; echo changed=$((0+1))\r');
   await c.waitForText('changed=1', 60_000);
 
   // A headless run would have left this summary; the pull request's body carries it.
