@@ -3,6 +3,7 @@ import { useEffect, useRef, useState } from 'react';
 import { totalInputText, usageText } from '../../common/usage-text';
 import { CopyId } from './CopyId';
 import { IdleCountdown } from './IdleCountdown';
+import { PullRequest } from './PullRequest';
 import { StatusBadge } from './StatusBadge';
 import { TaskActions } from './TaskActions';
 import { Terminal } from './Terminal';
@@ -81,6 +82,7 @@ export function TaskPage({ taskId }: { taskId: string }) {
             <kbd>F6</kbd> leaves the terminal
           </span>
         </span>
+        <PullRequest view={view} status={status} say={setMessage} />
         <TaskActions taskId={taskId} status={status} say={setMessage} />
       </header>
       {/* Lasting states go above the terminal; passing ones (below) float over it, because a
