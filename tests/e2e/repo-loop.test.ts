@@ -12,9 +12,15 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { type Bot, startBot } from '../../bot/client.js';
+import { discordTiming } from '../../bot/discord-rules.js';
 import { saveSummary } from '../../common/db/tasks.js';
+import { createLogger } from '../../common/logger.js';
+import { ThreadRecords } from '../../tasks/threads.js';
+import { waitFor } from '../helpers/env.js';
 import { StreamClient, startTestStack, type TestStack } from '../helpers/stack.js';
 import { taskOps } from '../helpers/tasks.js';
+import { DiscordStandIn, type InteractionRecord } from '../standins/discord/standin.js';
 import { type ForgeStandin, startForgeStandin } from '../standins/forge/forge-standin.js';
 
 const OWNER = 'u-repo-loop';
@@ -24,12 +30,21 @@ const IDLE_S = 45;
 let forge: ForgeStandin;
 let s: TestStack;
 let t: ReturnType<typeof taskOps>;
+const discord = new DiscordStandIn();
+const alice = discord.addUser('alice');
+let bot: Bot | undefined;
 
 before(async () => {
   forge = await startForgeStandin({ [TOKEN]: { repos: '*', write: true, login: 'lia-app' } });
   forge.createRepo('acme', 'widgets', { 'README.md': '# widgets\n', 'src/a.txt': 'one\n' });
   forge.createRepo('acme', 'gadgets', { 'README.md': '# gadgets\n' });
+  await discord.start();
   s = await startTestStack('e2e_repo_loop', {
+    LIA__DISCORD__TOKEN: discord.token,
+    LIA__DISCORD__APPLICATION_ID: discord.applicationId,
+    LIA__DISCORD__API_URL: discord.apiUrl,
+    LIA__DISCORD__SPAWN_GUILDS: discord.guildId,
+    LIA__DISCORD__TAIL_SECONDS: '0.5',
     LIA__VM__DRIVER: 'qemu',
     LIA__VM__MEMORY_MIB: '384',
     LIA__VM__DEFAULT_STORAGE_GB: '4',
@@ -39,9 +54,20 @@ before(async () => {
     LIA__FORGE__ALLOW_REPOS: 'acme/widgets',
   });
   t = taskOps(s, OWNER);
+  bot = await startBot({
+    config: s.config,
+    tasks: s.tasks,
+    output: s.output,
+    threadRecords: new ThreadRecords(s.pool),
+    logger: createLogger('repo-loop-bot', 'warn'),
+    databaseUrl: s.vars.LIA__DATABASE__URL!,
+    timing: discordTiming(),
+  });
 });
 after(async () => {
+  await bot?.stop();
   await s?.close();
+  await discord.close();
   await forge?.close();
 });
 
@@ -170,4 +196,64 @@ test('the pull request of a task without a repository is refused with the reason
   assert.equal(pr.status, 400);
   assert.match(JSON.stringify(pr.json), /without a repository/);
   await t.stop(res.json.taskId);
+});
+
+const answered = (i: InteractionRecord, re: RegExp, timeoutMs = 20_000) =>
+  i.until(String(re), (r) => re.test(r.visibleText()) && r.visibleText(), timeoutMs);
+
+test('Discord: /spawn repo: with autocomplete from the allowlist → Open pull request in the thread → its link there', async () => {
+  const choices = await discord
+    .autocomplete(alice, 'spawn', 'repo', 'wid')
+    .until('choices', (r) => r.responses[0]?.data?.choices as { value: string }[] | undefined);
+  assert.deepEqual(
+    choices.map((c) => c.value),
+    ['acme/widgets'],
+  );
+  await answered(
+    discord.slash(alice, 'spawn', { prompt: 'x', runtime: 'shell', repo: 'acme/gadgets' }),
+    /not on this Lia's allowlist/,
+  );
+
+  const i = discord.slash(alice, 'spawn', { prompt: 'the bot loop', runtime: 'shell', repo: 'acme/widgets' });
+  const text = await answered(i, /Task \*\*t_/);
+  const taskId = /t_[a-z2-7]{10}/.exec(text)![0];
+  const thread = await waitFor(
+    `the thread of ${taskId}`,
+    () => discord.threads.find((th) => th.name?.startsWith(taskId)),
+    15_000,
+  );
+  const intro = await discord.waitForMessage(
+    thread.id,
+    (m) => /goes to the agent/.test(m.content),
+    'the intro',
+  );
+  assert.ok(JSON.stringify(intro.components ?? []).includes(`lia:pr:${taskId}`), 'the intro has the button');
+
+  const ops = taskOps(s, alice.user.id);
+  await ops.waitStatus(taskId, 'running', 600_000);
+  const link = await s.tasks.link(alice.user.id, taskId);
+  const c = await StreamClient.open(
+    s.apiUrl,
+    taskId,
+    decodeURIComponent(new URL(link).hash.replace('#token=', '')),
+  );
+  await c.waitForText(`widgets is checked out on lia/${taskId}`, 180_000);
+  c.type('echo from-discord >> README.md; echo edited=$((40+2))\r');
+  await c.waitForText('edited=42', 60_000);
+  await c.close();
+
+  const press = discord.press(alice, intro, `lia:pr:${taskId}`);
+  await answered(press, /Pull request opened: \[#\d+\]/, 300_000);
+  await discord.waitForMessage(
+    thread.id,
+    (m) => /Pull request opened/.test(m.content),
+    'the link in the thread',
+  );
+  const pr = forge.pulls('acme', 'widgets').find((p) => p.head === `lia/${taskId}`);
+  assert.ok(pr, 'the stand-in holds the pull request');
+  assert.match(pr.body ?? '', /the bot loop/);
+  const st = discord.slash(alice, 'status', { task_id: taskId });
+  await answered(st, /Pull request/);
+  await ops.stop(taskId);
+  assert.deepEqual(discord.takeRefusals(), [], 'requests Discord would have refused');
 });
