@@ -110,6 +110,8 @@ test('spawn with a repository → checkout on lia/<task> → change → pull req
   c.type('echo branch=$(git branch --show-current) dir=$(pwd)\r');
   await c.waitForText(/branch=\S+ dir=\S+/, 60_000);
   assert.match(c.text(), new RegExp(`branch=${branch.replace('/', '\\/')} dir=/work/widgets`));
+  c.type('echo prompt=$(head -c 17 PROMPT.md)\r');
+  await c.waitForText('prompt=a shell for tests', 60_000);
 
   // The guest may not push main: the proxy refuses, and git shows its message.
   c.type(
@@ -159,6 +161,11 @@ test('spawn with a repository → checkout on lia/<task> → change → pull req
     spawnSync('git', ['--git-dir', bare, 'show', rev], { encoding: 'utf8' }).stdout;
   assert.match(show(`${branch}:README.md`), /from-the-agent/);
   assert.match(show(`${branch}:src/a.txt`), /uncommitted/);
+  assert.equal(
+    show(`${branch}:PROMPT.md`),
+    '',
+    "the task's PROMPT.md (beside the agent, ignored by git) is not committed",
+  );
   assert.match(
     spawnSync('git', ['--git-dir', bare, 'log', '-1', '--format=%an', branch], { encoding: 'utf8' }).stdout,
     /Lia agent/,

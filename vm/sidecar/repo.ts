@@ -98,8 +98,28 @@ export async function checkoutRepo(
     line(`\x1b[1;31mLia: could not create branch ${m.branch}\x1b[0m`);
     return target;
   }
+  keepPromptBeside(workdir, target, user);
   line(`\x1b[1mLia: ${dir} is checked out on ${m.branch}; push it with git push origin HEAD\x1b[0m`);
   return target;
+}
+
+/**
+ * The agent starts in the checkout and reads PROMPT.md there: a copy of the task's, which git
+ * ignores (.git/info/exclude), so the pull request's commit never takes it. A repository with a
+ * PROMPT.md of its own keeps it; the task's stays in the folder above.
+ */
+function keepPromptBeside(workdir: string, target: string, user: GitUser | undefined): void {
+  const from = path.join(workdir, 'PROMPT.md');
+  const to = path.join(target, 'PROMPT.md');
+  if (!fs.existsSync(from) || fs.existsSync(to)) return;
+  fs.copyFileSync(from, to);
+  const exclude = path.join(target, '.git', 'info', 'exclude');
+  fs.mkdirSync(path.dirname(exclude), { recursive: true });
+  fs.appendFileSync(exclude, '\n# the task prompt Lia put here\n/PROMPT.md\n');
+  if (user) {
+    fs.chownSync(to, user.uid, user.gid);
+    fs.chownSync(exclude, user.uid, user.gid);
+  }
 }
 
 /** `git add -A && git commit` when something is uncommitted, then `git push origin HEAD:<branch>`. */
