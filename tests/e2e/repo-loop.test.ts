@@ -205,6 +205,30 @@ test('the pull request of a task without a repository is refused with the reason
   await t.stop(res.json.taskId);
 });
 
+test('a host worker restart: the new worker tells its proxy the task repository again, and the agent pushes', async () => {
+  const res = await spawn({ repo: 'acme/widgets', idleTimeoutSeconds: 600 });
+  assert.equal(res.status, 201, JSON.stringify(res.json));
+  const taskId: string = res.json.taskId;
+  const token = decodeURIComponent(new URL(res.json.url).hash.replace('#token=', ''));
+  await t.waitStatus(taskId, 'running', 600_000);
+  const c = await StreamClient.open(s.apiUrl, taskId, token);
+  await c.waitForText(`widgets is checked out on lia/${taskId}`, 180_000);
+  await c.close();
+
+  // The proxy's map of task → repository lives in the worker's memory: a new worker starts empty.
+  await s.killHostWorker('SIGKILL');
+  await s.startHostWorker();
+  const c2 = await StreamClient.open(s.apiUrl, taskId, token);
+  c2.type(
+    'echo after-restart >> README.md && git commit -qam restart && git push -q origin HEAD; echo pushed=$((0+$?))x\r',
+  );
+  await c2.waitForText(/pushed=\d+x/, 240_000);
+  assert.match(c2.text(), /pushed=0x/, 'the agent pushed its branch through the new worker');
+  await waitFor('the branch on the forge', () => forge.branchSha('acme', 'widgets', `lia/${taskId}`), 10_000);
+  await c2.close();
+  await t.stop(taskId);
+});
+
 const answered = (i: InteractionRecord, re: RegExp, timeoutMs = 20_000) =>
   i.until(String(re), (r) => re.test(r.visibleText()) && r.visibleText(), timeoutMs);
 
