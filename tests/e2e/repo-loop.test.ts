@@ -22,6 +22,7 @@ import { StreamClient, startTestStack, type TestStack } from '../helpers/stack.j
 import { taskOps } from '../helpers/tasks.js';
 import { DiscordStandIn, type InteractionRecord } from '../standins/discord/standin.js';
 import { type ForgeStandin, startForgeStandin } from '../standins/forge/forge-standin.js';
+import { ModelStandIn } from '../standins/model/anthropic-standin.js';
 
 const OWNER = 'u-repo-loop';
 const TOKEN = `ghs_LiaRepoLoop${Date.now().toString(36)}HostOnly0123456789`;
@@ -33,20 +34,38 @@ let t: ReturnType<typeof taskOps>;
 const discord = new DiscordStandIn();
 const alice = discord.addUser('alice');
 let bot: Bot | undefined;
+const MODEL_KEY = `sk-ant-lia-test-repo-loop-${Date.now().toString(36)}`;
+/** Claude Code's tool call (the bonus path): an edit and a commit in the checkout. */
+const model = new ModelStandIn(
+  MODEL_KEY,
+  {
+    name: 'Bash',
+    input: {
+      command:
+        'echo by-claude >> README.md && git commit -qam "Claude: a line in the README" && echo committed',
+      description: 'Edit and commit',
+    },
+  },
+  'Done: the README has a new line.',
+);
 
 before(async () => {
   forge = await startForgeStandin({ [TOKEN]: { repos: '*', write: true, login: 'lia-app' } });
   forge.createRepo('acme', 'widgets', { 'README.md': '# widgets\n', 'src/a.txt': 'one\n' });
   forge.createRepo('acme', 'gadgets', { 'README.md': '# gadgets\n' });
   await discord.start();
+  await model.start();
   s = await startTestStack('e2e_repo_loop', {
+    LIA__CLAUDE__API_KEY: MODEL_KEY,
+    LIA__CLAUDE__BASE_URL: model.url,
     LIA__DISCORD__TOKEN: discord.token,
     LIA__DISCORD__APPLICATION_ID: discord.applicationId,
     LIA__DISCORD__API_URL: discord.apiUrl,
     LIA__DISCORD__SPAWN_GUILDS: discord.guildId,
     LIA__DISCORD__TAIL_SECONDS: '0.5',
     LIA__VM__DRIVER: 'qemu',
-    LIA__VM__MEMORY_MIB: '384',
+    // Claude Code (the last test) needs room; a guest's memory is taken only as it is used.
+    LIA__VM__MEMORY_MIB: '1024',
     LIA__VM__DEFAULT_STORAGE_GB: '4',
     LIA__FORGE__API_URL: forge.apiUrl,
     LIA__FORGE__GIT_URL: forge.gitUrl,
@@ -68,6 +87,7 @@ after(async () => {
   await bot?.stop();
   await s?.close();
   await discord.close();
+  await model.close();
   await forge?.close();
 });
 
@@ -287,4 +307,40 @@ test('Discord: /spawn repo: with autocomplete from the allowlist → Open pull r
   await answered(st, /Pull request/);
   await ops.stop(taskId);
   assert.deepEqual(discord.takeRefusals(), [], 'requests Discord would have refused');
+});
+
+test('Claude Code (headless) edits and commits in the checkout; the pull request carries its summary', async () => {
+  const res = await s.api('POST', '/api/v1/tasks', OWNER, {
+    prompt: 'Add a line to the README.',
+    runtime: 'claude-headless',
+    repo: 'acme/widgets',
+    idleTimeoutSeconds: 1800,
+  });
+  assert.equal(res.status, 201, JSON.stringify(res.json));
+  const taskId: string = res.json.taskId;
+  const branch = `lia/${taskId}`;
+  const done = await waitFor(
+    'the headless run summary',
+    async () => (await t.view(taskId)).summary ?? undefined,
+    600_000,
+    500,
+  );
+  assert.match(done.result, /Done: the README has a new line\./);
+  assert.ok(model.requests.some((r) => r.kind === 'tool_call'));
+  const pr = await s.api('POST', `/api/v1/tasks/${taskId}/pull-request`, OWNER);
+  assert.equal(pr.status, 200, JSON.stringify(pr.json));
+  const pull = forge.pulls('acme', 'widgets').find((p) => p.head === branch);
+  assert.ok(pull);
+  assert.match(pull.body ?? '', /Done: the README has a new line\./);
+  assert.match(pull.body ?? '', /Add a line to the README\./);
+  const bare = path.join(forge.root, 'acme', 'widgets.git');
+  const log = spawnSync('git', ['--git-dir', bare, 'log', '--format=%s', `main..${branch}`], {
+    encoding: 'utf8',
+  }).stdout;
+  assert.match(log, /Claude: a line in the README/, "Claude's own commit is on the branch");
+  assert.match(
+    spawnSync('git', ['--git-dir', bare, 'show', `${branch}:README.md`], { encoding: 'utf8' }).stdout,
+    /by-claude/,
+  );
+  await t.stop(taskId);
 });
