@@ -125,7 +125,10 @@ test('spawn with a repository → checkout on lia/<task> → change → pull req
   assert.deepEqual(view.repo, { owner: 'acme', name: 'widgets', branch });
 
   const c = await StreamClient.open(s.apiUrl, taskId, token);
+  // Typed while the clone may still run: kept by the sidecar for the agent, not dropped.
+  c.type('echo typed-early=$((3*3))\r');
   await c.waitForText(`widgets is checked out on ${branch}`, 180_000);
+  await c.waitForText('typed-early=9', 60_000);
   await c.waitForText('$ ', 60_000);
   c.type('echo branch=$(git branch --show-current) dir=$(pwd)\r');
   await c.waitForText(/branch=\S+ dir=\S+/, 60_000);

@@ -84,7 +84,12 @@ const gitUser: GitUser | undefined = agentUser
   : undefined;
 /** The repository's checkout (a `repo` message), done before the agent starts. */
 let repoPrep: Promise<void> = Promise.resolve();
+let repoPending = false;
 let repoDir: string | undefined;
+/** Typed while the agent waits for the checkout: given to it once it starts (bounded). */
+let early: Buffer[] | undefined;
+let earlyBytes = 0;
+const EARLY_MAX_BYTES = 1024 * 1024;
 /** Relative on purpose: the folder may be renamed under us (see above). */
 const workdir = '.';
 let hostSeen = false;
@@ -224,11 +229,21 @@ function handle(m: HostMessage, body: Buffer): void {
       ack(m.seq);
       return;
     case 'start':
-      // After the repository's checkout, if one is under way; the agent then works in it.
-      void repoPrep.then(() => start(repoDir && !m.cwd ? { ...m, cwd: repoDir } : m));
+      if (!repoPending) {
+        start(repoDir && !m.cwd ? { ...m, cwd: repoDir } : m);
+        return;
+      }
+      // After the repository's checkout; the agent then works in it, and gets what was typed.
+      early ??= [];
+      void repoPrep.then(() => {
+        start(repoDir && !m.cwd ? { ...m, cwd: repoDir } : m);
+        for (const b of early ?? []) agent?.write(b);
+        early = undefined;
+      });
       return;
     case 'repo':
       if (agent || exited) return;
+      repoPending = true;
       repoPrep = repoPrep.then(async () => {
         repoDir ??= await checkoutRepo(m, path.resolve(workdir), gitUser, (b) => onOutput(b)).catch(
           (err: Error) => {
@@ -236,6 +251,7 @@ function handle(m: HostMessage, body: Buffer): void {
             return undefined;
           },
         );
+        repoPending = false;
       });
       return;
     case 'git':
@@ -255,7 +271,10 @@ function handle(m: HostMessage, body: Buffer): void {
       return;
     }
     case 'stdin':
-      agent?.write(body);
+      if (!agent && early && earlyBytes + body.length <= EARLY_MAX_BYTES) {
+        early.push(Buffer.from(body));
+        earlyBytes += body.length;
+      } else agent?.write(body);
       return;
     case 'resize':
       if (agent && m.cols > 0 && m.rows > 0) agent.resize(m.cols, m.rows);
