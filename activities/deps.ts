@@ -18,5 +18,6 @@ export interface HostActivityDeps {
   /** Listens on the input and task channels: wakes a task's pump when input is queued for it, or its row changes. */
   inputBus: TaskBus;
   /** The host's egress proxy: a model request in flight is agent activity. */
-  egress?: Pick<EgressProxy, 'busy' | 'on' | 'off'>;
+  egress?: Pick<EgressProxy, 'busy' | 'on' | 'off'> &
+    Partial<Pick<EgressProxy, 'setTaskRepo' | 'clearTaskRepo'>>;
 }

@@ -12,6 +12,8 @@ import { getTask, setVmStart } from '../common/db/tasks.js';
 import { metrics } from '../common/metrics.js';
 import { activityReportInterval, type Runtime, taskIdSchema } from '../common/task.js';
 import type { HostActivityDeps } from './deps.js';
+import { createForgeActivities } from './forge/open-pr.js';
+import { allowTaskRepo, forgetTaskRepo } from './forge/task-repo.js';
 import { OutputPump } from './output-pump.js';
 import type { PumpHandoff } from './pump-handoff.js';
 import { connectSidecar, HELLO_TIMEOUT_MS, sendStart } from './sidecar-session.js';
@@ -67,6 +69,7 @@ export function createHostActivities(d: HostActivityDeps, handoff: PumpHandoff<O
   }
 
   return {
+    ...createForgeActivities(d, checkedId),
     async bootVm({ taskId: raw, limits }) {
       const taskId = checkedId(raw);
       const started = Date.now();
@@ -90,6 +93,8 @@ export function createHostActivities(d: HostActivityDeps, handoff: PumpHandoff<O
       // Start the agent and its pump now: its first output reaches the browser while the
       // workflow records the task as running; the workflow's pumpOutput takes the pump over.
       const row = await getTask(d.pool, taskId);
+      // The proxy must know the task's repository before the sidecar clones it.
+      if (row) await allowTaskRepo(d, taskId);
       if (row) {
         ctx().heartbeat('booting: starting the agent');
         // The same interval the workflow gives pumpOutput (both derive it from the idle timeout).
@@ -113,6 +118,8 @@ export function createHostActivities(d: HostActivityDeps, handoff: PumpHandoff<O
       const taskId = checkedId(raw);
       const c = ctx();
       let pump: OutputPump;
+      // Again here: after a worker restart (the proxy's map is in memory) this is what runs first.
+      await allowTaskRepo(d, taskId);
       try {
         pump = handoff.take(taskId) ?? (await OutputPump.open(d, taskId, runtime, reportMs, idleTimeoutMs));
       } catch (err) {
@@ -159,6 +166,7 @@ export function createHostActivities(d: HostActivityDeps, handoff: PumpHandoff<O
       await vmStep('restoring: loading the VM state', (progress, signal) =>
         driver.restore(taskId, progress, signal),
       );
+      await allowTaskRepo(d, taskId);
       metrics.vmRestoreSeconds.observe({ driver: driver.name }, (Date.now() - started) / 1000);
       logger.info({ taskId, ms: Date.now() - started }, 'restored');
       return { ms: Date.now() - started };
@@ -169,6 +177,7 @@ export function createHostActivities(d: HostActivityDeps, handoff: PumpHandoff<O
       ctx().heartbeat('destroying the VM');
       await handoff.release(taskId);
       await vmStep('destroying the VM', () => driver.destroy(taskId));
+      forgetTaskRepo(d, taskId);
     },
   };
 }

@@ -1,10 +1,13 @@
 /** A host session with a task's sidecar, and the agent's start (files first, then the command). */
 import { randomBytes } from 'node:crypto';
+import { getTaskRepoRow } from '../common/db/task-repo.js';
 import { getTask, readTaskFiles } from '../common/db/tasks.js';
 import type { Runtime } from '../common/task.js';
 import { SidecarConnection } from '../vm/sidecar/client.js';
 import { agentCommand } from './agent-command.js';
 import type { HostActivityDeps } from './deps.js';
+import { repoMessage } from './forge/task-repo.js';
+import { liveSidecars } from './live-sidecars.js';
 
 export const HELLO_TIMEOUT_MS = 15_000;
 
@@ -13,7 +16,13 @@ export async function connectSidecar(
   d: Pick<HostActivityDeps, 'driver'>,
   taskId: string,
 ): Promise<SidecarConnection> {
-  return SidecarConnection.open(await d.driver.connect(taskId), HELLO_TIMEOUT_MS);
+  const conn = await SidecarConnection.open(await d.driver.connect(taskId), HELLO_TIMEOUT_MS);
+  // The sidecar serves one host connection, the latest: others of this worker reach it through it.
+  liveSidecars.set(taskId, conn);
+  conn.onClose(() => {
+    if (liveSidecars.get(taskId) === conn) liveSidecars.delete(taskId);
+  });
+  return conn;
 }
 
 /** Hands the task's files to the sidecar, then starts the agent (the sidecar ignores a second start). */
@@ -25,6 +34,9 @@ export async function sendStart(
 ): Promise<void> {
   for (const f of await readTaskFiles(d.pool, taskId)) conn.send({ type: 'file', name: f.name }, f.data);
   const mode = (await getTask(d.pool, taskId))?.permissionMode ?? null;
+  // The repository's checkout (issue 20): the sidecar clones it before it starts the agent.
+  const repo = await getTaskRepoRow(d.pool, taskId);
+  if (repo) conn.send(repoMessage(d.config, taskId, repo, d.driver.guestEnv));
   conn.send({
     type: 'start',
     ...agentCommand(runtime, d.config, taskId, d.driver.guestEnv, mode),

@@ -27,6 +27,10 @@ export const createTaskSchema = z
       )
       .max(LIMITS.filesMax, `at most ${LIMITS.filesMax} files per task`)
       .default([]),
+    /** The forge repository to check out (owner/name or an https URL), on branch lia/<task id>. */
+    repo: z.string().min(3).max(300, 'repo is at most 300 characters').optional(),
+    /** The base branch to start from (default: the repository's default branch); needs `repo`. */
+    branch: z.string().min(1).max(200, 'branch is at most 200 characters').optional(),
   })
   .strict();
 

@@ -23,3 +23,13 @@ export async function stopTask(i: Deferred, ctx: BotContext, taskId: string): Pr
   await ctx.tasks.stop(interactionActor(ctx.config, i), taskId, `stopped from Discord by ${i.user.id}`);
   return `Stopping **${taskId}**: its VM is being removed.`;
 }
+
+/** Pushes the task's branch and opens (or updates) its pull request; the link goes to the thread too. */
+export async function openPullRequest(i: Deferred, ctx: BotContext, taskId: string): Promise<Reply> {
+  const actor = interactionActor(ctx.config, i);
+  await i.editReply({ content: `Pushing **${taskId}**'s branch and opening its pull request…` });
+  const pr = await ctx.tasks.openPullRequest(actor, taskId);
+  const line = `${pr.created ? 'Pull request opened' : 'Pull request updated'}: [#${pr.number}](${pr.url}) from \`${pr.branch}\`.`;
+  await ctx.threads.tell(taskId, `**${taskId}**: ${line}`, i.user.id).catch(() => false);
+  return line;
+}

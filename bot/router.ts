@@ -12,7 +12,7 @@ import {
   type RepliableInteraction,
 } from 'discord.js';
 import { metrics } from '../common/metrics.js';
-import { resumeTask, stopTask } from './actions.js';
+import { openPullRequest, resumeTask, stopTask } from './actions.js';
 import { commands } from './commands/index.js';
 import type { Reply } from './commands/types.js';
 import type { BotContext } from './context.js';
@@ -56,7 +56,11 @@ export async function route(i: Interaction, ctx: BotContext): Promise<void> {
     const b = parseButton(i.customId);
     if (!b) return;
     await answer(i, ctx, b.action, () =>
-      b.action === 'resume' ? resumeTask(i, ctx, b.taskId) : stopTask(i, ctx, b.taskId),
+      b.action === 'resume'
+        ? resumeTask(i, ctx, b.taskId)
+        : b.action === 'pr'
+          ? openPullRequest(i, ctx, b.taskId)
+          : stopTask(i, ctx, b.taskId),
     );
   }
 }

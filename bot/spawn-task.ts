@@ -114,11 +114,14 @@ export async function spawnTask(
   const runtime = runtimeOption(i);
   const permissionMode = permissionModeOption(i);
   const actor = interactionActor(ctx.config, i);
+  const repo = i.options.getString('repo') ?? undefined;
+  const branch = i.options.getString('branch') ?? undefined;
   const { taskId, url } = await ctx.tasks.create(actor, {
     prompt,
     runtime,
     files: await files(),
     ...(permissionMode ? { permissionMode } : {}),
+    ...(repo || branch ? { repo, branch } : {}),
   });
 
   // The task exists and its VM is starting: from here on, every failure is reported with that.
@@ -126,7 +129,7 @@ export async function spawnTask(
   let threadId: string | undefined;
   let where: string;
   try {
-    threadId = await ctx.threads.open(home, taskId, firstLine, i.user.id);
+    threadId = await ctx.threads.open(home, taskId, firstLine, i.user.id, { pullRequest: !!repo });
     where = `Its thread: <#${threadId}>.`;
   } catch (err) {
     ctx.logger.warn({ taskId, err: describeDiscordError(err) }, 'could not open the task thread');

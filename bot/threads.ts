@@ -33,7 +33,7 @@ import { channelGone, clip, DISCORD, describeDiscordError } from './discord-rule
 import { userMessage } from './errors.js';
 import { questionButtons, questionText } from './question-view.js';
 import { summaryPost, threadPost } from './tail.js';
-import { queueLine } from './view.js';
+import { pullRequestButtons, queueLine } from './view.js';
 
 const TAIL_BYTES = 8 * 1024;
 /** Pauses after failed posts: 1 s, doubling, at most a minute. */
@@ -85,11 +85,19 @@ export class ThreadRelay {
    * Opens the task's thread in `home` — a thread in a text channel, or a new post in a forum —
    * and starts relaying. Returns the thread's id; throws what Discord refused.
    */
-  async open(home: ThreadHome, taskId: string, title: string, ownerId: string): Promise<string> {
+  async open(
+    home: ThreadHome,
+    taskId: string,
+    title: string,
+    ownerId: string,
+    opts: { pullRequest?: boolean } = {},
+  ): Promise<string> {
     const name = clip(`${taskId} · ${title}`, DISCORD.nameMax);
     const intro = {
       content: `Task **${taskId}** by <@${ownerId}>. What you write here goes to the agent.`,
       allowedMentions: { parse: [] },
+      // A task with a repository: its owner opens the pull request from here (issue 20).
+      ...(opts.pullRequest ? { components: [pullRequestButtons(taskId)] } : {}),
     };
     let thread: AnyThreadChannel;
     if (home.type === ChannelType.GuildForum || home.type === ChannelType.GuildMedia) {

@@ -19,10 +19,12 @@ const COLORS: Record<TaskStatus, number> = {
 };
 
 /** Button ids carry the task id, so a press works whatever the bot remembers (restarts included). */
-export const BUTTON = { resume: 'lia:resume:', stop: 'lia:stop:' } as const;
+export const BUTTON = { resume: 'lia:resume:', stop: 'lia:stop:', pr: 'lia:pr:' } as const;
 
-export function parseButton(customId: string): { action: 'resume' | 'stop'; taskId: string } | undefined {
-  for (const action of ['resume', 'stop'] as const)
+export function parseButton(
+  customId: string,
+): { action: 'resume' | 'stop' | 'pr'; taskId: string } | undefined {
+  for (const action of ['resume', 'stop', 'pr'] as const)
     if (customId.startsWith(BUTTON[action])) return { action, taskId: customId.slice(BUTTON[action].length) };
   return undefined;
 }
@@ -52,8 +54,30 @@ export function taskEmbed(t: Pick<TaskView, 'id' | 'status'> & Partial<TaskView>
   if (t.usage && budgetTokens(t.usage) > 0) e.addFields({ name: 'Tokens', value: usageText(t.usage) });
   if (t.budgetNotice) e.addFields({ name: 'Model budget', value: t.budgetNotice.slice(0, 1000) });
   if (t.summary) e.addFields({ name: 'Result', value: t.summary.result.slice(0, 1000) || '(empty)' });
+  if (t.repo)
+    e.addFields({
+      name: 'Repository',
+      value: `${t.repo.owner}/${t.repo.name} on \`${t.repo.branch}\`${t.repo.base ? ` (from ${t.repo.base})` : ''}`,
+      inline: true,
+    });
+  if (t.pullRequest)
+    e.addFields({
+      name: 'Pull request',
+      value: `[#${t.pullRequest.number}](${t.pullRequest.url})`,
+      inline: true,
+    });
   if (t.error) e.addFields({ name: 'Error', value: t.error.slice(0, 1000) });
   return e;
+}
+
+/** The coding loop's button (issue 20): pushes the task's branch and opens its pull request. */
+export function pullRequestButtons(taskId: string): ActionRowBuilder<ButtonBuilder> {
+  return new ActionRowBuilder<ButtonBuilder>().addComponents(
+    new ButtonBuilder()
+      .setCustomId(`${BUTTON.pr}${taskId}`)
+      .setStyle(ButtonStyle.Success)
+      .setLabel('Open pull request'),
+  );
 }
 
 /**

@@ -20,6 +20,9 @@ export interface NewTask {
   runtime?: string;
   idleTimeoutSeconds?: number;
   files?: { name: string; content: string }[];
+  /** A forge repository to check out on lia/<task id> (owner/name or URL), and its base branch. */
+  repo?: string;
+  branch?: string;
 }
 
 /** Raw output and where it stands in the log (the x-lia-* headers of ?format=raw). */
@@ -60,6 +63,14 @@ export class LiaClient {
 
   resume(id: string): Promise<{ status: TaskStatus }> {
     return this.json('POST', `/api/v1/tasks/${id}/resume`, { taskId: id, timeoutMs: RESUME_TIMEOUT_MS });
+  }
+
+  /** Pushes the task's branch and opens (or updates) its pull request (resumes it first if suspended). */
+  pullRequest(id: string): Promise<{ number: number; url: string; created: boolean; branch: string }> {
+    return this.json('POST', `/api/v1/tasks/${id}/pull-request`, {
+      taskId: id,
+      timeoutMs: RESUME_TIMEOUT_MS + 10 * 60_000,
+    });
   }
 
   stop(id: string): Promise<{ message: string }> {

@@ -1,11 +1,12 @@
 /**
- * `./lia spawn | list | status | attach | output | resume | stop`: Lia from the command line,
+ * `./lia spawn | list | status | attach | output | resume | stop | pr`: Lia from the command line,
  * over its REST API and WebSocket stream only (docs/cli.md), as one user with the service token.
  */
 import { Command, CommanderError } from 'commander';
 import { attachCommand } from './commands/attach.js';
 import { listCommand } from './commands/list.js';
 import { outputCommand } from './commands/output.js';
+import { prCommand } from './commands/pr.js';
 import { resumeCommand } from './commands/resume.js';
 import { spawnCommand } from './commands/spawn.js';
 import { statusCommand } from './commands/status.js';
@@ -44,6 +45,7 @@ for (const c of [
   outputCommand,
   resumeCommand,
   stopCommand,
+  prCommand,
 ])
   program.addCommand(c().copyInheritedSettings(program));
 

@@ -91,6 +91,17 @@ export interface AgentExit {
   message?: string;
 }
 
+/** A task's pull request, as the host activity opened or updated it (issue 20). */
+export interface PullRequestResult {
+  number: number;
+  url: string;
+  /** False: one was open for the branch already, and was updated. */
+  created: boolean;
+  branch: string;
+  /** What the guest's git said (its tail). */
+  pushOutput: string;
+}
+
 /** Run by the host worker that holds the VM (queue `lia-host-<id>`). */
 export interface HostActivities {
   /** Creates the VM (disk, VMM, sidecar) and waits for the sidecar's hello. Idempotent. */
@@ -113,4 +124,9 @@ export interface HostActivities {
   restoreVm(args: { taskId: string }): Promise<{ ms: number }>;
   /** Destroys the VM and deletes its disk, snapshot and sockets. Idempotent, safe in any state. */
   destroyVm(args: { taskId: string }): Promise<void>;
+  /**
+   * Commits what is uncommitted in the guest's checkout, pushes the task's branch through the
+   * proxy, and opens (or updates) the task's pull request with the host's credential.
+   */
+  openPullRequest(args: { taskId: string }): Promise<PullRequestResult>;
 }

@@ -266,6 +266,40 @@ export const CONFIG_VARS = {
       doc: 'A question the agent asks before a tool use is denied (and the agent told) after this long without an answer; the task may be suspended meanwhile',
     },
   },
+  forge: {
+    kind: {
+      schema: z.enum(['github']),
+      default: 'github',
+      doc: 'Which forge the coding loop uses (GitHub or GitHub Enterprise; the design is open to GitLab and Gitea)',
+    },
+    api_url: {
+      schema: z.string().url(),
+      default: 'https://api.github.com',
+      doc: "The forge's REST API (GitHub Enterprise: https://HOST/api/v3)",
+    },
+    git_url: {
+      schema: z
+        .string()
+        .url()
+        .refine((u) => /^https?:\/\//.test(u), 'an http(s) URL'),
+      default: 'https://github.com',
+      doc: "Base of the forge's git URLs (GIT_URL/OWNER/REPO.git); the egress proxy forwards a guest's git there",
+    },
+    token: {
+      schema: optionalString,
+      secret: true,
+      doc: 'Forge token (a fine-grained token with contents and pull requests: read and write, on the allowed repositories); added on the host, never given to a guest. Unset: no repository can be used',
+    },
+    allow_repos: {
+      schema: list.refine(
+        (entries) =>
+          entries.every((e) => /^[A-Za-z0-9][A-Za-z0-9-]{0,38}\/(?:\*|[A-Za-z0-9._-]{1,100})$/.test(e)),
+        'each entry must be owner/name or owner/*',
+      ),
+      default: '',
+      doc: 'Comma-separated repositories a task may use (owner/name or owner/*); empty: none',
+    },
+  },
   output: {
     retention_bytes: {
       schema: int(64 * 1024, 1024 * 1024 * 1024),

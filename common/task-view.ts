@@ -18,6 +18,9 @@ export interface TaskView extends TaskFields {
   updatedAt: string;
   /** Epoch ms at which the idle timer suspends the task (running tasks; the workflow projects it). */
   idleDeadline?: number;
+  /** The forge repository the task works on (on branch `lia/<id>`), and its pull request once opened. */
+  repo?: { owner: string; name: string; base?: string; branch: string };
+  pullRequest?: { url: string; number: number };
   /** A pending task waiting for a host with room: its place (1 = next) and, when known, a guess of the wait. */
   queue?: { position: number; estimateSeconds?: number };
   /**

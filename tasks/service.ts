@@ -10,6 +10,7 @@ import {
   WorkflowUpdateFailedError,
   WorkflowUpdateStage,
 } from '@temporalio/client';
+import type { PullRequestResult } from '../common/activities.js';
 import { type Config, publicUrl } from '../common/config.js';
 import {
   type Choice,
@@ -31,6 +32,7 @@ import {
 import { queuePlace } from '../common/db/hosts.js';
 import { enqueueInput, type InputOrigin, pendingInputBytes } from '../common/db/input.js';
 import type { Pool } from '../common/db/pool.js';
+import { setTaskRepoRow } from '../common/db/task-repo.js';
 import {
   countRunning,
   createTask,
@@ -58,6 +60,7 @@ import {
 import type { agentTask } from '../workflows/agentTask.js';
 import {
   answerUpdate,
+  openPullRequestUpdate,
   resumeUpdate,
   stateQuery,
   terminateSignal,
@@ -66,6 +69,7 @@ import {
 import { TaskError } from './errors.js';
 import { type LinkSigner, taskUrl } from './links.js';
 import { liveQuotaError, runningQuotaError } from './quotas.js';
+import { checkRepo } from './repo.js';
 import { type TaskView, toView } from './views.js';
 
 export { TaskError, type TaskErrorCode } from './errors.js';
@@ -84,6 +88,9 @@ export interface NewTask {
   idleTimeoutSeconds?: number;
   /** Claude Code's permission mode (default: LIA__AGENT__PERMISSION_MODE); a shell has none. */
   permissionMode?: PermissionMode;
+  /** A forge repository (owner/name or URL) to check out, and its base branch (issue 20). */
+  repo?: string;
+  branch?: string;
 }
 
 /** What became of a follow-up message: a turn of the conversation, or keystrokes. */
@@ -118,6 +125,7 @@ export class TaskService {
     }
     if (t.files.some((f) => f.name === 'PROMPT.md'))
       throw new TaskError('invalid', 'PROMPT.md is reserved for the prompt');
+    const repo = checkRepo(t, this.config);
     const taskId = newTaskId();
     const permissionMode =
       t.runtime === 'shell' ? null : (t.permissionMode ?? this.config.agent.permission_mode);
@@ -169,6 +177,7 @@ export class TaskService {
       );
     if (refused === 'live') throw liveQuotaError(live);
     if (refused === 'running') throw runningQuotaError(running, 'start another');
+    if (repo) await setTaskRepoRow(this.pool, taskId, repo);
     try {
       await this.temporal.workflow.start<typeof agentTask>(WORKFLOW_TYPE, {
         workflowId: taskId,
@@ -271,6 +280,23 @@ export class TaskService {
         return undefined;
       }
       return await handle.executeUpdate(resumeUpdate, { args: [{ by: actor.userId }] });
+    } catch (err) {
+      throw this.mapError(err, taskId);
+    }
+  }
+
+  /** Pushes the task's branch and opens (or updates) its pull request; resumes it first if suspended. */
+  async openPullRequest(actor: Actor, taskId: string): Promise<PullRequestResult> {
+    const row = await this.ownRow(actor, taskId);
+    if (!row.repoOwner)
+      throw new TaskError('invalid', `task ${taskId} was spawned without a repository (spawn with repo)`);
+    if (isEnded(row.status))
+      throw new TaskError('conflict', `task ${taskId} has ${row.status}; its VM is gone`);
+    if (row.status === 'suspended') await this.checkRunningQuota(row, 'resume this one for its pull request');
+    try {
+      return await this.temporal.workflow
+        .getHandle(taskId)
+        .executeUpdate(openPullRequestUpdate, { args: [{ by: actor.userId }] });
     } catch (err) {
       throw this.mapError(err, taskId);
     }

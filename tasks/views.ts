@@ -34,6 +34,17 @@ export function toView(row: TaskRow): TaskView {
     summary: row.summary,
     ...(row.vmStart ? { vmStart: row.vmStart } : {}),
     ...(row.status === 'running' && row.idleDeadline ? { idleDeadline: row.idleDeadline.getTime() } : {}),
+    ...(row.repoOwner && row.repoName
+      ? {
+          repo: {
+            owner: row.repoOwner,
+            name: row.repoName,
+            ...(row.repoBase ? { base: row.repoBase } : {}),
+            branch: `lia/${row.id}`,
+          },
+        }
+      : {}),
+    ...(row.prUrl && row.prNumber ? { pullRequest: { url: row.prUrl, number: row.prNumber } } : {}),
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };

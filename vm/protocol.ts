@@ -50,7 +50,9 @@ export type SidecarMessage =
   /** An answer reached the sidecar (or was for a question it no longer has): do not send it again. */
   | { type: 'answer-ack'; id: string }
   /** A follow-up turn is in the sidecar's queue (or was before): do not send it again. */
-  | { type: 'turn-ack'; n: number };
+  | { type: 'turn-ack'; n: number }
+  /** The answer to a `git` request: whether it worked, and what git said (its tail). */
+  | { type: 'git-result'; id: number; ok: boolean; output: string };
 
 /** Host → sidecar. */
 export type HostMessage =
@@ -83,7 +85,29 @@ export type HostMessage =
   /** The owner's answer to a question; `message` is what the agent is told, `note` what the terminal shows. */
   | { type: 'answer'; id: string; decision: 'allow' | 'deny'; message: string; note: string }
   /** A follow-up turn for the headless conversation, numbered per task from 2; body: its text. */
-  | { type: 'turn'; n: number };
+  | { type: 'turn'; n: number }
+  /**
+   * The task's repository (issue 20), sent before `start`: the sidecar sets git's URL rewrite
+   * (`git config --global <rewrite.key> <rewrite.value>`), clones `url` into `dir` and checks out
+   * `branch`, as the agent's user, showing git's progress in the terminal; the agent then starts
+   * in `dir`. A clone that fails is said in the terminal and the agent starts anyway.
+   */
+  | {
+      type: 'repo';
+      url: string;
+      /** The base to clone; undefined: the repository's default branch. */
+      base?: string;
+      /** The task's branch, created from the base. */
+      branch: string;
+      /** A folder name in the working directory. */
+      dir: string;
+      rewrite: { key: string; value: string };
+    }
+  /**
+   * Commits what the agent left uncommitted (author "Lia agent") and pushes HEAD to `branch`
+   * through the proxy; answered by `git-result` with the same id.
+   */
+  | { type: 'git'; id: number; op: 'push'; branch: string; message: string };
 
 export interface GuestIdentity {
   hostname: string;

@@ -3,6 +3,7 @@
  * import these to signal, update and query; the workflow implements them.
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { PullRequestResult } from '../common/activities.js';
 import type { AskedQuestion, Choice, DecisionView } from '../common/conversation.js';
 import type { TaskState } from '../common/task.js';
 
@@ -59,3 +60,9 @@ export const answerUpdate = defineUpdate<DecisionView, [{ questionId: string; ch
 
 /** Marks the histories in which the workflow first acted on a question. */
 export const CONVERSATION_PATCH = 'conversation-questions';
+
+/**
+ * Pushes the task's branch and opens (or updates) its pull request (issue 20). A suspended task
+ * is resumed first. Fails with the reason (no repository, the push refused, the forge's answer).
+ */
+export const openPullRequestUpdate = defineUpdate<PullRequestResult, [{ by?: string }]>('openPullRequest');

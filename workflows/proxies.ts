@@ -52,6 +52,14 @@ export function onHost(hostId: string, summary: string) {
       cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
       retry: forever,
     }),
+    /** Pushing a branch and opening its pull request: a few tries, then the reason. */
+    forge: proxyActivities<HostActivities>({
+      taskQueue,
+      summary,
+      startToCloseTimeout: '15 minutes',
+      heartbeatTimeout: '1 minute',
+      retry: { ...forever, maximumAttempts: 5 },
+    }),
     cleanup: proxyActivities<HostActivities>({
       taskQueue,
       summary,

@@ -27,6 +27,7 @@ export function taskRoutes(tasks: TaskService): Hono<AuthEnv> {
       runtime: b.runtime,
       permissionMode: b.permissionMode,
       idleTimeoutSeconds: b.idleTimeoutSeconds,
+      ...(b.repo || b.branch ? { repo: b.repo, branch: b.branch } : {}),
       files: b.files.map((f) => ({ name: f.name, data: Buffer.from(f.content, 'base64') })),
     });
     return c.json(created, 201);
@@ -57,6 +58,12 @@ export function taskRoutes(tasks: TaskService): Hono<AuthEnv> {
     const id = c.get('taskId');
     const state = await tasks.resume(c.get('caller'), id, 'completed');
     return c.json(state ?? { taskId: id, status: 'running' });
+  });
+
+  // Issue 20: push the task's branch and open (or update) its pull request; resumes a suspended task.
+  app.post('/:id/pull-request', async (c) => {
+    // A task link may: it acts on its one task, for its owner (the page's button).
+    return c.json(await tasks.openPullRequest(c.get('caller'), c.get('taskId')));
   });
 
   app.delete('/:id', async (c) => {

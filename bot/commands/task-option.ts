@@ -34,3 +34,15 @@ export const runtimeOption = (o: SlashCommandStringOption) =>
       'claude (default, in the terminal), claude-headless (a conversation in the thread) or shell',
     )
     .addChoices(...RUNTIMES.map((r) => ({ name: r, value: r })));
+
+/** The optional `repo` option of /spawn (issue 20): autocomplete from the operator's allowlist. */
+export const repoOption = (o: SlashCommandStringOption) =>
+  o
+    .setName('repo')
+    .setDescription('A repository to check out on the branch lia/<task> (owner/name or URL)')
+    .setAutocomplete(true)
+    .setMaxLength(300);
+
+/** The optional `branch` option of /spawn: the base branch (default: the repository's default). */
+export const branchOption = (o: SlashCommandStringOption) =>
+  o.setName('branch').setDescription('The base branch to start from (with repo)').setMaxLength(200);

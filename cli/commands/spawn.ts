@@ -17,6 +17,8 @@ interface SpawnOptions {
   attach?: boolean;
   quiet?: boolean;
   json?: boolean;
+  repo?: string;
+  branch?: string;
 }
 
 export function spawnCommand(): Command {
@@ -45,6 +47,11 @@ export function spawnCommand(): Command {
       "idle time before the task is suspended (default: Lia's LIA__VM__IDLE_TIMEOUT_MINUTES)",
       wholeNumber(LIMITS.idleTimeoutSeconds.min, LIMITS.idleTimeoutSeconds.max),
     )
+    .option(
+      '--repo <repo>',
+      'a repository to check out on the branch lia/<task id> (owner/name or URL; LIA__FORGE__ALLOW_REPOS lists those allowed)',
+    )
+    .option('--branch <branch>', 'with --repo: the base branch (default: the repository default branch)')
     .option('--attach', "attach to the task's terminal once it is created")
     .option('-q, --quiet', 'print only the task id')
     .option('--json', "print the API's answer as JSON")
@@ -55,6 +62,7 @@ export function spawnCommand(): Command {
         runtime: o.runtime,
         idleTimeoutSeconds: o.idleTimeout,
         files: o.file.map(readTaskFile),
+        ...(o.repo || o.branch ? { repo: o.repo, branch: o.branch } : {}),
       };
       const created = await client.create(task);
       const id = created.taskId;

@@ -37,6 +37,12 @@ function describe(t: TaskView & { url?: string }): string {
     ['exit code', t.exitCode === null ? null : String(t.exitCode)],
     ['error', t.error],
     ['summary', t.summary?.result.split('\n', 1)[0]],
+    [
+      'repository',
+      t.repo &&
+        `${t.repo.owner}/${t.repo.name} on ${t.repo.branch}${t.repo.base ? ` (from ${t.repo.base})` : ''}`,
+    ],
+    ['pull request', t.pullRequest?.url],
     ['web link', t.url],
   ];
   const shown = lines.filter((l): l is [string, string] => !!l[1]);

@@ -28,6 +28,12 @@ export interface TaskRow extends TaskFields, TokenCounts {
   openQuestions: number;
   /** How its VM was started (the host's boot writes it). */
   vmStart: string | null;
+  /** The forge repository (issue 20), and the task's pull request once opened. */
+  repoOwner?: string | null;
+  repoName?: string | null;
+  repoBase?: string | null;
+  prUrl?: string | null;
+  prNumber?: number | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -39,7 +45,8 @@ const COLUMNS = `id, owner, runtime, status, prompt_first_line AS "promptFirstLi
   budget_notice AS "budgetNotice",
   idle_deadline AS "idleDeadline", vm_start AS "vmStart", permission_mode AS "permissionMode", conversation_at AS "conversationAt",
   (SELECT count(*) FROM task_questions q WHERE q.task_id = tasks.id AND q.decision IS NULL)::int AS "openQuestions",
-  created_at AS "createdAt", updated_at AS "updatedAt"`;
+  repo_owner AS "repoOwner", repo_name AS "repoName", repo_base AS "repoBase", pr_url AS "prUrl",
+  pr_number AS "prNumber", created_at AS "createdAt", updated_at AS "updatedAt"`;
 
 const sqlList = (xs: readonly string[]) => xs.map((x) => `'${x}'`).join(', ');
 const ENDED = `status IN (${sqlList(ENDED_STATUSES)})`;

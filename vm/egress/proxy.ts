@@ -29,6 +29,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { parseHostPort, parsePort } from '../../common/host-port.js';
 import type { Logger } from '../../common/logger.js';
+import { type ForgeOptions, ForgeRoute, type TaskRepo } from './forge.js';
 import { GuestConn } from './guest-conn.js';
 import {
   errorBody,
@@ -89,6 +90,8 @@ export interface EgressOptions {
   allowHosts: string[];
   /** Asked before every metered model call; none: no budgets. */
   budget?: BudgetGate;
+  /** The forge route (`/forge/<owner>/<repo>.git/…`, forge.ts); none: git requests are refused. */
+  forge?: ForgeOptions;
   limits?: Partial<EgressLimits>;
   logger?: Pick<Logger, 'warn'>;
 }
@@ -148,6 +151,7 @@ export class EgressProxy extends EventEmitter {
   private readonly http: http.Server;
   private readonly agent: http.Agent;
   private budget: BudgetGate | undefined;
+  private readonly forge: ForgeRoute | undefined;
   private connections = 0;
   private readonly counters = { refusedConnections: 0, handlerErrors: 0 };
 
@@ -156,6 +160,7 @@ export class EgressProxy extends EventEmitter {
     this.model = new URL(o.modelBaseUrl);
     this.limits = { ...DEFAULT_LIMITS, ...o.limits };
     this.budget = o.budget;
+    this.forge = o.forge ? new ForgeRoute(o.forge) : undefined;
     this.allowed = new Set(
       o.allowHosts.map((entry) => {
         const hp = parseHostPort(entry, 443);
@@ -192,6 +197,21 @@ export class EgressProxy extends EventEmitter {
   /** The budget gate, set by the host worker once it has its database. */
   setBudgetGate(gate: BudgetGate | undefined): void {
     this.budget = gate;
+  }
+
+  /**
+   * Says which forge repository and branch a task may use (fetch that repository, push only
+   * that branch); set by the host before the guest's git needs it. Throws if no forge is
+   * configured or the repository is not on LIA__FORGE__ALLOW_REPOS.
+   */
+  setTaskRepo(taskId: string, repo: TaskRepo): void {
+    if (!this.forge) throw new Error('no forge is configured on this host (LIA__FORGE__TOKEN)');
+    this.forge.setTaskRepo(taskId, repo);
+  }
+
+  /** Forgets a task's repository: its guest reaches no forge any more. */
+  clearTaskRepo(taskId: string): void {
+    this.forge?.clearTaskRepo(taskId);
   }
 
   /**
@@ -373,6 +393,14 @@ export class EgressProxy extends EventEmitter {
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse): unknown {
     const conn = req.socket as unknown as GuestConn;
     const url = req.url ?? '';
+    if (url.startsWith('/forge/')) {
+      if (!this.forge) {
+        return this.refuse(res, 403, 'permission_error', 'Lia: no forge is configured on this host');
+      }
+      return this.forge.handle(conn.taskId, req, res, (status) =>
+        this.emit('refusal', refusalReason(status)),
+      );
+    }
     if (url.startsWith('/')) return this.onModel(conn, req, res);
     if (/^[a-z][a-z0-9+.-]*:/i.test(url)) return this.forwardAbsolute(req, res, url);
     return this.refuse(
@@ -703,6 +731,7 @@ export function egressFromConfig(
   config: {
     claude: { base_url: string; api_key?: string; request_idle_seconds: number; request_max_seconds: number };
     vm: { egress_allow: string[]; egress_max_connections: number };
+    forge?: { kind: 'github'; git_url: string; token?: string; allow_repos: string[] };
   },
   extra: { logger?: Pick<Logger, 'warn'>; budget?: BudgetGate } = {},
 ): EgressProxy {
@@ -710,6 +739,14 @@ export function egressFromConfig(
     modelBaseUrl: config.claude.base_url,
     apiKey: config.claude.api_key,
     allowHosts: config.vm.egress_allow,
+    forge: config.forge?.token
+      ? {
+          kind: config.forge.kind,
+          gitUrl: config.forge.git_url,
+          token: config.forge.token,
+          allowRepos: config.forge.allow_repos,
+        }
+      : undefined,
     limits: {
       connectionsPerTask: config.vm.egress_max_connections,
       modelIdleMs: config.claude.request_idle_seconds * 1000,

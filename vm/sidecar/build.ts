@@ -12,6 +12,7 @@ const here = import.meta.dirname;
 export const SIDECAR_BUNDLE = path.join(here, 'dist', 'sidecar.mjs');
 const SOURCES = [
   path.join(here, 'sidecar.ts'),
+  path.join(here, 'repo.ts'),
   path.join(here, '..', 'protocol.ts'),
   path.join(here, '..', 'channel', 'mux.ts'),
   path.join(here, 'agent-endpoint.ts'),

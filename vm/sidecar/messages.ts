@@ -43,4 +43,10 @@ export const sidecarMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('question-gone'), id: z.string().regex(QUESTION_ID_RE) }),
   z.object({ type: z.literal('answer-ack'), id: z.string().regex(QUESTION_ID_RE) }),
   z.object({ type: z.literal('turn-ack'), n: z.number().int().min(2).max(1_000_000) }),
+  z.object({
+    type: z.literal('git-result'),
+    id: z.number().int().nonnegative(),
+    ok: z.boolean(),
+    output: text(16_000),
+  }),
 ]);

@@ -37,6 +37,7 @@ import {
   SYNC,
 } from '../protocol.js';
 import { AgentEndpoint } from './agent-endpoint.js';
+import { checkoutRepo, commitAndPush, type GitUser, homeOf } from './repo.js';
 
 /** Unacknowledged output beyond this pauses the PTY: the agent blocks instead of memory growing. */
 const PAUSE_ABOVE_BYTES = 32 * 1024 * 1024;
@@ -86,6 +87,18 @@ function lookupUser(name: string): { uid: number; gid: number } {
   process.stderr.write(`sidecar: no user ${name} in /etc/passwd\n`);
   process.exit(2);
 }
+/** Git runs as the agent (issue 20): the checkout is the agent's, and so is its git config. */
+const gitUser: GitUser | undefined = agentUser
+  ? { ...agentUser, home: homeOf(opts['agent-user']!) ?? `/home/${opts['agent-user']}` }
+  : undefined;
+/** The repository's checkout (a `repo` message), done before the agent starts. */
+let repoPrep: Promise<void> = Promise.resolve();
+let repoPending = false;
+let repoDir: string | undefined;
+/** Typed while the agent waits for the checkout: given to it once it starts (bounded). */
+let early: Buffer[] | undefined;
+let earlyBytes = 0;
+const EARLY_MAX_BYTES = 1024 * 1024;
 /** Relative on purpose: the folder may be renamed under us (see above). */
 const workdir = '.';
 let hostSeen = false;
@@ -357,7 +370,36 @@ function handle(m: HostMessage, body: Buffer): void {
       ack(m.seq);
       return;
     case 'start':
-      start(m);
+      if (!repoPending) {
+        start(repoDir && !m.cwd ? { ...m, cwd: repoDir } : m);
+        return;
+      }
+      // After the repository's checkout; the agent then works in it, and gets what was typed.
+      early ??= [];
+      void repoPrep.then(() => {
+        start(repoDir && !m.cwd ? { ...m, cwd: repoDir } : m);
+        for (const b of early ?? []) agent?.write(b);
+        early = undefined;
+      });
+      return;
+    case 'repo':
+      if (agent || exited) return;
+      repoPending = true;
+      repoPrep = repoPrep.then(async () => {
+        repoDir ??= await checkoutRepo(m, path.resolve(workdir), gitUser, (b) => onOutput(b)).catch(
+          (err: Error) => {
+            onOutput(Buffer.from(`Lia: the checkout failed: ${err.message}\r\n`));
+            return undefined;
+          },
+        );
+        repoPending = false;
+      });
+      return;
+    case 'git':
+      void commitAndPush(m, repoDir, gitUser).then(
+        (r) => send({ type: 'git-result', id: m.id, ...r }),
+        (err: Error) => send({ type: 'git-result', id: m.id, ok: false, output: err.message }),
+      );
       return;
     case 'file': {
       const name = safeName(m.name);
@@ -370,7 +412,10 @@ function handle(m: HostMessage, body: Buffer): void {
       return;
     }
     case 'stdin':
-      agent?.write(body);
+      if (!agent && early && earlyBytes + body.length <= EARLY_MAX_BYTES) {
+        early.push(Buffer.from(body));
+        earlyBytes += body.length;
+      } else agent?.write(body);
       return;
     case 'resize':
       if (agent && m.cols > 0 && m.rows > 0) agent.resize(m.cols, m.rows);

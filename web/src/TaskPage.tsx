@@ -4,6 +4,7 @@ import { totalInputText, usageText } from '../../common/usage-text';
 import { Conversation } from './Conversation';
 import { CopyId } from './CopyId';
 import { IdleCountdown } from './IdleCountdown';
+import { PullRequest } from './PullRequest';
 import { StatusBadge } from './StatusBadge';
 import { TaskActions } from './TaskActions';
 import { Terminal } from './Terminal';
@@ -82,6 +83,7 @@ export function TaskPage({ taskId }: { taskId: string }) {
             <kbd>F6</kbd> leaves the terminal
           </span>
         </span>
+        <PullRequest view={view} status={status} say={setMessage} />
         <TaskActions taskId={taskId} status={status} say={setMessage} />
       </header>
       {/* Lasting states go above the terminal; passing ones (below) float over it, because a
