@@ -238,18 +238,24 @@ export class ThreadRelay {
       return this.drop(taskId, `thread ${thread.threadId} is not a channel the bot can post in`);
     // The conversation first: questions (with their buttons) and decisions, then finished turns.
     const conv = await this.tasks.peekConversation(taskId, thread.turnsPosted);
-    await this.postQuestions(taskId, channel, conv.questions);
+    await this.postQuestions(taskId, channel, conv.questions, task.owner);
     for (const t of conv.doneTurns) {
       if (!t.result) continue;
+      // The owner is told a turn is done (notify-when-done): the post is made once, so is the ping.
       await channel.send({
-        content: summaryPost({ ...t.result, result: t.result.text }, task.usage, t.n > 1 ? t.n : undefined),
-        allowedMentions: { parse: [] },
+        content:
+          ownerPing(task.owner) +
+          summaryPost({ ...t.result, result: t.result.text }, task.usage, t.n > 1 ? t.n : undefined),
+        allowedMentions: pingOnly(task.owner),
       });
       await this.records.markTurnsPosted(taskId, t.n);
     }
     // A headless run of the first version (no turns): its one summary.
     if (task.summary && !thread.summaryPosted && task.summary.turn === undefined) {
-      await channel.send({ content: summaryPost(task.summary, task.usage), allowedMentions: { parse: [] } });
+      await channel.send({
+        content: ownerPing(task.owner) + summaryPost(task.summary, task.usage),
+        allowedMentions: pingOnly(task.owner),
+      });
       await this.records.markPosted(taskId, { summary: true });
     }
     const tail = await this.output.tail(taskId, TAIL_BYTES);
@@ -282,6 +288,7 @@ export class ThreadRelay {
     taskId: string,
     channel: SendableChannels,
     questions: Awaited<ReturnType<TaskService['peekConversation']>>['questions'],
+    owner: string,
   ): Promise<void> {
     if (!questions.length) return;
     const posts = new Map((await this.records.questionPosts(taskId)).map((p) => [p.questionId, p]));
@@ -289,10 +296,11 @@ export class ThreadRelay {
       const post = posts.get(q.id);
       if (post?.settled) continue;
       if (!post) {
+        // A question that waits pings its owner, once (the post is made once); a settled one does not.
         const m = await channel.send({
-          content: questionText(q, q.decision),
+          content: (q.decision ? '' : ownerPing(owner)) + questionText(q, q.decision),
           components: q.decision ? [] : [questionButtons(taskId, q.id)],
-          allowedMentions: { parse: [] },
+          allowedMentions: q.decision ? { parse: [] } : pingOnly(owner),
         });
         await this.records.saveQuestionPost(taskId, {
           questionId: q.id,
@@ -349,4 +357,14 @@ export class ThreadRelay {
       });
     }
   }
+}
+
+/** A mention of the task's owner when the owner is a Discord user (tasks spawned elsewhere have other ids). */
+function ownerPing(owner: string): string {
+  return /^\d{17,20}$/.test(owner) ? `<@${owner}> ` : '';
+}
+
+/** Mentions allowed in a post: the owner's alone, nobody else's, whatever the text holds. */
+function pingOnly(owner: string): { parse: []; users: string[] } {
+  return { parse: [], users: /^\d{17,20}$/.test(owner) ? [owner] : [] };
 }

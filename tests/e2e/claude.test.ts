@@ -101,7 +101,8 @@ describe('Claude Code in the VM', () => {
 
     const summary = await discord.waitForMessage(
       thread.id,
-      (m) => m.content.startsWith('**Claude Code finished**'),
+      // Its owner is mentioned: the run is done (notify-when-done).
+      (m) => m.content.startsWith(`<@${owner}> **Claude Code finished**`),
       'with the run summary',
       300_000,
     );

@@ -104,7 +104,7 @@ const waitQuestion = (threadId: string, n: number, what: string, timeoutMs = 300
     `question ${n} (${what}) in the thread`,
     () =>
       messagesIn(threadId).filter((m) =>
-        /^\*\*The agent asks to use|^\*\*\w+\*\* — the agent asked/.test(m.content),
+        /^(<@\d+> )?\*\*The agent asks to use|^\*\*\w+\*\* — the agent asked/.test(m.content),
       )[n - 1],
     timeoutMs,
     200,
@@ -112,7 +112,7 @@ const waitQuestion = (threadId: string, n: number, what: string, timeoutMs = 300
 const summaryOf = (threadId: string, re: RegExp, what: string, timeoutMs = 300_000) =>
   discord.waitForMessage(
     threadId,
-    (m) => /^\*\*Claude Code (finished|failed)/.test(m.content) && re.test(m.content),
+    (m) => /^(<@\d+> )?\*\*Claude Code (finished|failed)/.test(m.content) && re.test(m.content),
     what,
     timeoutMs,
   );
@@ -177,6 +177,7 @@ describe('the agent as a conversation in Discord', () => {
     // 1. The first command asks; Bob (not the owner) is refused; Alice allows it once.
     const q1 = await waitQuestion(threadId, 1, 'allowed.txt');
     assert.match(q1.content, /The agent asks to use Bash/);
+    assert.ok(q1.content.startsWith(`<@${owner}> `), 'a waiting question mentions its owner (notify)');
     assert.match(q1.content, /echo allowed-\$\(\(6\*7\)\) > allowed\.txt/);
     assert.deepEqual(
       buttons(q1).map((b) => b.label),
@@ -245,7 +246,10 @@ describe('the agent as a conversation in Discord', () => {
     );
 
     const first = await summaryOf(threadId, /allowed/, 'the first turn summary');
-    assert.match(first.content, /^\*\*Claude Code finished\*\*/);
+    assert.ok(
+      first.content.startsWith(`<@${owner}> **Claude Code finished**`),
+      'a finished turn mentions its owner',
+    );
     assert.match(first.content, /Ran Bash echo allowed-/);
     assert.match(first.content, /I could not run Bash echo should-not-exist > denied\.txt: it was refused/);
 
