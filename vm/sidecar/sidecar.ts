@@ -322,6 +322,11 @@ function start(m: Extract<HostMessage, { type: 'start' }>): void {
     return;
   }
   if (opts.pidfile) fs.writeFileSync(opts.pidfile, String(agent.pid));
+  // What was typed while the checkout ran goes to the agent now that it exists (start may have
+  // waited for the identity as well, so this is the one place that knows).
+  for (const b of early ?? []) agent.write(b);
+  early = undefined;
+  earlyBytes = 0;
   agent.onData((d) => onOutput(typeof d === 'string' ? Buffer.from(d, 'utf8') : (d as Buffer)));
   agent.onExit(({ exitCode, signal }) => {
     // Let the last reads of the PTY arrive before the exit is reported after them.
@@ -376,11 +381,7 @@ function handle(m: HostMessage, body: Buffer): void {
       }
       // After the repository's checkout; the agent then works in it, and gets what was typed.
       early ??= [];
-      void repoPrep.then(() => {
-        start(repoDir && !m.cwd ? { ...m, cwd: repoDir } : m);
-        for (const b of early ?? []) agent?.write(b);
-        early = undefined;
-      });
+      void repoPrep.then(() => start(repoDir && !m.cwd ? { ...m, cwd: repoDir } : m));
       return;
     case 'repo':
       if (agent || exited) return;
