@@ -316,6 +316,8 @@ test('Claude Code (headless) edits and commits in the checkout; the pull request
   const res = await s.api('POST', '/api/v1/tasks', OWNER, {
     prompt: 'Add a line to the README.',
     runtime: 'claude-headless',
+    // No questions: this test is about the loop (the default mode, ask, is tested in conversation).
+    permissionMode: 'auto',
     repo: 'acme/widgets',
     idleTimeoutSeconds: 1800,
   });
