@@ -7,9 +7,12 @@
  * browser while the workflow is still recording the boot, and pumpOutput takes it over.
  */
 import { ApplicationFailure } from '@temporalio/activity';
+import type { SignalDefinition } from '@temporalio/common';
+import pRetry from 'p-retry';
 import type { AgentExit } from '../common/activities.js';
 import { finishTurn, markTurnRunning } from '../common/db/conversation.js';
 import { consumeInput, pendingInput } from '../common/db/input.js';
+import { pullRequestAfterTurn } from '../common/db/task-repo.js';
 import { firstOutputStored, saveSummary, setIdleDeadline } from '../common/db/tasks.js';
 import { metrics } from '../common/metrics.js';
 import { coalesced } from '../common/rerun.js';
@@ -17,10 +20,11 @@ import type { Runtime } from '../common/task.js';
 import type { Chunk } from '../output/log.js';
 import type { SidecarMessage } from '../vm/protocol.js';
 import type { SidecarConnection } from '../vm/sidecar/client.js';
-import { agentActivitySignal } from '../workflows/definitions.js';
+import { agentActivitySignal, pullRequestAfterTurnSignal } from '../workflows/definitions.js';
 import { describeAgentExit } from './agent-command.js';
 import { ConversationLink } from './conversation-link.js';
 import type { HostActivityDeps } from './deps.js';
+import { DiffLink } from './forge/diff.js';
 import { type GuestMarker, MarkerScanner } from './marker-scanner.js';
 import { connectSidecar, sendStart } from './sidecar-session.js';
 
@@ -136,6 +140,11 @@ export class OutputPump {
       this.failed ??= err;
       this.end();
     });
+    // The API's asks for the task's diff (issue 20) come the way input does.
+    const diffs = new DiffLink(d.pool, conn, taskId, (err) => {
+      this.failed ??= err;
+      this.end();
+    });
     const onRefused = (id: string, status: number, message: string) => {
       if (id !== taskId || this.refused) return;
       // The model API refusing the host's key ends the task with the reason: it cannot do anything.
@@ -196,11 +205,13 @@ export class OutputPump {
         input: () => {
           void this.deliver();
           void conversation.deliver();
+          void diffs.deliver();
         },
       }),
     );
     void this.deliver();
     void conversation.deliver();
+    void diffs.deliver();
   }
 
   /** Tells the workflow about agent I/O (which resets its idle timer), at most once per interval. */
@@ -252,10 +263,31 @@ export class OutputPump {
 
   private async record(m: GuestMarker): Promise<void> {
     if (m.kind === 'turn') await markTurnRunning(this.d.pool, this.taskId, m.n);
-    else if (m.summary.turn !== undefined)
+    else if (m.summary.turn !== undefined) {
       await finishTurn(this.d.pool, this.taskId, m.summary.turn, m.summary);
+      // Before the chunk is acknowledged, so a worker that dies first sends it again.
+      if (await pullRequestAfterTurn(this.d.pool, this.taskId, m.summary.turn))
+        await this.tellWorkflow(pullRequestAfterTurnSignal, { n: m.summary.turn });
+    }
     // A run of the first headless version: one summary, no turns.
     else await saveSummary(this.d.pool, this.taskId, m.summary);
+  }
+
+  /** A signal to the task's workflow, tried for a minute (Temporal away); then logged and dropped. */
+  private async tellWorkflow<A>(signal: SignalDefinition<[A]>, arg: A): Promise<void> {
+    try {
+      await pRetry(() => this.d.client.workflow.getHandle(this.taskId).signal(signal, arg), {
+        retries: 8,
+        minTimeout: 250,
+        maxTimeout: 15_000,
+        maxRetryTime: 60_000,
+      });
+    } catch (err) {
+      this.d.logger.warn(
+        { taskId: this.taskId, signal: signal.name, err: (err as Error).message },
+        'could not signal the workflow',
+      );
+    }
   }
 
   private kick(): void {

@@ -2,9 +2,11 @@
  * The API's shapes on the wire, for its clients: the web page imports these (types only), so a
  * field added on the server is seen by the page's compiler, not re-declared by hand.
  */
+import type { PullRequestResult } from '../common/activities.js';
 import type { DecisionView, TurnStatus } from '../common/conversation.js';
 import type { TaskView } from '../common/task-view.js';
 
+export type { PullRequestResult } from '../common/activities.js';
 export type {
   Choice,
   ConversationView,
@@ -13,6 +15,7 @@ export type {
   QuestionView,
   TurnView,
 } from '../common/conversation.js';
+export type { DiffFile, DiffStat, DiffView } from '../common/diff.js';
 export type { TaskStatus } from '../common/task.js';
 export type { TaskView } from '../common/task-view.js';
 
@@ -24,11 +27,14 @@ export interface AnswerResponse {
 
 /**
  * POST /api/v1/tasks/{id}/turns (202): in a headless conversation the message is turn `n`, with
- * `ahead` turns before it not yet done; elsewhere it was typed into the terminal (`typed`).
+ * `ahead` turns before it not yet done (`pullRequestAfter`: it asked for the pull request, opened
+ * when it ends); elsewhere it was typed into the terminal (`typed`). A message that only asks for
+ * the pull request ("open a PR") opens it (`pull-request`), and the agent is not asked.
  */
 export type FollowUpResponse = { taskId: string } & (
-  | { kind: 'turn'; n: number; ahead: number; status: TaskView['status'] }
+  | { kind: 'turn'; n: number; ahead: number; status: TaskView['status']; pullRequestAfter?: boolean }
   | { kind: 'typed'; status: TaskView['status'] }
+  | { kind: 'pull-request'; pullRequest: PullRequestResult }
 );
 export type { TurnStatus };
 

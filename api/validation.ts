@@ -31,6 +31,11 @@ export const createTaskSchema = z
     repo: z.string().min(3).max(300, 'repo is at most 300 characters').optional(),
     /** The base branch to start from (default: the repository's default branch); needs `repo`. */
     branch: z.string().min(1).max(200, 'branch is at most 200 characters').optional(),
+    /**
+     * A headless task with a repository: push and open (or update) the pull request after every
+     * turn that changed it (default: LIA__FORGE__PULL_REQUEST_AFTER_TURN).
+     */
+    autoPullRequest: z.boolean().optional(),
   })
   .strict();
 

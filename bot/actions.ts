@@ -3,7 +3,7 @@ import type { ButtonInteraction, ChatInputCommandInteraction } from 'discord.js'
 import { interactionActor } from './actor.js';
 import type { Reply } from './commands/types.js';
 import type { BotContext } from './context.js';
-import { taskButtons, taskEmbed } from './view.js';
+import { pullRequestLine, taskButtons, taskEmbed } from './view.js';
 
 type Deferred = ChatInputCommandInteraction | ButtonInteraction;
 
@@ -24,12 +24,20 @@ export async function stopTask(i: Deferred, ctx: BotContext, taskId: string): Pr
   return `Stopping **${taskId}**: its VM is being removed.`;
 }
 
-/** Pushes the task's branch and opens (or updates) its pull request; the link goes to the thread too. */
+/**
+ * Pushes the task's branch and opens (or updates) its pull request. The thread hears of it from
+ * the task's row (as of a pull request opened after a turn), with what it holds.
+ */
 export async function openPullRequest(i: Deferred, ctx: BotContext, taskId: string): Promise<Reply> {
   const actor = interactionActor(ctx.config, i);
   await i.editReply({ content: `Pushing **${taskId}**'s branch and opening its pull request…` });
   const pr = await ctx.tasks.openPullRequest(actor, taskId);
-  const line = `${pr.created ? 'Pull request opened' : 'Pull request updated'}: [#${pr.number}](${pr.url}) from \`${pr.branch}\`.`;
-  await ctx.threads.tell(taskId, `**${taskId}**: ${line}`, i.user.id).catch(() => false);
-  return line;
+  return pullRequestLine({
+    kind: pr.created ? 'opened' : 'updated',
+    trigger: 'asked',
+    number: pr.number,
+    url: pr.url,
+    branch: pr.branch,
+    ...(pr.stat ? { stat: pr.stat } : {}),
+  });
 }

@@ -116,12 +116,14 @@ export async function spawnTask(
   const actor = interactionActor(ctx.config, i);
   const repo = i.options.getString('repo') ?? undefined;
   const branch = i.options.getString('branch') ?? undefined;
+  const autoPullRequest = i.options.getBoolean('auto_pr') ?? undefined;
   const { taskId, url } = await ctx.tasks.create(actor, {
     prompt,
     runtime,
     files: await files(),
     ...(permissionMode ? { permissionMode } : {}),
     ...(repo || branch ? { repo, branch } : {}),
+    ...(autoPullRequest !== undefined ? { autoPullRequest } : {}),
   });
 
   // The task exists and its VM is starting: from here on, every failure is reported with that.

@@ -10,6 +10,7 @@
  * pause, so the last output still gets posted when no further output comes to trigger it;
  * rate limits (429) are waited out by discord.js itself, from Discord's headers.
  */
+
 import {
   type AnyThreadChannel,
   ChannelType,
@@ -23,6 +24,7 @@ import {
 } from 'discord.js';
 import type { Config } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
+import { isBarePullRequestAsk } from '../common/pull-request.js';
 import { isEnded } from '../common/task.js';
 import type { TaskBus } from '../output/bus.js';
 import type { OutputLog } from '../output/log.js';
@@ -33,7 +35,7 @@ import { channelGone, clip, DISCORD, describeDiscordError } from './discord-rule
 import { userMessage } from './errors.js';
 import { questionButtons, questionText } from './question-view.js';
 import { summaryPost, threadPost } from './tail.js';
-import { pullRequestButtons, queueLine } from './view.js';
+import { pullRequestButtons, pullRequestLine, queueLine } from './view.js';
 
 const TAIL_BYTES = 8 * 1024;
 /** Pauses after failed posts: 1 s, doubling, at most a minute. */
@@ -250,6 +252,12 @@ export class ThreadRelay {
       });
       await this.records.markTurnsPosted(taskId, t.n);
     }
+    // The pull request's news (opened, updated, failed): after the turn that led to it.
+    const prEvents = task.pullRequestEvents ?? 0;
+    if (task.pullRequestLast && prEvents > thread.prPosted) {
+      await channel.send({ content: pullRequestLine(task.pullRequestLast), allowedMentions: { parse: [] } });
+      await this.records.markPullRequestPosted(taskId, prEvents);
+    }
     // A headless run of the first version (no turns): its one summary.
     if (task.summary && !thread.summaryPosted && task.summary.turn === undefined) {
       await channel.send({
@@ -344,10 +352,25 @@ export class ThreadRelay {
           content: 'Resuming the task; your message reaches the agent once it runs again.',
           allowedMentions: { parse: [] },
         });
-      const r = await this.tasks.followUp(actor, t.taskId, m.content);
-      if (r.kind === 'turn' && r.ahead > 0)
+      // "Open a PR" alone: Lia opens it (the thread hears of it when it is done), the agent is not asked.
+      if (task.repo && isBarePullRequestAsk(m.content))
         await m.reply({
-          content: `Queued as turn ${r.n}: the agent takes it after the ${r.ahead === 1 ? 'turn' : `${r.ahead} turns`} before it.`,
+          content: `Pushing \`${task.repo.branch}\` and opening the pull request…`,
+          allowedMentions: { parse: [] },
+        });
+      const r = await this.tasks.followUp(actor, t.taskId, m.content);
+      if (r.kind === 'turn' && (r.ahead > 0 || (r.pullRequestAfter && !task.autoPullRequest)))
+        await m.reply({
+          content: [
+            r.ahead > 0
+              ? `Queued as turn ${r.n}: the agent takes it after the ${r.ahead === 1 ? 'turn' : `${r.ahead} turns`} before it.`
+              : '',
+            r.pullRequestAfter && !task.autoPullRequest
+              ? 'The pull request is opened when this turn ends.'
+              : '',
+          ]
+            .filter(Boolean)
+            .join(' '),
           allowedMentions: { parse: [] },
         });
     } catch (err) {

@@ -1,5 +1,8 @@
 /** How a task looks in Discord: an embed with its state, and the buttons that act on it. */
+
 import { ActionRowBuilder, ButtonBuilder, ButtonStyle, EmbedBuilder } from 'discord.js';
+import { diffStatText } from '../common/diff.js';
+import type { PullRequestOutcome } from '../common/pull-request.js';
 import { budgetTokens, type TaskStatus } from '../common/task.js';
 import { usageText } from '../common/usage-text.js';
 import type { TaskView } from '../tasks/service.js';
@@ -63,11 +66,26 @@ export function taskEmbed(t: Pick<TaskView, 'id' | 'status'> & Partial<TaskView>
   if (t.pullRequest)
     e.addFields({
       name: 'Pull request',
-      value: `[#${t.pullRequest.number}](${t.pullRequest.url})`,
+      value: `[#${t.pullRequest.number}](${t.pullRequest.url})${t.pullRequestLast?.stat ? ` — ${diffStatText(t.pullRequestLast.stat)}` : ''}`,
       inline: true,
     });
   if (t.error) e.addFields({ name: 'Error', value: t.error.slice(0, 1000) });
   return e;
+}
+
+/** What came of a push-and-open, for the thread: the link and what the pull request holds. */
+export function pullRequestLine(o: PullRequestOutcome): string {
+  const after = o.trigger === 'turn' && o.turn !== undefined ? ` after turn ${o.turn}` : '';
+  const stat = o.stat ? ` — ${diffStatText(o.stat)}` : '';
+  switch (o.kind) {
+    case 'opened':
+    case 'updated':
+      return `Pull request ${o.kind}${after}: [#${o.number}](${o.url}) from \`${o.branch}\`${stat}.`;
+    case 'nothing':
+      return `No pull request${after}: \`${o.branch}\` has no change against its base.`;
+    case 'failed':
+      return `The pull request could not be opened${after}: ${(o.error ?? 'no reason given').slice(0, 1500)}`;
+  }
 }
 
 /** The coding loop's button (issue 20): pushes the task's branch and opens its pull request. */

@@ -2,7 +2,7 @@
  * Lia's REST API, as one user through the service token (docs/api.md). Every failure becomes a
  * CliError that says what happened and what to do (errors.ts).
  */
-import type { TaskListResponse, TaskStatus, TaskView } from '../api/types.js';
+import type { DiffView, PullRequestResult, TaskListResponse, TaskStatus, TaskView } from '../api/types.js';
 import type { Connection } from './connection.js';
 import { type Asked, apiError, unreachable } from './errors.js';
 
@@ -23,6 +23,8 @@ export interface NewTask {
   /** A forge repository to check out on lia/<task id> (owner/name or URL), and its base branch. */
   repo?: string;
   branch?: string;
+  /** A headless task: the pull request after every turn that changed the repository (default: Lia's setting). */
+  autoPullRequest?: boolean;
 }
 
 /** Raw output and where it stands in the log (the x-lia-* headers of ?format=raw). */
@@ -65,8 +67,16 @@ export class LiaClient {
     return this.json('POST', `/api/v1/tasks/${id}/resume`, { taskId: id, timeoutMs: RESUME_TIMEOUT_MS });
   }
 
+  /** The task's working tree against its base (fresh from a running task; else the last one taken). */
+  diff(id: string, fresh = true): Promise<DiffView> {
+    return this.json('GET', `/api/v1/tasks/${id}/diff${fresh ? '' : '?fresh=false'}`, {
+      taskId: id,
+      timeoutMs: 90_000,
+    });
+  }
+
   /** Pushes the task's branch and opens (or updates) its pull request (resumes it first if suspended). */
-  pullRequest(id: string): Promise<{ number: number; url: string; created: boolean; branch: string }> {
+  pullRequest(id: string): Promise<PullRequestResult> {
     return this.json('POST', `/api/v1/tasks/${id}/pull-request`, {
       taskId: id,
       timeoutMs: RESUME_TIMEOUT_MS + 10 * 60_000,

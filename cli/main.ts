@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { attachCommand } from './commands/attach.js';
+import { diffCommand } from './commands/diff.js';
 import { listCommand } from './commands/list.js';
 import { outputCommand } from './commands/output.js';
 import { prCommand } from './commands/pr.js';
@@ -46,6 +47,7 @@ for (const c of [
   resumeCommand,
   stopCommand,
   prCommand,
+  diffCommand,
 ])
   program.addCommand(c().copyInheritedSettings(program));
 

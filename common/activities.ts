@@ -1,7 +1,9 @@
 /**
  * Activity contracts. Workflows import these types only; implementations live in activities/.
  */
+
 import type { DecisionView, QuestionView } from './conversation.js';
+import type { DiffStat } from './diff.js';
 import type { Runtime, TaskLimits, TaskStatus } from './task.js';
 
 /** Where a task runs: its VM activities go to that host's queue (`hostQueue(hostId)`). */
@@ -100,6 +102,8 @@ export interface PullRequestResult {
   branch: string;
   /** What the guest's git said (its tail). */
   pushOutput: string;
+  /** What the pull request holds (the branch against its base), when the guest gave its diff. */
+  stat?: DiffStat;
 }
 
 /** Run by the host worker that holds the VM (queue `lia-host-<id>`). */
@@ -128,5 +132,10 @@ export interface HostActivities {
    * Commits what is uncommitted in the guest's checkout, pushes the task's branch through the
    * proxy, and opens (or updates) the task's pull request with the host's credential.
    */
-  openPullRequest(args: { taskId: string }): Promise<PullRequestResult>;
+  openPullRequest(args: {
+    taskId: string;
+    /** The end of a headless turn (`turn`), or the owner; default: asked. */
+    trigger?: 'asked' | 'turn';
+    turn?: number;
+  }): Promise<PullRequestResult>;
 }

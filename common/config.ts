@@ -299,6 +299,11 @@ export const CONFIG_VARS = {
       default: '',
       doc: 'Comma-separated repositories a task may use (owner/name or owner/*); empty: none',
     },
+    pull_request_after_turn: {
+      schema: bool,
+      default: 'true',
+      doc: "After each turn of a headless task that changed its repository, push the task's branch and open or update its pull request (false: only when the owner asks: the button, the API, ./lia pr, or a follow-up saying so); a spawn may choose otherwise",
+    },
   },
   output: {
     retention_bytes: {

@@ -2,6 +2,7 @@
  * A task as callers see it (REST, the bot, the web page): the one definition of the API's task
  * shape. Types only: the web page imports it through api/types.ts.
  */
+import type { PullRequestOutcome } from './pull-request.js';
 import type { HeadlessSummary, TaskFields, TokenCounts } from './task.js';
 
 export interface TaskView extends TaskFields {
@@ -21,6 +22,14 @@ export interface TaskView extends TaskFields {
   /** The forge repository the task works on (on branch `lia/<id>`), and its pull request once opened. */
   repo?: { owner: string; name: string; base?: string; branch: string };
   pullRequest?: { url: string; number: number };
+  /**
+   * What came of the last push-and-open (opened, updated, nothing to open, failed — with the
+   * stat of what the pull request holds), and how many there were (the thread posts each once).
+   */
+  pullRequestLast?: PullRequestOutcome;
+  pullRequestEvents?: number;
+  /** A pull request after every headless turn that changed the repository. */
+  autoPullRequest?: boolean;
   /** A pending task waiting for a host with room: its place (1 = next) and, when known, a guess of the wait. */
   queue?: { position: number; estimateSeconds?: number };
   /**

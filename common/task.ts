@@ -155,6 +155,8 @@ export interface TaskState {
   updatedAt: number;
   /** Questions waiting, recent decisions, the always-allowed tools (absent until the first question). */
   conversation?: ConversationState;
+  /** The last headless turn whose end opened (or tried) the pull request. */
+  pullRequestTurn?: number;
 }
 
 /**

@@ -43,7 +43,9 @@ import {
   revokeLinks,
   type TaskRow,
 } from '../common/db/tasks.js';
+import type { DiffView } from '../common/diff.js';
 import { newTaskId } from '../common/ids.js';
+import { asksForPullRequest, isBarePullRequestAsk } from '../common/pull-request.js';
 import { CONTROL_QUEUE } from '../common/queues.js';
 import { OWNER_KEY, STATUS_KEY } from '../common/search-attributes.js';
 import {
@@ -66,6 +68,7 @@ import {
   terminateSignal,
   WORKFLOW_TYPE,
 } from '../workflows/definitions.js';
+import { taskDiff } from './diff.js';
 import { TaskError } from './errors.js';
 import { type LinkSigner, taskUrl } from './links.js';
 import { liveQuotaError, runningQuotaError } from './quotas.js';
@@ -91,12 +94,16 @@ export interface NewTask {
   /** A forge repository (owner/name or URL) to check out, and its base branch (issue 20). */
   repo?: string;
   branch?: string;
+  /** A pull request after every headless turn that changed the repository (default: LIA__FORGE__PULL_REQUEST_AFTER_TURN). */
+  autoPullRequest?: boolean;
 }
 
 /** What became of a follow-up message: a turn of the conversation, or keystrokes. */
 export type FollowUp =
-  | { kind: 'turn'; n: number; ahead: number; status: TaskStatus }
-  | { kind: 'typed'; status: TaskStatus };
+  | { kind: 'turn'; n: number; ahead: number; status: TaskStatus; pullRequestAfter?: boolean }
+  | { kind: 'typed'; status: TaskStatus }
+  /** The message only asked for the pull request: Lia opened it, the agent was not asked. */
+  | { kind: 'pull-request'; pullRequest: PullRequestResult };
 
 export class TaskService {
   constructor(
@@ -177,7 +184,13 @@ export class TaskService {
       );
     if (refused === 'live') throw liveQuotaError(live);
     if (refused === 'running') throw runningQuotaError(running, 'start another');
-    if (repo) await setTaskRepoRow(this.pool, taskId, repo);
+    if (repo)
+      await setTaskRepoRow(
+        this.pool,
+        taskId,
+        repo,
+        t.runtime === 'claude-headless' && (t.autoPullRequest ?? this.config.forge.pull_request_after_turn),
+      );
     try {
       await this.temporal.workflow.start<typeof agentTask>(WORKFLOW_TYPE, {
         workflowId: taskId,
@@ -302,6 +315,11 @@ export class TaskService {
     }
   }
 
+  /** The task's working tree against its base: fresh from a running task, else the last one taken. */
+  async diff(actor: Actor, taskId: string, o: { fresh?: boolean } = {}): Promise<DiffView> {
+    return taskDiff(this.pool, await this.ownRow(actor, taskId), o);
+  }
+
   async stop(actor: Actor, taskId: string, reason = 'stopped by its owner'): Promise<void> {
     const row = await this.ownRow(actor, taskId);
     if (isEnded(row.status)) throw new TaskError('conflict', `task ${taskId} has already ${row.status}`);
@@ -356,13 +374,31 @@ export class TaskService {
     const row = await this.ownRow(actor, taskId);
     if (isEnded(row.status) || isEnding(row.status))
       throw new TaskError('conflict', `task ${taskId} has ${row.status}; it takes no more messages`);
+    // "Open a pull request", and nothing else: Lia does it (issue 20).
+    if (row.repoOwner && isBarePullRequestAsk(text))
+      return { kind: 'pull-request', pullRequest: await this.openPullRequest(actor, taskId) };
     if (row.runtime === 'claude-headless') {
       if (row.status === 'suspended') await this.checkRunningQuota(row, 'resume this one for your message');
-      const r = await enqueueTurn(this.pool, taskId, text, actor.userId, CONVERSATION_LIMITS.waitingTurns);
+      // A request that also asks for the pull request gets one when its turn ends.
+      const openPr = !!row.repoOwner && asksForPullRequest(text);
+      const r = await enqueueTurn(
+        this.pool,
+        taskId,
+        text,
+        actor.userId,
+        CONVERSATION_LIMITS.waitingTurns,
+        openPr,
+      );
       if ('n' in r) {
         if (row.status === 'suspended' || row.status === 'suspending')
           await this.askResume(actor, taskId, 'accepted').catch(() => {});
-        return { kind: 'turn', n: r.n, ahead: r.ahead, status: row.status };
+        return {
+          kind: 'turn',
+          n: r.n,
+          ahead: r.ahead,
+          status: row.status,
+          ...(openPr ? { pullRequestAfter: true } : {}),
+        };
       }
       if (r.refused === 'too-many')
         throw new TaskError(

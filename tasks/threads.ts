@@ -14,6 +14,8 @@ export interface ThreadRow {
   summaryPosted: boolean;
   /** The last turn of a headless conversation whose summary is posted. */
   turnsPosted: number;
+  /** The task's pull request outcomes posted (its `pr_events` when the last was). */
+  prPosted: number;
 }
 
 /** A question's message in the thread (its buttons go once it is settled). */
@@ -25,7 +27,7 @@ export interface QuestionPost {
 
 const COLUMNS = `task_id AS "taskId", thread_id AS "threadId", channel_id AS "channelId",
   last_status AS "lastStatus", posted_seq::float8 AS "postedSeq", summary_posted AS "summaryPosted",
-  turns_posted AS "turnsPosted"`;
+  turns_posted AS "turnsPosted", pr_posted AS "prPosted"`;
 
 export class ThreadRecords {
   constructor(private readonly pool: Pool) {}
@@ -80,6 +82,13 @@ export class ThreadRecords {
     await this.pool.query(
       'UPDATE discord_threads SET turns_posted = GREATEST(turns_posted, $2), summary_posted = true WHERE task_id = $1',
       [taskId, n],
+    );
+  }
+
+  async markPullRequestPosted(taskId: string, events: number): Promise<void> {
+    await this.pool.query(
+      'UPDATE discord_threads SET pr_posted = GREATEST(pr_posted, $2) WHERE task_id = $1',
+      [taskId, events],
     );
   }
 

@@ -45,6 +45,8 @@ export function toView(row: TaskRow): TaskView {
         }
       : {}),
     ...(row.prUrl && row.prNumber ? { pullRequest: { url: row.prUrl, number: row.prNumber } } : {}),
+    ...(row.prLast ? { pullRequestLast: row.prLast, pullRequestEvents: row.prEvents ?? 0 } : {}),
+    ...(row.repoOwner ? { autoPullRequest: !!row.autoPr } : {}),
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };

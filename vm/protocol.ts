@@ -51,8 +51,16 @@ export type SidecarMessage =
   | { type: 'answer-ack'; id: string }
   /** A follow-up turn is in the sidecar's queue (or was before): do not send it again. */
   | { type: 'turn-ack'; n: number }
-  /** The answer to a `git` request: whether it worked, and what git said (its tail). */
-  | { type: 'git-result'; id: number; ok: boolean; output: string };
+  /**
+   * The answer to a `git` push: whether it worked, and what git said (its tail); `empty`: the
+   * branch has no commit beyond its base, so nothing was pushed.
+   */
+  | { type: 'git-result'; id: number; ok: boolean; output: string; empty?: boolean }
+  /**
+   * The answer to a `git` `diff` request: the working tree against the task's base (body: JSON,
+   * common/diff.ts's GuestDiff, when ok), or what failed.
+   */
+  | { type: 'diff-result'; id: number; ok: boolean; error?: string };
 
 /** Host → sidecar. */
 export type HostMessage =
@@ -107,7 +115,9 @@ export type HostMessage =
    * Commits what the agent left uncommitted (author "Lia agent") and pushes HEAD to `branch`
    * through the proxy; answered by `git-result` with the same id.
    */
-  | { type: 'git'; id: number; op: 'push'; branch: string; message: string };
+  | { type: 'git'; id: number; op: 'push'; branch: string; message: string }
+  /** The working tree (uncommitted and untracked files too) against the base; answered by `diff-result`. */
+  | { type: 'git'; id: number; op: 'diff' };
 
 export interface GuestIdentity {
   hostname: string;

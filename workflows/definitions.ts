@@ -66,3 +66,10 @@ export const CONVERSATION_PATCH = 'conversation-questions';
  * is resumed first. Fails with the reason (no repository, the push refused, the forge's answer).
  */
 export const openPullRequestUpdate = defineUpdate<PullRequestResult, [{ by?: string }]>('openPullRequest');
+
+/**
+ * A headless turn ended in a task whose pull request follows its turns (or a turn that asked for
+ * it): push and open or update it (sent by the host's pump, again after a worker restart: the
+ * workflow takes each turn once).
+ */
+export const pullRequestAfterTurnSignal = defineSignal<[{ n: number }]>('pullRequestAfterTurn');

@@ -39,13 +39,13 @@ import { startConversation } from './conversation.js';
 import {
   agentActivitySignal,
   hostLostSignal,
-  openPullRequestUpdate,
   placementWakeSignal,
   resumeUpdate,
   stateQuery,
   terminateSignal,
 } from './definitions.js';
 import { control, FINAL_ERRORS, onHost } from './proxies.js';
+import { handlePullRequests } from './pull-request.js';
 
 /** A resume that someone waits for (the update returns when it is settled). */
 interface ResumeAsk {
@@ -166,50 +166,18 @@ export async function runTask(input: TaskInput, carried?: CarriedState): Promise
     stopped: () => ended,
   });
 
-  // The coding loop's end (issue 20): resume if need be, then push and open the pull request.
-  // No command unless asked, so histories recorded before it replay unchanged.
-  setHandler(
-    openPullRequestUpdate,
-    async (_req: { by?: string }) => {
-      if (['suspending', 'suspended', 'resuming'].includes(state.status)) {
-        const ask: ResumeAsk = { settled: false };
-        resumes.push(ask);
-        await condition(() => ask.settled);
-        if (ask.error)
-          throw ApplicationFailure.create({ type: 'ResumeFailed', message: ask.error, nonRetryable: true });
-      }
-      await condition(() => state.status === 'running' || stopping() || isEnded(state.status));
-      if (state.status !== 'running')
-        throw ApplicationFailure.create({
-          type: 'NotRunning',
-          message: `task ${state.taskId} is ${state.status}; its pull request cannot be opened`,
-          nonRetryable: true,
-        });
-      // Pushing is activity: the idle timer must not suspend the VM under it.
-      state.lastActivityAt = Math.max(state.lastActivityAt, Date.now());
-      try {
-        return await onHost(host(), 'opening the pull request').forge.openPullRequest({
-          taskId: state.taskId,
-        });
-      } catch (err) {
-        throw ApplicationFailure.create({
-          type: 'PullRequestFailed',
-          message: describeFailure(err),
-          nonRetryable: true,
-        });
-      }
+  // The coding loop's end (issue 20): the pull request, when asked or after a headless turn.
+  handlePullRequests(state, {
+    resume: async () => {
+      const ask: ResumeAsk = { settled: false };
+      resumes.push(ask);
+      await condition(() => ask.settled);
+      return ask.error;
     },
-    {
-      validator: (_req: { by?: string }) => {
-        if (stopping() || isEnded(state.status) || ['terminating', 'failing'].includes(state.status))
-          throw new Error(`task ${state.taskId} has ended or is ending; its pull request cannot be opened`);
-        if (state.status === 'pending')
-          throw new Error(
-            `task ${state.taskId} is still waiting for a host; open its pull request once it runs`,
-          );
-      },
-    },
-  );
+    stopping,
+    host: () => host(),
+    describe: describeFailure,
+  });
 
   const settleResumes = (error?: string) => {
     for (const a of resumes.splice(0)) {

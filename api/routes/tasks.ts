@@ -28,6 +28,7 @@ export function taskRoutes(tasks: TaskService): Hono<AuthEnv> {
       permissionMode: b.permissionMode,
       idleTimeoutSeconds: b.idleTimeoutSeconds,
       ...(b.repo || b.branch ? { repo: b.repo, branch: b.branch } : {}),
+      ...(b.autoPullRequest !== undefined ? { autoPullRequest: b.autoPullRequest } : {}),
       files: b.files.map((f) => ({ name: f.name, data: Buffer.from(f.content, 'base64') })),
     });
     return c.json(created, 201);
@@ -64,6 +65,14 @@ export function taskRoutes(tasks: TaskService): Hono<AuthEnv> {
   app.post('/:id/pull-request', async (c) => {
     // A task link may: it acts on its one task, for its owner (the page's button).
     return c.json(await tasks.openPullRequest(c.get('caller'), c.get('taskId')));
+  });
+
+  // Issue 20: the working tree against the base, from the guest (`?fresh=false`: the last one taken).
+  app.get('/:id/diff', async (c) => {
+    const fresh = c.req.query('fresh');
+    if (fresh !== undefined && fresh !== 'true' && fresh !== 'false')
+      throw invalid('fresh must be true or false');
+    return c.json(await tasks.diff(c.get('caller'), c.get('taskId'), { fresh: fresh !== 'false' }));
   });
 
   app.delete('/:id', async (c) => {

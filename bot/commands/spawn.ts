@@ -2,6 +2,7 @@ import { repoChoices } from '../../tasks/repo.js';
 import { spawnTask, suggestPermissionModes } from '../spawn-task.js';
 import { guildCommand } from './builder.js';
 import {
+  autoPullRequestOption,
   branchOption,
   permissionModeOption,
   promptOption,
@@ -16,7 +17,8 @@ export const spawn: Command = {
     .addStringOption(runtimeOption)
     .addStringOption(permissionModeOption)
     .addStringOption(repoOption)
-    .addStringOption(branchOption),
+    .addStringOption(branchOption)
+    .addBooleanOption(autoPullRequestOption),
   execute: (i, ctx) => spawnTask(i, ctx, async () => []),
   // permission_mode suggests the modes; repo the repositories the operator allowed
   // (LIA__FORGE__ALLOW_REPOS) that match what was typed.

@@ -1,4 +1,4 @@
-import type { SlashCommandStringOption } from 'discord.js';
+import type { SlashCommandBooleanOption, SlashCommandStringOption } from 'discord.js';
 import { LIMITS, RUNTIMES } from '../../common/task.js';
 
 /** The optional `permission_mode` option of /spawn and /spawn-file (suggested as one types). */
@@ -46,3 +46,10 @@ export const repoOption = (o: SlashCommandStringOption) =>
 /** The optional `branch` option of /spawn: the base branch (default: the repository's default). */
 export const branchOption = (o: SlashCommandStringOption) =>
   o.setName('branch').setDescription('The base branch to start from (with repo)').setMaxLength(200);
+
+export const autoPullRequestOption = (o: SlashCommandBooleanOption) =>
+  o
+    .setName('auto_pr')
+    .setDescription(
+      'Open or update the pull request after every turn that changed the repository (with repo)',
+    );

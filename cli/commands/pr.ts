@@ -1,5 +1,6 @@
 /** `./lia pr <id>`: pushes a task's branch and opens (or updates) its pull request (issue 20). */
 import { Command } from 'commander';
+import { diffStatText } from '../../common/diff.js';
 import { taskIdArg } from '../args.js';
 import { clientOf } from '../context.js';
 import { printJson } from '../format.js';
@@ -15,6 +16,9 @@ export function prCommand(): Command {
       process.stderr.write(`pushing ${id}'s branch and opening its pull request…\n`);
       const pr = await clientOf(cmd).pullRequest(id);
       if (o.json) return printJson(pr);
-      process.stdout.write(`${pr.created ? 'opened' : 'updated'} pull request #${pr.number}: ${pr.url}\n`);
+      const stat = pr.stat ? ` (${diffStatText(pr.stat)})` : '';
+      process.stdout.write(
+        `${pr.created ? 'opened' : 'updated'} pull request #${pr.number}: ${pr.url}${stat}\n`,
+      );
     });
 }

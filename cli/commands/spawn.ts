@@ -19,6 +19,7 @@ interface SpawnOptions {
   json?: boolean;
   repo?: string;
   branch?: string;
+  autoPr?: boolean;
 }
 
 export function spawnCommand(): Command {
@@ -52,6 +53,10 @@ export function spawnCommand(): Command {
       'a repository to check out on the branch lia/<task id> (owner/name or URL; LIA__FORGE__ALLOW_REPOS lists those allowed)',
     )
     .option('--branch <branch>', 'with --repo: the base branch (default: the repository default branch)')
+    .option(
+      '--no-auto-pr',
+      'with --repo and claude-headless: open the pull request only when asked (./lia pr), not after every turn',
+    )
     .option('--attach', "attach to the task's terminal once it is created")
     .option('-q, --quiet', 'print only the task id')
     .option('--json', "print the API's answer as JSON")
@@ -63,6 +68,7 @@ export function spawnCommand(): Command {
         idleTimeoutSeconds: o.idleTimeout,
         files: o.file.map(readTaskFile),
         ...(o.repo || o.branch ? { repo: o.repo, branch: o.branch } : {}),
+        ...(o.autoPr === false ? { autoPullRequest: false } : {}),
       };
       const created = await client.create(task);
       const id = created.taskId;

@@ -187,6 +187,8 @@ export async function enqueueTurn(
   text: string,
   author: string,
   maxWaiting: number,
+  /** The turn asks for the pull request: opened when it ends (issue 20). */
+  openPr = false,
 ): Promise<EnqueueTurnResult> {
   return inTransaction<EnqueueTurnResult>(pool, async (client) => {
     // One numbering at a time per task.
@@ -202,9 +204,10 @@ export async function enqueueTurn(
     if (r.waiting >= maxWaiting) return { rollback: { refused: 'too-many', waiting: r.waiting } };
     const n = r.last + 1;
     await client.query(
-      `WITH ins AS (INSERT INTO task_turns (task_id, n, text, author, status) VALUES ($1, $2, $3, $4, 'queued') RETURNING 1)
+      `WITH ins AS (INSERT INTO task_turns (task_id, n, text, author, status, open_pr)
+                    VALUES ($1, $2, $3, $4, 'queued', $5) RETURNING 1)
        ${touched('$1', true)}`,
-      [taskId, n, text, author],
+      [taskId, n, text, author, openPr],
     );
     return { n, ahead: r.open };
   });

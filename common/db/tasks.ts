@@ -1,5 +1,6 @@
 import type { TaskRecordPatch } from '../activities.js';
 import type { PermissionMode } from '../permission-policy.js';
+import type { PullRequestOutcome } from '../pull-request.js';
 import {
   budgetTokens,
   ENDED_STATUSES,
@@ -34,6 +35,9 @@ export interface TaskRow extends TaskFields, TokenCounts {
   repoBase?: string | null;
   prUrl?: string | null;
   prNumber?: number | null;
+  prEvents?: number;
+  prLast?: PullRequestOutcome | null;
+  autoPr?: boolean;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -46,7 +50,7 @@ const COLUMNS = `id, owner, runtime, status, prompt_first_line AS "promptFirstLi
   idle_deadline AS "idleDeadline", vm_start AS "vmStart", permission_mode AS "permissionMode", conversation_at AS "conversationAt",
   (SELECT count(*) FROM task_questions q WHERE q.task_id = tasks.id AND q.decision IS NULL)::int AS "openQuestions",
   repo_owner AS "repoOwner", repo_name AS "repoName", repo_base AS "repoBase", pr_url AS "prUrl",
-  pr_number AS "prNumber", created_at AS "createdAt", updated_at AS "updatedAt"`;
+  pr_number AS "prNumber", pr_events AS "prEvents", pr_last AS "prLast", auto_pr AS "autoPr", created_at AS "createdAt", updated_at AS "updatedAt"`;
 
 const sqlList = (xs: readonly string[]) => xs.map((x) => `'${x}'`).join(', ');
 const ENDED = `status IN (${sqlList(ENDED_STATUSES)})`;

@@ -17,7 +17,8 @@ import { discordTiming } from '../../bot/discord-rules.js';
 import { saveSummary } from '../../common/db/tasks.js';
 import { createLogger } from '../../common/logger.js';
 import { ThreadRecords } from '../../tasks/threads.js';
-import { waitFor } from '../helpers/env.js';
+import { launchBrowser } from '../helpers/browser.js';
+import { repoRoot, waitFor } from '../helpers/env.js';
 import { StreamClient, startTestStack, type TestStack } from '../helpers/stack.js';
 import { taskOps } from '../helpers/tasks.js';
 import { DiscordStandIn, type InteractionRecord } from '../standins/discord/standin.js';
@@ -157,9 +158,48 @@ test('spawn with a repository → checkout on lia/<task> → change → pull req
   await c.waitForText('grep-done-5', 120_000);
   assert.equal(c.text().includes(TOKEN), false, 'the token never reaches the terminal');
 
-  // An uncommitted change too: the pull request's commit takes it.
-  c.type('echo uncommitted >> src/a.txt; echo changed=$((0+1))\r');
+  // An uncommitted change too: the pull request's commit takes it. And a file git does not know yet.
+  c.type(
+    "echo uncommitted >> src/a.txt; printf 'export const answer = 42;\\n// the agent wrote this\\n' > src/answer.ts; echo changed=$((0+1))\r",
+  );
   await c.waitForText('changed=1', 60_000);
+
+  // The diff, from the guest on demand: committed, uncommitted and untracked, against the base.
+  const diff = await s.api('GET', `/api/v1/tasks/${taskId}/diff`, OWNER);
+  assert.equal(diff.status, 200, JSON.stringify(diff.json));
+  assert.equal(diff.json.fresh, true);
+  assert.deepEqual(diff.json.files.map((f: { path: string; added: number }) => [f.path, f.added]).sort(), [
+    ['README.md', 1],
+    ['src/a.txt', 1],
+    ['src/answer.ts', 2],
+  ]);
+  assert.deepEqual(diff.json.stat, { files: 3, added: 4, deleted: 0 });
+  assert.match(diff.json.patch, /^\+export const answer = 42;$/m);
+  assert.match(diff.json.patch, /^\+from-the-agent$/m);
+  assert.equal(diff.json.base, mainBefore, "the base is main's commit the branch started from");
+
+  // The task page shows it: files, counts, the unified diff with syntax colour.
+  const browser = await launchBrowser();
+  try {
+    const page = await browser.newPage({ viewport: { width: 1100, height: 700 }, colorScheme: 'dark' });
+    await page.goto(res.json.url);
+    await page.getByRole('button', { name: 'Changes' }).click();
+    const panel = page.getByTestId('diff');
+    await panel
+      .getByTestId('diff-stat')
+      .filter({ hasText: '3 files changed, +4 −0' })
+      .waitFor({ timeout: 60_000 });
+    const file = panel.locator('[data-testid="diff-file"][data-path="src/answer.ts"]');
+    await file.locator('tr.add', { hasText: 'export const answer = 42;' }).waitFor({ timeout: 10_000 });
+    // Coloured by the TypeScript grammar: a keyword and a comment, as elements (never as markup).
+    assert.equal(await file.locator('tr.add .hljs-keyword', { hasText: 'export' }).count(), 1);
+    assert.equal(await file.locator('tr.add .hljs-comment').count(), 1);
+    assert.equal(await panel.locator('[data-testid="diff-file"]').count(), 3);
+    await page.screenshot({ path: path.join(repoRoot, 'docs', 'screenshots', 'task-diff.png') });
+    await page.close();
+  } finally {
+    await browser.close();
+  }
 
   // A headless run would have left this summary; the pull request's body carries it.
   await saveSummary(s.pool, taskId, {
@@ -172,6 +212,7 @@ test('spawn with a repository → checkout on lia/<task> → change → pull req
   assert.equal(pr.status, 200, JSON.stringify(pr.json));
   assert.equal(pr.json.created, true);
   assert.equal(pr.json.branch, branch);
+  assert.deepEqual(pr.json.stat, { files: 3, added: 4, deleted: 0 }, 'what the pull request holds');
   const pulls = forge.pulls('acme', 'widgets');
   assert.equal(pulls.length, 1);
   assert.equal(pulls[0]!.head, branch);
@@ -196,6 +237,8 @@ test('spawn with a repository → checkout on lia/<task> → change → pull req
   assert.equal(forge.branchSha('acme', 'widgets', 'main'), mainBefore, 'main did not move');
   const shown = await t.view(taskId);
   assert.deepEqual(shown.pullRequest, { url: pr.json.url, number: pr.json.number });
+  assert.equal(shown.pullRequestLast?.kind, 'opened');
+  assert.equal(shown.pullRequestLast?.trigger, 'asked');
   await c.close();
 
   // Idle → suspended: the snapshot and the disk hold no token.
@@ -205,6 +248,14 @@ test('spawn with a repository → checkout on lia/<task> → change → pull req
   assert.ok(snapshot.length > 1024 * 1024);
   assert.equal(snapshot.indexOf(TOKEN), -1, 'the token is not in the snapshot');
   assert.equal(fs.readFileSync(path.join(dir, 'disk.qcow2')).indexOf(TOKEN), -1, 'nor on the disk');
+
+  // A suspended task's diff is the last one its guest gave (taken after the push), and says so.
+  const stale = await s.api('GET', `/api/v1/tasks/${taskId}/diff`, OWNER);
+  assert.equal(stale.status, 200, JSON.stringify(stale.json));
+  assert.equal(stale.json.fresh, false);
+  assert.match(stale.json.note, /is suspended/);
+  assert.deepEqual(stale.json.stat, { files: 3, added: 4, deleted: 0 });
+  assert.equal(await t.statusOf(taskId), 'suspended', 'reading the diff does not resume the task');
 
   // Open pull request on a suspended task: it is resumed, pushes again, and the same PR is updated.
   const again = await s.api('POST', `/api/v1/tasks/${taskId}/pull-request`, OWNER);
@@ -225,6 +276,9 @@ test('the pull request of a task without a repository is refused with the reason
   const pr = await s.api('POST', `/api/v1/tasks/${res.json.taskId}/pull-request`, OWNER);
   assert.equal(pr.status, 400);
   assert.match(JSON.stringify(pr.json), /without a repository/);
+  const diff = await s.api('GET', `/api/v1/tasks/${res.json.taskId}/diff`, OWNER);
+  assert.equal(diff.status, 400);
+  assert.match(JSON.stringify(diff.json), /without a repository: it has no diff/);
   await t.stop(res.json.taskId);
 });
 
@@ -298,10 +352,12 @@ test('Discord: /spawn repo: with autocomplete from the allowlist → Open pull r
 
   const press = discord.press(alice, intro, `lia:pr:${taskId}`);
   await answered(press, /Pull request opened: \[#\d+\]/, 300_000);
+  // The thread hears of it with what the pull request holds (the diff's stat).
   await discord.waitForMessage(
     thread.id,
-    (m) => /Pull request opened/.test(m.content),
-    'the link in the thread',
+    (m) =>
+      /Pull request opened: \[#\d+\]\(\S+\) from `lia\/t_\w+` — 1 file changed, \+1 −0\./.test(m.content),
+    'the link and the stat in the thread',
   );
   const pr = forge.pulls('acme', 'widgets').find((p) => p.head === `lia/${taskId}`);
   assert.ok(pr, 'the stand-in holds the pull request');
@@ -332,10 +388,22 @@ test('Claude Code (headless) edits and commits in the checkout; the pull request
   );
   assert.match(done.result, /Done: the README has a new line\./);
   assert.ok(model.requests.some((r) => r.kind === 'tool_call'));
-  const pr = await s.api('POST', `/api/v1/tasks/${taskId}/pull-request`, OWNER);
-  assert.equal(pr.status, 200, JSON.stringify(pr.json));
-  const pull = forge.pulls('acme', 'widgets').find((p) => p.head === branch);
-  assert.ok(pull);
+  // Nobody asks: the end of the turn opens the pull request (LIA__FORGE__PULL_REQUEST_AFTER_TURN).
+  const pull = await waitFor(
+    'the pull request opened after the turn',
+    () => forge.pulls('acme', 'widgets').find((p) => p.head === branch),
+    300_000,
+    500,
+  );
+  const last = await waitFor(
+    'the outcome on the task',
+    async () => (await t.view(taskId)).pullRequestLast,
+    30_000,
+  );
+  assert.equal(last.kind, 'opened');
+  assert.equal(last.trigger, 'turn');
+  assert.equal(last.turn, 1);
+  assert.deepEqual(last.stat, { files: 1, added: 1, deleted: 0 });
   assert.match(pull.body ?? '', /Done: the README has a new line\./);
   assert.match(pull.body ?? '', /Add a line to the README\./);
   const bare = path.join(forge.root, 'acme', 'widgets.git');
@@ -347,5 +415,14 @@ test('Claude Code (headless) edits and commits in the checkout; the pull request
     spawnSync('git', ['--git-dir', bare, 'show', `${branch}:README.md`], { encoding: 'utf8' }).stdout,
     /by-claude/,
   );
+  // "open a PR" as a follow-up: Lia opens (updates) it, the agent is not asked.
+  const modelCalls = model.requests.length;
+  const ask = await s.api('POST', `/api/v1/tasks/${taskId}/turns`, OWNER, { text: 'open a PR' });
+  assert.equal(ask.status, 202, JSON.stringify(ask.json));
+  assert.equal(ask.json.kind, 'pull-request');
+  assert.equal(ask.json.pullRequest.created, false);
+  assert.equal(ask.json.pullRequest.number, pull.number);
+  assert.equal(model.requests.length, modelCalls, 'the model was not asked');
+  assert.equal((await t.view(taskId)).pullRequestEvents, 2);
   await t.stop(taskId);
 });

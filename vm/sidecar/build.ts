@@ -13,6 +13,8 @@ export const SIDECAR_BUNDLE = path.join(here, 'dist', 'sidecar.mjs');
 const SOURCES = [
   path.join(here, 'sidecar.ts'),
   path.join(here, 'repo.ts'),
+  path.join(here, 'diff.ts'),
+  path.join(here, '..', '..', 'common', 'diff-limits.ts'),
   path.join(here, '..', 'protocol.ts'),
   path.join(here, '..', 'channel', 'mux.ts'),
   path.join(here, 'agent-endpoint.ts'),

@@ -125,7 +125,12 @@ export class SidecarConnection {
   }
 
   /** The first message matching `pred`; rejects on timeout or when the connection ends first. */
-  waitFor(pred: (m: SidecarMessage) => boolean, timeoutMs: number): Promise<SidecarMessage> {
+  async waitFor(pred: (m: SidecarMessage) => boolean, timeoutMs: number): Promise<SidecarMessage> {
+    return (await this.waitForFrame(pred, timeoutMs)).header;
+  }
+
+  /** The first frame whose message matches `pred`, with its body. */
+  waitForFrame(pred: (m: SidecarMessage) => boolean, timeoutMs: number): Promise<Frame<SidecarMessage>> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         cleanup();
@@ -134,7 +139,7 @@ export class SidecarConnection {
       const offFrame = this.onFrame((f) => {
         if (!pred(f.header)) return;
         cleanup();
-        resolve(f.header);
+        resolve(f);
       });
       const offClose = this.onClose(() => {
         cleanup();

@@ -48,5 +48,13 @@ export const sidecarMessageSchema = z.discriminatedUnion('type', [
     id: z.number().int().nonnegative(),
     ok: z.boolean(),
     output: text(16_000),
+    empty: z.boolean().optional(),
+  }),
+  // Body: the diff as JSON (checked against common/diff.ts's schema where it is read).
+  z.object({
+    type: z.literal('diff-result'),
+    id: z.number().int().nonnegative(),
+    ok: z.boolean(),
+    error: text(4000).optional(),
   }),
 ]);

@@ -4,7 +4,7 @@
  * with the agent's home, so the agent's own git sees the same configuration (the URL rewrite to
  * the proxy endpoint, which carries no credential: the host adds it).
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { HostMessage } from '../protocol.js';
@@ -19,6 +19,25 @@ type RepoMessage = Extract<HostMessage, { type: 'repo' }>;
 
 const MAX_OUTPUT = 12_000;
 
+/** git as the agent's user, with a clean environment (plus `env`), its output piped. */
+export function spawnGit(
+  args: string[],
+  o: { cwd: string; user?: GitUser; env?: Record<string, string> },
+): ChildProcessWithoutNullStreams {
+  return spawn('git', args, {
+    cwd: o.cwd,
+    env: {
+      PATH: '/usr/local/bin:/usr/bin:/bin',
+      LANG: 'C.UTF-8',
+      HOME: o.user?.home ?? path.resolve(o.cwd),
+      GIT_TERMINAL_PROMPT: '0',
+      ...o.env,
+    },
+    stdio: ['pipe', 'pipe', 'pipe'],
+    ...(o.user ? { uid: o.user.uid, gid: o.user.gid } : {}),
+  });
+}
+
 /** Runs git; its output (stdout and stderr) goes to `onData` as it comes, and is kept (its tail). */
 export function runGit(
   args: string[],
@@ -30,17 +49,8 @@ export function runGit(
       out = (out + b.toString('utf8')).slice(-MAX_OUTPUT);
       o.onData?.(b);
     };
-    const child = spawn('git', args, {
-      cwd: o.cwd,
-      env: {
-        PATH: '/usr/local/bin:/usr/bin:/bin',
-        LANG: 'C.UTF-8',
-        HOME: o.user?.home ?? path.resolve(o.cwd),
-        GIT_TERMINAL_PROMPT: '0',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      ...(o.user ? { uid: o.user.uid, gid: o.user.gid } : {}),
-    });
+    const child = spawnGit(args, o);
+    child.stdin.end();
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
     const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs ?? 10 * 60_000);
@@ -98,6 +108,9 @@ export async function checkoutRepo(
     line(`\x1b[1;31mLia: could not create branch ${m.branch}\x1b[0m`);
     return target;
   }
+  // What the task's diff is taken against (the page's diff view), whatever the agent commits.
+  const base = await runGit(['rev-parse', 'HEAD'], { cwd: target, user });
+  if (base.code === 0) await runGit(['config', 'lia.base', base.output.trim()], { cwd: target, user });
   keepPromptBeside(workdir, target, user);
   line(`\x1b[1mLia: ${dir} is checked out on ${m.branch}; push it with git push origin HEAD\x1b[0m`);
   return target;
@@ -122,12 +135,15 @@ function keepPromptBeside(workdir: string, target: string, user: GitUser | undef
   }
 }
 
-/** `git add -A && git commit` when something is uncommitted, then `git push origin HEAD:<branch>`. */
+/**
+ * `git add -A && git commit` when something is uncommitted, then `git push origin HEAD:<branch>`
+ * — unless the branch has no commit beyond its base (`empty`: there is nothing to review).
+ */
 export async function commitAndPush(
-  m: Extract<HostMessage, { type: 'git' }>,
+  m: Extract<HostMessage, { type: 'git'; op: 'push' }>,
   repoDir: string | undefined,
   user: GitUser | undefined,
-): Promise<{ ok: boolean; output: string }> {
+): Promise<{ ok: boolean; output: string; empty?: boolean }> {
   if (!repoDir) return { ok: false, output: 'this task has no checkout of its repository' };
   let output = '';
   const step = async (args: string[]) => {
@@ -149,6 +165,13 @@ export async function commitAndPush(
       m.message,
     ]);
     if (c !== 0) return { ok: false, output };
+  }
+  // Nothing to push when the branch is where it started (a turn that changed nothing).
+  const base = (await runGit(['config', '--get', 'lia.base'], { cwd: repoDir, user })).output.trim();
+  if (/^[0-9a-f]{40,64}$/.test(base)) {
+    const ahead = await runGit(['rev-list', '--count', `${base}..HEAD`], { cwd: repoDir, user });
+    if (ahead.code === 0 && ahead.output.trim() === '0')
+      return { ok: true, empty: true, output: `${output}the branch has no commit beyond its base\n` };
   }
   const pushed = await step(['push', 'origin', `HEAD:refs/heads/${m.branch}`]);
   return { ok: pushed === 0, output: output.slice(-MAX_OUTPUT) };

@@ -37,6 +37,7 @@ import {
   SYNC,
 } from '../protocol.js';
 import { AgentEndpoint } from './agent-endpoint.js';
+import { workingDiff } from './diff.js';
 import { checkoutRepo, commitAndPush, type GitUser, homeOf } from './repo.js';
 
 /** Unacknowledged output beyond this pauses the PTY: the agent blocks instead of memory growing. */
@@ -397,6 +398,17 @@ function handle(m: HostMessage, body: Buffer): void {
       });
       return;
     case 'git':
+      if (m.op === 'diff') {
+        void workingDiff(repoDir, gitUser).then(
+          (r) =>
+            r.ok
+              ? send({ type: 'diff-result', id: m.id, ok: true }, r.body)
+              : send({ type: 'diff-result', id: m.id, ok: false, error: r.error.slice(0, 3900) }),
+          (err: Error) =>
+            send({ type: 'diff-result', id: m.id, ok: false, error: err.message.slice(0, 3900) }),
+        );
+        return;
+      }
       void commitAndPush(m, repoDir, gitUser).then(
         (r) => send({ type: 'git-result', id: m.id, ...r }),
         (err: Error) => send({ type: 'git-result', id: m.id, ok: false, output: err.message }),

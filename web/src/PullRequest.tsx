@@ -4,6 +4,7 @@
  * is resumed first) and, once there is one, the link to its pull request.
  */
 import { useState } from 'react';
+import { diffStatText } from '../../common/diff';
 import { api, type TaskView } from './api';
 
 export function PullRequest({
@@ -39,9 +40,20 @@ export function PullRequest({
   return (
     <>
       {pr && (
-        <a href={pr.url} target="_blank" rel="noreferrer" data-testid="pull-request">
+        <a
+          href={pr.url}
+          target="_blank"
+          rel="noreferrer"
+          data-testid="pull-request"
+          title={view.pullRequestLast?.stat ? diffStatText(view.pullRequestLast.stat) : undefined}
+        >
           PR #{pr.number}
         </a>
+      )}
+      {view.pullRequestLast?.kind === 'failed' && (
+        <span className="muted" data-testid="pull-request-failed" title={view.pullRequestLast.error}>
+          last push failed
+        </span>
       )}
       <button
         type="button"

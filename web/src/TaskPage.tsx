@@ -1,5 +1,5 @@
 /** One task: its live terminal, state, idle countdown, tokens, and Resume / Stop. */
-import { useEffect, useRef, useState } from 'react';
+import { lazy, Suspense, useEffect, useRef, useState } from 'react';
 import { totalInputText, usageText } from '../../common/usage-text';
 import { Conversation } from './Conversation';
 import { CopyId } from './CopyId';
@@ -8,6 +8,10 @@ import { PullRequest } from './PullRequest';
 import { StatusBadge } from './StatusBadge';
 import { TaskActions } from './TaskActions';
 import { Terminal } from './Terminal';
+
+// The diff view and its grammars load only when someone opens it.
+const Diff = lazy(() => import('./Diff'));
+
 import { useTaskStream } from './useTaskStream';
 import { useTaskView } from './useTaskView';
 
@@ -16,6 +20,7 @@ export function TaskPage({ taskId }: { taskId: string }) {
   const { view, fatal } = useTaskView(taskId);
   const [message, setMessage] = useState<string | null>(null);
   const [typedWhileSuspended, setTypedWhileSuspended] = useState(false);
+  const [showDiff, setShowDiff] = useState(false);
   const header = useRef<HTMLElement>(null);
 
   // The stream's state frames are the live truth; the REST read only fills in until the first.
@@ -83,6 +88,16 @@ export function TaskPage({ taskId }: { taskId: string }) {
             <kbd>F6</kbd> leaves the terminal
           </span>
         </span>
+        {view?.repo && (
+          <button
+            type="button"
+            aria-pressed={showDiff}
+            onClick={() => setShowDiff((v) => !v)}
+            title="What the agent changed: the working tree against the base"
+          >
+            Changes
+          </button>
+        )}
         <PullRequest view={view} status={status} say={setMessage} />
         <TaskActions taskId={taskId} status={status} say={setMessage} />
       </header>
@@ -121,6 +136,12 @@ export function TaskPage({ taskId }: { taskId: string }) {
       )}
       <div className="pane">
         <Terminal onReady={stream.attach} onData={onData} onResize={stream.resize} onLeave={leaveTerminal} />
+        {/* Over the terminal, not beside it: a narrower terminal would resize the PTY. */}
+        {showDiff && (
+          <Suspense fallback={<aside className="diff">Loading…</aside>}>
+            <Diff taskId={taskId} onClose={() => setShowDiff(false)} />
+          </Suspense>
+        )}
         <div className="toasts">
           {!fatal && !ended && stream.connection === 'connecting' && <div className="toast">Connecting…</div>}
           {!fatal && !ended && stream.connection === 'reconnecting' && (

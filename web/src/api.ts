@@ -6,6 +6,7 @@ export type {
   Choice,
   ConversationView,
   DecisionView,
+  DiffView,
   FollowUpResponse,
   QuestionView,
   StreamServerMessage,
