@@ -8,8 +8,12 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { pullRequestAfterTurnSignal } from '../../workflows/definitions.js';
 import { waitFor } from '../helpers/env.js';
 import { StreamClient, startTestStack } from '../helpers/stack.js';
+import { startForgeStandin } from '../standins/forge/forge-standin.js';
+
+const FORGE_TOKEN = 'ghs_RecordHistoriesHostOnly0123456789';
 
 const out = path.resolve(import.meta.dirname, '..', 'histories');
 fs.mkdirSync(out, { recursive: true });
@@ -141,5 +145,46 @@ if (wants('continue-as-new')) {
   await s.api('DELETE', `/api/v1/tasks/${t.taskId}`, user);
   await save('continue-as-new', t.taskId);
   await s.close();
+}
+// the coding loop: a pull request asked for, then one after a (signalled) turn; then a stop
+if (wants('pull-request')) {
+  const forge = await startForgeStandin({ [FORGE_TOKEN]: { repos: '*', write: true, login: 'lia-app' } });
+  forge.createRepo('acme', 'widgets', { 'README.md': '# widgets\n' });
+  // A VM: the local driver has no egress, so its git cannot reach the forge.
+  s = await startTestStack('record_pr', {
+    LIA__LOG__LEVEL: 'error',
+    LIA__VM__DRIVER: 'qemu',
+    LIA__FORGE__API_URL: forge.apiUrl,
+    LIA__FORGE__GIT_URL: forge.gitUrl,
+    LIA__FORGE__TOKEN: FORGE_TOKEN,
+    LIA__FORGE__ALLOW_REPOS: 'acme/widgets',
+  });
+  const r = await s.api('POST', '/api/v1/tasks', user, {
+    prompt: 'recorded',
+    runtime: 'shell',
+    repo: 'acme/widgets',
+    idleTimeoutSeconds: 600,
+  });
+  if (r.status !== 201) throw new Error(JSON.stringify(r.json));
+  const taskId: string = r.json.taskId;
+  await waitFor(`${taskId} running`, async () => (await status(taskId)) === 'running', 600_000, 250);
+  const c = await StreamClient.open(s.apiUrl, taskId, decodeURIComponent(new URL(r.json.url).hash.slice(7)));
+  await c.waitForText('checked out on', 180_000);
+  c.type('echo change >> README.md; echo changed=$((1+1))\r');
+  await c.waitForText('changed=2', 60_000);
+  await c.close();
+  const pr = await s.api('POST', `/api/v1/tasks/${taskId}/pull-request`, user);
+  if (pr.status !== 200) throw new Error(JSON.stringify(pr.json));
+  await s.temporal.client.workflow.getHandle(taskId).signal(pullRequestAfterTurnSignal, { n: 1 });
+  await waitFor(
+    'the pull request after the turn',
+    async () => (await s.api('GET', `/api/v1/tasks/${taskId}`, user)).json.pullRequestEvents === 2,
+    60_000,
+    100,
+  );
+  await s.api('DELETE', `/api/v1/tasks/${taskId}`, user);
+  await save('pull-request', taskId);
+  await s.close();
+  await forge.close();
 }
 process.exit(0);

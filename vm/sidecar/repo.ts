@@ -97,6 +97,8 @@ export async function checkoutRepo(
     { cwd: workdir, user, onData: (b) => say(forTerminal(b)) },
   );
   if (clone.code !== 0) {
+    // git's own message came through `say`; a git that could not start says why only here.
+    if (clone.code === 127) line(clone.output.trim().split('\n').pop() ?? '');
     line(
       `\x1b[1;31mLia: the clone of ${m.url} failed (git exited with ${clone.code}); the agent starts without it.\x1b[0m`,
     );

@@ -388,7 +388,8 @@ function handle(m: HostMessage, body: Buffer): void {
       if (agent || exited) return;
       repoPending = true;
       repoPrep = repoPrep.then(async () => {
-        repoDir ??= await checkoutRepo(m, path.resolve(workdir), gitUser, (b) => onOutput(b)).catch(
+        // The kernel's realpath, not path.resolve: Node caches the cwd, and a local sidecar's folder is renamed under it.
+        repoDir ??= await checkoutRepo(m, fs.realpathSync.native(workdir), gitUser, (b) => onOutput(b)).catch(
           (err: Error) => {
             onOutput(Buffer.from(`Lia: the checkout failed: ${err.message}\r\n`));
             return undefined;
