@@ -299,6 +299,14 @@ export const CONFIG_VARS = {
       default: '',
       doc: 'Comma-separated repositories a task may use (owner/name or owner/*); empty: none',
     },
+    user_logins: {
+      schema: list.refine(
+        (entries) => entries.every((e) => /^[^=\s]{1,100}=[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/.test(e)),
+        'each entry must be userId=login (a Lia user id, e.g. a Discord user id, and a forge login)',
+      ),
+      default: '',
+      doc: "Comma-separated userId=login: the forge identity of a Lia user (e.g. 123456789012345678=octocat). A task's pull request is still opened with the host's token, but names that login and is assigned to it",
+    },
     pull_request_after_turn: {
       schema: bool,
       default: 'true',

@@ -27,7 +27,10 @@ const BARE = new RegExp(
   'i',
 );
 /** A request that also asks for one ("fix the test, then open a PR"): opened when that turn ends. */
-const WITHIN = new RegExp(`\\b${VERB}\\b[^.?!\\n]{0,40}?(?<![\\w/.-])(?:pull[\\s-]?request|PR)(?![\\w/-]|\\.\\w)`, 'i');
+const WITHIN = new RegExp(
+  `\\b${VERB}\\b[^.?!\\n]{0,40}?(?<![\\w/.-])(?:pull[\\s-]?request|PR)(?![\\w/-]|\\.\\w)`,
+  'i',
+);
 
 export function isBarePullRequestAsk(text: string): boolean {
   return text.length <= 100 && BARE.test(text);

@@ -84,3 +84,15 @@ export function resolveRepo(
     return `branch ${JSON.stringify(input.branch.slice(0, 200))} is not a valid branch name`;
   return { ...parsed, ...(input.branch ? { base: input.branch } : {}) };
 }
+
+/** The forge login configured for a Lia user (LIA__FORGE__USER_LOGINS `userId=login`), if any. */
+export function forgeLoginOf(
+  config: { forge: { user_logins: string[] } },
+  userId: string,
+): string | undefined {
+  for (const e of config.forge.user_logins) {
+    const i = e.indexOf('=');
+    if (e.slice(0, i) === userId) return e.slice(i + 1);
+  }
+  return undefined;
+}

@@ -13,7 +13,7 @@ import { recordPullRequest } from '../../common/db/task-repo.js';
 import { getTask, readTaskFiles } from '../../common/db/tasks.js';
 import { diffStat } from '../../common/diff.js';
 import type { PullRequestOutcome } from '../../common/pull-request.js';
-import { taskBranch } from '../../common/repo.js';
+import { forgeLoginOf, taskBranch } from '../../common/repo.js';
 import type { SidecarMessage } from '../../vm/protocol.js';
 import type { HostActivityDeps } from '../deps.js';
 import { liveSidecars } from '../live-sidecars.js';
@@ -119,7 +119,10 @@ export function createForgeActivities(d: HostActivityDeps, checkedId: (raw: unkn
           taskUrl: `${publicUrl(d.config).replace(/\/$/, '')}/tasks/${taskId}`,
           tokens: row.inputTokens + row.outputTokens + row.cacheReadTokens + row.cacheCreationTokens,
           costUsd: row.costUsd,
+          requestedBy: forgeLoginOf(d.config, row.owner),
         });
+        if (pr.assignError)
+          d.logger.warn({ taskId, err: pr.assignError }, 'forge: the pull request could not be assigned');
         await recordPullRequest(d.pool, taskId, {
           ...told,
           kind: pr.created ? 'opened' : 'updated',
@@ -127,7 +130,14 @@ export function createForgeActivities(d: HostActivityDeps, checkedId: (raw: unkn
           url: pr.url,
           stat,
         });
-        return { ...pr, branch, pushOutput: pushed.output.slice(-2000), ...(stat ? { stat } : {}) };
+        return {
+          number: pr.number,
+          url: pr.url,
+          created: pr.created,
+          branch,
+          pushOutput: pushed.output.slice(-2000),
+          ...(stat ? { stat } : {}),
+        };
       } catch (err) {
         if (err instanceof ForgeError) {
           // Said in the thread once it will not be tried again.

@@ -57,6 +57,8 @@ export interface PullRequestBodyInput {
   taskUrl?: string;
   tokens?: number;
   costUsd?: number;
+  /** A forge login: "requested by @login". */
+  requestedBy?: string;
 }
 
 /** The pull request's body: the summary, the prompt (quoted), a link to the task, tokens and cost. */
@@ -70,6 +72,7 @@ export function pullRequestBody(i: PullRequestBodyInput): string {
   const parts = [`## Summary\n\n${(i.summary ?? '').trim() || '_The agent left no summary._'}`];
   parts.push(`## Prompt\n\n${quote(i.prompt.slice(0, 20_000))}`);
   const facts = [`Lia task \`${i.taskId}\``];
+  if (i.requestedBy) facts.push(`requested by @${i.requestedBy}`);
   if (i.taskUrl) facts.push(`[open the task](${i.taskUrl})`);
   if (i.tokens !== undefined) facts.push(`${i.tokens.toLocaleString('en-US')} tokens`);
   if (i.costUsd !== undefined) facts.push(`$${i.costUsd.toFixed(2)}`);
@@ -167,6 +170,15 @@ export class ForgeClient {
     }
   }
 
+  /** Assigns the pull request (to the forge login of the user who asked for the task). */
+  async assign(owner: string, repo: string, number: number, logins: string[]): Promise<void> {
+    try {
+      await this.octokit.rest.issues.addAssignees({ owner, repo, issue_number: number, assignees: logins });
+    } catch (err) {
+      throw this.explain(err, { owner, repo });
+    }
+  }
+
   /** Adds a comment to the pull request (e.g. "pushed again after a follow-up"). */
   async comment(owner: string, repo: string, number: number, body: string): Promise<{ url: string }> {
     try {
@@ -249,16 +261,21 @@ export interface TaskPullRequestInput {
   taskUrl?: string;
   tokens?: number;
   costUsd?: number;
+  /** The forge login of the user who spawned the task (LIA__FORGE__USER_LOGINS): named and assigned. */
+  requestedBy?: string;
 }
 
 /**
- * What the host activity that opens a task's pull request does (not yet registered with a
- * worker: the wiring is issue 20's next step). It pushes nothing: the guest pushed the branch.
- * A ForgeError that retrying cannot fix should be turned into a non-retryable failure by the
- * activity (its `retryable`).
+ * Opens or updates the task's pull request (the host activity in open-pr.ts calls it after the
+ * guest pushed the branch). It pushes nothing. The pull request is the host token's; with a
+ * login for the task's user it names them and is assigned to them — an assignment the forge
+ * refuses does not undo the pull request (`assignError` says why).
  */
-export function openTaskPullRequest(client: ForgeClient, i: TaskPullRequestInput): Promise<PullRequestRef> {
-  return client.openOrUpdate({
+export async function openTaskPullRequest(
+  client: ForgeClient,
+  i: TaskPullRequestInput,
+): Promise<PullRequestRef & { assignError?: string }> {
+  const pr = await client.openOrUpdate({
     owner: i.owner,
     repo: i.repo,
     head: i.branch,
@@ -271,6 +288,14 @@ export function openTaskPullRequest(client: ForgeClient, i: TaskPullRequestInput
       taskUrl: i.taskUrl,
       tokens: i.tokens,
       costUsd: i.costUsd,
+      requestedBy: i.requestedBy,
     }),
   });
+  if (!i.requestedBy) return pr;
+  try {
+    await client.assign(i.owner, i.repo, pr.number, [i.requestedBy]);
+    return pr;
+  } catch (err) {
+    return { ...pr, assignError: (err as Error).message };
+  }
 }

@@ -72,6 +72,7 @@ before(async () => {
     LIA__FORGE__GIT_URL: forge.gitUrl,
     LIA__FORGE__TOKEN: TOKEN,
     LIA__FORGE__ALLOW_REPOS: 'acme/widgets',
+    LIA__FORGE__USER_LOGINS: `${OWNER}=octo-owner`,
   });
   t = taskOps(s, OWNER);
   bot = await startBot({
@@ -404,6 +405,9 @@ test('Claude Code (headless) edits and commits in the checkout; the pull request
   assert.equal(last.trigger, 'turn');
   assert.equal(last.turn, 1);
   assert.deepEqual(last.stat, { files: 1, added: 1, deleted: 0 });
+  // The owner's forge login (LIA__FORGE__USER_LOGINS): named and assigned; the PR stays the token's.
+  assert.deepEqual(pull.assignees, ['octo-owner']);
+  assert.match(pull.body ?? '', /requested by @octo-owner/);
   assert.match(pull.body ?? '', /Done: the README has a new line\./);
   assert.match(pull.body ?? '', /Add a line to the README\./);
   const bare = path.join(forge.root, 'acme', 'widgets.git');

@@ -14,7 +14,13 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { ForgeClient, ForgeError, pullRequestBody } from '../../activities/forge/pull-request.js';
+import {
+  ForgeClient,
+  ForgeError,
+  openTaskPullRequest,
+  pullRequestBody,
+} from '../../activities/forge/pull-request.js';
+import { forgeLoginOf } from '../../common/repo.js';
 import { guestGitRewrite, guestRemoteUrl } from '../../vm/egress/forge.js';
 import { FLUSH, pkt } from '../../vm/egress/pkt-line.js';
 import { EgressProxy } from '../../vm/egress/proxy.js';
@@ -475,6 +481,37 @@ test('the pull request: created (201), opened again → the open one updated (th
   // The REST calls carried the host's token as GitHub expects it.
   const restReqs = forge.requests.filter((q) => q.path.startsWith('/api/v3/'));
   for (const q of restReqs) assert.equal(q.authorization, `token ${TOKEN}`);
+});
+
+test("with the user's forge login (LIA__FORGE__USER_LOGINS), the pull request names them and is assigned to them", async () => {
+  const client = new ForgeClient({ apiUrl: forge.apiUrl, token: TOKEN });
+  const input = {
+    taskId: 't_one',
+    owner: 'acme',
+    repo: 'widgets',
+    branch: 'lia/t_one',
+    base: 'main',
+    prompt: 'Add two',
+  };
+  const pr = await openTaskPullRequest(client, { ...input, requestedBy: 'octo-owner' });
+  assert.equal(pr.assignError, undefined);
+  const pull = forge.pulls('acme', 'widgets').find((p) => p.number === pr.number)!;
+  assert.deepEqual(pull.assignees, ['octo-owner']);
+  assert.match(pull.body ?? '', /requested by @octo-owner/);
+  assert.equal(pull.user, 'lia-app', "still the host token's pull request");
+  // An assignment the forge refuses leaves the pull request and says why.
+  const readOnly = new ForgeClient({ apiUrl: forge.apiUrl, token: READ_ONLY });
+  const mixed = {
+    openOrUpdate: (i: Parameters<ForgeClient['openOrUpdate']>[0]) => client.openOrUpdate(i),
+    assign: (...a: Parameters<ForgeClient['assign']>) => readOnly.assign(...a),
+  } as unknown as ForgeClient;
+  const refused = await openTaskPullRequest(mixed, { ...input, requestedBy: 'someone' });
+  assert.equal(refused.number, pr.number);
+  assert.equal(refused.created, false);
+  assert.match(refused.assignError ?? '', /may not do this on acme\/widgets/);
+  assert.deepEqual(pull.assignees, ['octo-owner'], 'nobody else was assigned');
+  assert.equal(forgeLoginOf({ forge: { user_logins: ['123=octo-owner', 'u-2=other'] } }, 'u-2'), 'other');
+  assert.equal(forgeLoginOf({ forge: { user_logins: ['123=octo-owner'] } }, '12'), undefined);
 });
 
 test('pull request errors are clear: unknown repository, bad token, read-only token, nothing to merge', async () => {

@@ -46,6 +46,7 @@ interface Pull {
   base: string;
   draft: boolean;
   user: string;
+  assignees: string[];
   created_at: string;
   updated_at: string;
   closed_at: string | null;
@@ -199,6 +200,7 @@ export async function startForgeStandin(tokens: Record<string, StandinToken>): P
       locked: false,
       title: p.title,
       user: userJson(p.user),
+      assignees: p.assignees.map(userJson),
       body: p.body,
       created_at: p.created_at,
       updated_at: p.updated_at,
@@ -319,6 +321,7 @@ export async function startForgeStandin(tokens: Record<string, StandinToken>): P
         base,
         draft: b.draft === true,
         user: login,
+        assignees: [],
         created_at: now,
         updated_at: now,
         closed_at: null,
@@ -352,6 +355,19 @@ export async function startForgeStandin(tokens: Record<string, StandinToken>): P
         p.updated_at = now;
         return json(res, 200, pullJson(s, p));
       }
+    }
+    // Assignees: GitHub drops, without an error, logins that cannot be assigned (here: none).
+    const am = /^\/issues\/(\d+)\/assignees$/.exec(rest);
+    if (am && method === 'POST') {
+      const p = s.pulls.find((x) => x.number === Number(am[1]));
+      if (!p) return error(res, 404, 'Not Found');
+      if (!t.write) return denied();
+      const b = await readJson(req);
+      if (!b || !Array.isArray(b.assignees) || b.assignees.some((a: unknown) => typeof a !== 'string'))
+        return error(res, 422, 'Invalid request.\n\n"assignees" must be an array of strings.');
+      for (const a of b.assignees as string[]) if (!p.assignees.includes(a)) p.assignees.push(a);
+      p.updated_at = now;
+      return json(res, 201, pullJson(s, p));
     }
     const cm = /^\/issues\/(\d+)\/comments$/.exec(rest);
     if (cm) {
