@@ -1,9 +1,10 @@
 /**
  * Templates: a VM booted once per image version and VM size, snapshotted after its sidecar's
  * hello, before any task exists; every task VM is then restored from it instead of booting.
- * This file is the driver-independent part: where a template lives, what its key is made of,
- * the build lock. Each driver builds and restores its own (QEMU: vm/drivers/qemu/driver.ts;
- * Firecracker: vm/drivers/firecracker/driver.ts).
+ * This file says where a template lives, what its key is made of, and holds the build lock;
+ * ensure.ts finds or builds one, build.ts is a build's frame, boot.ts a boot's fallback to cold.
+ * Each driver's own steps — booting, snapshotting, restoring — are in its driver (QEMU:
+ * vm/drivers/qemu/driver.ts; Firecracker: vm/drivers/firecracker/driver.ts).
  *
  * Cached beside the image, under ~/.cache/lia/templates/<key>/ (or LIA__VM__TEMPLATE_DIR),
  * keyed by a hash of every input: the image's hash (base image + initramfs, so a change to the
@@ -55,6 +56,25 @@ export function templateKey(inputs: TemplateInputs): string {
     .update(JSON.stringify({ format: TEMPLATE_FORMAT, inputs: canonical }))
     .digest('hex')
     .slice(0, 16);
+}
+
+/** The template of a driver's VMs of this size: its key and inputs (built or not). */
+export function templateFor(
+  vm: Pick<TemplateInputs, 'driver' | 'image' | 'profile' | 'vmm' | 'accel'>,
+  size: Pick<TemplateInputs, 'vcpus' | 'memoryMib' | 'storageGb'>,
+): { key: string; inputs: TemplateInputs } {
+  // In this order: it is template.json's.
+  const inputs: TemplateInputs = {
+    driver: vm.driver,
+    image: vm.image,
+    profile: vm.profile,
+    vmm: vm.vmm,
+    accel: vm.accel,
+    vcpus: size.vcpus,
+    memoryMib: size.memoryMib,
+    storageGb: size.storageGb,
+  };
+  return { key: templateKey(inputs), inputs };
 }
 
 /** A built template's folder (with its meta), or undefined. */

@@ -29,7 +29,7 @@ import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../../common/logger.js';
 import { VsockChannel } from '../../channel/connector.js';
-import { EgressLink } from '../../channel/egress-link.js';
+import { EgressLinks } from '../../channel/egress-links.js';
 import type { EgressSink } from '../../channel/egress-sink.js';
 import { createTaskDisk } from '../../disk.js';
 import { type BootInfo, type Progress, type VmDriver, VmError, type VmSpec } from '../../driver.js';
@@ -39,15 +39,11 @@ import type { CgroupLimits, CgroupSystem } from '../../process/cgroup.js';
 import { isRunning, kill, recordOf, type VmmRecord } from '../../process/supervisor.js';
 import type { UidPool } from '../../process/uids.js';
 import { SidecarConnection } from '../../sidecar/client.js';
-import {
-  defaultTemplateRoot,
-  findTemplate,
-  publishTemplate,
-  TEMPLATE_FORMAT,
-  type TemplateInputs,
-  templateKey,
-  withTemplateLock,
-} from '../../template/template.js';
+import { GUEST_ENV } from '../../sidecar/guest-env.js';
+import { templateOrCold } from '../../template/boot.js';
+import { buildTemplate } from '../../template/build.js';
+import { TemplateBuilds } from '../../template/ensure.js';
+import { defaultTemplateRoot, type TemplateInputs, templateFor } from '../../template/template.js';
 import { FirecrackerApi } from './api.js';
 
 const GUEST_CID = 3;
@@ -57,7 +53,6 @@ const MAX_SOCKET_PATH = 107;
  * Debian's kernel looks for them; `pci=off` would be harmless but is not needed.
  */
 export const FIRECRACKER_BOOT_ARGS = 'console=ttyS0 reboot=k panic=1 quiet loglevel=3';
-export const GUEST_PROXY = 'http://127.0.0.1:3128';
 
 export interface FirecrackerOptions {
   firecrackerBin: string;
@@ -152,25 +147,21 @@ export function jailerArgs(
 export class FirecrackerDriver implements VmDriver {
   readonly name = 'firecracker' as const;
   readonly acceleration = 'kvm';
-  readonly guestEnv: Record<string, string> = {
-    HTTP_PROXY: GUEST_PROXY,
-    HTTPS_PROXY: GUEST_PROXY,
-    http_proxy: GUEST_PROXY,
-    https_proxy: GUEST_PROXY,
-    NO_PROXY: 'localhost,127.0.0.1',
-    no_proxy: 'localhost,127.0.0.1',
-    ANTHROPIC_BASE_URL: GUEST_PROXY,
-    HOME: '/home/agent',
-  };
+  readonly guestEnv: Record<string, string> = { ...GUEST_ENV };
   readonly artifacts: BootArtifacts;
   private readonly root: string;
   private readonly jailBase: string;
-  private readonly links = new Map<string, EgressLink>();
+  private readonly links: EgressLinks;
 
   constructor(private readonly o: FirecrackerOptions) {
     this.artifacts = bootArtifacts(o.image, 'firecracker');
     this.root = path.resolve(o.stateDir, 'hosts', o.hostId, 'vms');
     this.jailBase = path.resolve(o.jailBase ?? path.join(o.stateDir, 'hosts', o.hostId, 'jail'));
+    this.links = new EgressLinks({
+      sink: o.egress,
+      connect: (id) => this.channel(id).connect('egress'),
+      logger: o.logger,
+    });
   }
 
   static limits(spec: VmSpec): CgroupLimits {
@@ -364,28 +355,14 @@ export class FirecrackerDriver implements VmDriver {
   }
 
   private async attachEgress(taskId: string): Promise<void> {
-    if (!this.o.egress) return;
-    this.links.get(taskId)?.stop();
-    const link = new EgressLink({
-      taskId,
-      connect: () => this.channel(taskId).connect('egress'),
-      sink: this.o.egress,
-      logger: this.o.logger,
-    });
-    this.links.set(taskId, link);
-    await link.start().catch((err: Error) => {
+    await this.links.attach(taskId).catch((err: Error) => {
       throw new VmError(`the guest's egress port: ${err.message}`);
     });
   }
 
-  private detachEgress(taskId: string): void {
-    this.links.get(taskId)?.stop();
-    this.links.delete(taskId);
-  }
-
   /** Whether the egress link of a running VM is up (for tests and check-host). */
   egressConnected(taskId: string): boolean {
-    return this.links.get(taskId)?.connected ?? false;
+    return this.links.connected(taskId);
   }
 
   async adopt(): Promise<void> {
@@ -414,27 +391,20 @@ export class FirecrackerDriver implements VmDriver {
     step();
     fs.mkdirSync(f.dir, { recursive: true, mode: 0o700 });
     const uid = this.o.uids.claim(spec.taskId);
-    let coldReason: string | undefined;
-    if (this.o.templates !== false) {
-      try {
-        const key = await this.bootFromTemplate(spec, uid, progress, signal);
-        return { from: 'template', template: key };
-      } catch (err) {
-        if (signal?.aborted) throw err;
-        coldReason = (err as Error).message;
-        this.o.logger?.warn(
-          { taskId: spec.taskId, reason: coldReason },
-          'firecracker: the template did not start; booting the VM cold',
-        );
-        progress(`booting: the template did not start (${coldReason}); booting cold`);
+    return templateOrCold({
+      templates: this.o.templates !== false,
+      driver: 'firecracker',
+      taskId: spec.taskId,
+      progress,
+      signal,
+      logger: this.o.logger,
+      fromTemplate: () => this.bootFromTemplate(spec, uid, progress, signal),
+      undo: async () => {
         await this.teardown(spec.taskId);
         fs.rmSync(f.disk, { force: true });
-      }
-    }
-    await this.coldBoot(spec, uid, progress, signal);
-    return coldReason
-      ? { from: 'cold', reason: `the template did not start: ${coldReason}` }
-      : { from: 'cold' };
+      },
+      cold: () => this.coldBoot(spec, uid, progress, signal),
+    });
   }
 
   /** Boots the VM from the image, to its sidecar's hello, with its egress attached. */
@@ -482,21 +452,9 @@ export class FirecrackerDriver implements VmDriver {
     key: string;
     inputs: TemplateInputs;
   } {
-    const inputs: TemplateInputs = {
-      driver: 'firecracker',
-      image: this.artifacts.hash,
-      profile: this.artifacts.profile,
-      vmm: vmmIdentity(this.o.firecrackerBin),
-      accel: 'kvm',
-      vcpus: spec.vcpus,
-      memoryMib: spec.memoryMib,
-      storageGb: spec.storageGb,
-    };
-    return { key: templateKey(inputs), inputs };
-  }
-
-  private templateRoot(): string {
-    return this.o.templateDir ?? defaultTemplateRoot();
+    const a = this.artifacts;
+    const vmm = vmmIdentity(this.o.firecrackerBin);
+    return templateFor({ driver: 'firecracker', image: a.hash, profile: a.profile, vmm, accel: 'kvm' }, spec);
   }
 
   private templateFiles(dir: string) {
@@ -507,7 +465,7 @@ export class FirecrackerDriver implements VmDriver {
     };
   }
 
-  private readonly templateBuilds = new Map<string, Promise<FirecrackerTemplate>>();
+  private readonly templateBuilds = new TemplateBuilds<FirecrackerTemplate>();
 
   /**
    * The template for VMs of this size, built where missing (one build at a time per machine): a
@@ -519,82 +477,47 @@ export class FirecrackerDriver implements VmDriver {
     progress: Progress,
   ): Promise<FirecrackerTemplate> {
     const { key, inputs } = this.templateFor(spec);
-    const found = findTemplate(this.templateRoot(), key);
-    if (found) return { key, dir: found.dir, inputs, ...this.templateFiles(found.dir) };
-    let p = this.templateBuilds.get(key);
-    if (!p) {
-      p = withTemplateLock(this.templateRoot(), progress, async () => {
-        const again = findTemplate(this.templateRoot(), key);
-        if (again) return { key, dir: again.dir, inputs, ...this.templateFiles(again.dir) };
-        return this.buildTemplate(key, inputs, progress);
-      });
-      this.templateBuilds.set(key, p);
-      p.finally(() => this.templateBuilds.delete(key)).catch(() => {});
-    }
-    return p;
+    const root = this.o.templateDir ?? defaultTemplateRoot();
+    const template = (dir: string) => ({ key, dir, inputs, ...this.templateFiles(dir) });
+    return this.templateBuilds.ensure(root, key, progress, {
+      found: (t) => template(t.dir),
+      build: async () => {
+        const { dir } = await buildTemplate({
+          root,
+          key,
+          inputs,
+          progress,
+          logger: this.o.logger,
+          destroy: (id) => this.destroy(id),
+          boot: (vm, _work, say) => this.bootTemplateVm(vm, say),
+          snapshot: (id, work) => this.snapshotTemplateVm(id, work),
+        });
+        return template(dir);
+      },
+    });
   }
 
-  private async buildTemplate(
-    key: string,
-    inputs: TemplateInputs,
-    progress: Progress,
-  ): Promise<FirecrackerTemplate> {
-    const root = this.templateRoot();
-    const id = `tpl-${key.slice(0, 12)}`;
-    const started = Date.now();
-    const say = (m: string) => {
-      const line = `[template ${key.slice(0, 8)}] ${m}`;
-      progress(line);
-      if (!m.includes('waiting for')) this.o.logger?.info(line);
-    };
-    say(`building: ${inputs.vcpus} vCPU, ${inputs.memoryMib} MiB, ${inputs.storageGb} GB`);
-    await this.destroy(id);
-    const work = fs.mkdtempSync(path.join(root, `.build-${key}-`));
+  private async bootTemplateVm(spec: VmSpec, say: Progress): Promise<void> {
+    fs.mkdirSync(this.files(spec.taskId).dir, { recursive: true, mode: 0o700 });
+    await this.coldBoot(spec, this.o.uids.claim(spec.taskId), say);
+  }
+
+  /** The template VM's full snapshot and its disk, moved out of its jail and folder into `work`. */
+  private async snapshotTemplateVm(id: string, work: string): Promise<void> {
     const t = this.templateFiles(work);
     const f = this.files(id);
-    try {
-      fs.mkdirSync(f.dir, { recursive: true, mode: 0o700 });
-      const uid = this.o.uids.claim(id);
-      const spec: VmSpec = {
-        taskId: id,
-        vcpus: inputs.vcpus,
-        memoryMib: inputs.memoryMib,
-        storageGb: inputs.storageGb,
-      };
-      await this.coldBoot(spec, uid, say);
-      const bootMs = Date.now() - started;
-      say(`sidecar answered after ${(bootMs / 1000).toFixed(1)} s: snapshotting`);
-      const snapStarted = Date.now();
-      this.detachEgress(id);
-      const api = this.api(id);
-      await api.pause();
-      await api.createSnapshot('snapshot.state', 'snapshot.mem');
-      fs.renameSync(path.join(f.chroot, 'snapshot.state'), t.state);
-      fs.renameSync(path.join(f.chroot, 'snapshot.mem'), t.mem);
-      await this.teardown(id);
-      fs.renameSync(f.disk, t.disk);
-      // Read-only from now on, and readable by every VM's uid (they hold no secret: the image
-      // and a guest that has run nothing but its sidecar).
-      for (const file of [t.disk, t.state, t.mem]) {
-        fs.chownSync(file, 0, 0);
-        fs.chmodSync(file, 0o644);
-      }
-      fs.chmodSync(work, 0o755);
-      const dir = publishTemplate(root, work, {
-        key,
-        inputs,
-        format: TEMPLATE_FORMAT,
-        builtAt: new Date().toISOString(),
-        bootMs,
-        snapshotMs: Date.now() - snapStarted,
-      });
-      say(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s (${dir})`);
-      return { key, dir, inputs, ...this.templateFiles(dir) };
-    } catch (err) {
-      fs.rmSync(work, { recursive: true, force: true });
-      throw new VmError(`building the template: ${(err as Error).message}`);
-    } finally {
-      await this.destroy(id).catch(() => {});
+    this.links.detach(id);
+    const api = this.api(id);
+    await api.pause();
+    await api.createSnapshot('snapshot.state', 'snapshot.mem');
+    fs.renameSync(path.join(f.chroot, 'snapshot.state'), t.state);
+    fs.renameSync(path.join(f.chroot, 'snapshot.mem'), t.mem);
+    await this.teardown(id);
+    fs.renameSync(f.disk, t.disk);
+    // Read-only from now on, and readable by every VM's uid.
+    for (const file of [t.disk, t.state, t.mem]) {
+      fs.chownSync(file, 0, 0);
+      fs.chmodSync(file, 0o644);
     }
   }
 
@@ -650,7 +573,7 @@ export class FirecrackerDriver implements VmDriver {
     if (fs.existsSync(f.suspended) && !this.running(taskId)) return { snapshotBytes: size() };
     if (!this.running(taskId))
       throw new VmError(`task ${taskId}: firecracker is not running, nothing to suspend`, false);
-    this.detachEgress(taskId);
+    this.links.detach(taskId);
     const api = this.api(taskId);
     progress('suspending: pausing the VM');
     await api.pause();
@@ -705,7 +628,7 @@ export class FirecrackerDriver implements VmDriver {
   }
 
   async destroy(taskId: string): Promise<void> {
-    this.detachEgress(taskId);
+    this.links.detach(taskId);
     await this.teardown(taskId);
     await this.o.egress?.close?.(taskId);
     this.o.uids.release(taskId);

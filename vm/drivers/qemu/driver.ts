@@ -29,7 +29,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../../../common/logger.js';
 import { processesUnder } from '../../../system/procs.js';
 import { SerialChannel } from '../../channel/connector.js';
-import { EgressLink } from '../../channel/egress-link.js';
+import { EgressLinks } from '../../channel/egress-links.js';
 import type { EgressSink } from '../../channel/egress-sink.js';
 import { createTaskDisk } from '../../disk.js';
 import type { BootInfo, Progress, VmDriver, VmSpec } from '../../driver.js';
@@ -40,23 +40,17 @@ import type { CgroupLimits, CgroupSystem } from '../../process/cgroup.js';
 import { isRunning, kill, launch, type VmmRecord } from '../../process/supervisor.js';
 import type { UidPool } from '../../process/uids.js';
 import { SidecarConnection } from '../../sidecar/client.js';
+import { GUEST_ENV } from '../../sidecar/guest-env.js';
+import { templateOrCold } from '../../template/boot.js';
+import { buildTemplate } from '../../template/build.js';
+import { TemplateBuilds } from '../../template/ensure.js';
 import { sealedMemory } from '../../template/sealed-memory.js';
-import {
-  defaultTemplateRoot,
-  findTemplate,
-  publishTemplate,
-  TEMPLATE_FORMAT,
-  type TemplateInputs,
-  templateKey,
-  withTemplateLock,
-} from '../../template/template.js';
+import { defaultTemplateRoot, type TemplateInputs, templateFor } from '../../template/template.js';
 import { hostTscKhz, type MemoryMode, qemuArgs, TCG_TB_MIB } from './args.js';
 import { Qmp } from './qmp.js';
 
 export { hostTscKhz, kernelCommandLine } from './args.js';
 
-/** Where the agent's clients find the way out: the sidecar, inside the guest. */
-export const GUEST_PROXY = 'http://127.0.0.1:3128';
 export const TCG_WARNING = 'software emulation: not a security boundary';
 const MAX_SOCKET_PATH = 107;
 
@@ -129,25 +123,14 @@ function qemuVersion(): string {
 export class QemuDriver implements VmDriver {
   readonly name = 'qemu' as const;
   readonly acceleration: string;
-  readonly guestEnv: Record<string, string>;
+  readonly guestEnv: Record<string, string> = { ...GUEST_ENV };
   readonly artifacts: BootArtifacts;
   private readonly root: string;
   /** Where QEMU's sockets go when it runs as a uid of its own (see above). */
   private readonly runRoot?: string;
-  private readonly links = new Map<string, EgressLink>();
+  private readonly links: EgressLinks;
 
   constructor(private readonly o: QemuDriverOptions) {
-    this.guestEnv = {
-      HTTP_PROXY: GUEST_PROXY,
-      HTTPS_PROXY: GUEST_PROXY,
-      http_proxy: GUEST_PROXY,
-      https_proxy: GUEST_PROXY,
-      // The model API is the proxy itself (path-only requests), not something to go through it.
-      NO_PROXY: 'localhost,127.0.0.1',
-      no_proxy: 'localhost,127.0.0.1',
-      ANTHROPIC_BASE_URL: GUEST_PROXY,
-      HOME: '/home/agent',
-    };
     this.acceleration = o.accel === 'kvm' ? 'kvm' : `tcg (${TCG_WARNING})`;
     this.artifacts = bootArtifacts(o.image, o.profile ?? 'qemu');
     this.root = path.resolve(o.stateDir, 'hosts', o.hostId, 'vms');
@@ -155,6 +138,12 @@ export class QemuDriver implements VmDriver {
       const key = createHash('sha256').update(this.root).digest('hex').slice(0, 8);
       this.runRoot = path.join('/run/lia', `${key}-${o.hostId}`);
     }
+    this.links = new EgressLinks({
+      sink: o.egress,
+      connect: (id) => this.channel(id).connect('egress'),
+      refuse: (id) => id.startsWith(SPARE_PREFIX), // no agent runs in a spare
+      logger: o.logger,
+    });
   }
 
   /** After a worker restart: the VMs kept running; their egress links lived in the old worker. */
@@ -162,9 +151,11 @@ export class QemuDriver implements VmDriver {
     for (const taskId of await this.list()) {
       const f = this.files(taskId);
       if (!this.running(taskId) || fs.existsSync(f.suspended)) continue;
-      await this.attachEgress(taskId).catch((err: Error) =>
-        this.o.logger.warn({ taskId, err: err.message }, 'qemu: cannot re-attach the egress port'),
-      );
+      await this.links
+        .attach(taskId)
+        .catch((err: Error) =>
+          this.o.logger.warn({ taskId, err: err.message }, 'qemu: cannot re-attach the egress port'),
+        );
     }
   }
 
@@ -384,49 +375,13 @@ export class QemuDriver implements VmDriver {
     return text ? `; guest console:\n${text.split('\n').slice(-15).join('\n')}` : '';
   }
 
-  /** The guest's egress port, joined to the host's proxy (nothing to join without a proxy). */
-  private async attachEgress(taskId: string): Promise<void> {
-    const sink = this.o.egress;
-    if (!sink) return;
-    this.links.get(taskId)?.stop();
-    // Whose VM this is can change once: a spare taken by a task keeps its link (a new one would
-    // make the guest's relay start over), which from then on connects and hands streams over
-    // under the task's id.
-    const owner = { id: taskId };
-    const link = new EgressLink({
-      taskId,
-      connect: () => this.channel(owner.id).connect('egress'),
-      sink: {
-        accept: (_id, conn) => {
-          if (owner.id.startsWith(SPARE_PREFIX))
-            conn.destroy(); // no agent runs in a spare
-          else sink.accept(owner.id, conn);
-        },
-      },
-      logger: this.o.logger,
-    });
-    this.links.set(taskId, link);
-    this.linkOwners.set(link, owner);
-    await link.start();
-  }
-
-  private readonly linkOwners = new WeakMap<EgressLink, { id: string }>();
-
-  /** The spare's egress link is the task's from now on. */
-  private handOverEgress(spare: string, taskId: string): boolean {
-    const link = this.links.get(spare);
-    const owner = link && this.linkOwners.get(link);
-    if (!link || !owner) return false;
-    this.links.delete(spare);
-    this.links.get(taskId)?.stop();
-    this.links.set(taskId, link);
-    owner.id = taskId;
-    return true;
-  }
-
-  private detachEgress(taskId: string): void {
-    this.links.get(taskId)?.stop();
-    this.links.delete(taskId);
+  /** Joins the egress port without waiting for it (the sidecar holds the agent's connections meanwhile). */
+  private attachLater(taskId: string): void {
+    void this.links
+      .attach(taskId)
+      .catch((err: Error) =>
+        this.o.logger.warn({ taskId, err: err.message }, "qemu: the guest's egress port did not answer"),
+      );
   }
 
   /** The template for VMs of this size: its key and inputs (built or not). */
@@ -434,21 +389,11 @@ export class QemuDriver implements VmDriver {
     key: string;
     inputs: TemplateInputs;
   } {
-    const inputs: TemplateInputs = {
-      driver: 'qemu',
-      image: this.artifacts.hash,
-      profile: this.artifacts.profile,
-      vmm: qemuVersion(),
-      accel: this.o.accel,
-      vcpus: spec.vcpus,
-      memoryMib: spec.memoryMib,
-      storageGb: spec.storageGb,
-    };
-    return { key: templateKey(inputs), inputs };
-  }
-
-  private templateRoot(): string {
-    return this.o.templateDir ?? defaultTemplateRoot();
+    const a = this.artifacts;
+    return templateFor(
+      { driver: 'qemu', image: a.hash, profile: a.profile, vmm: qemuVersion(), accel: this.o.accel },
+      spec,
+    );
   }
 
   private templateFiles(dir: string) {
@@ -459,7 +404,7 @@ export class QemuDriver implements VmDriver {
     };
   }
 
-  private readonly templateBuilds = new Map<string, Promise<QemuTemplate>>();
+  private readonly templateBuilds = new TemplateBuilds<QemuTemplate>();
 
   /**
    * The template for VMs of this size, built where missing (one build at a time per machine, with
@@ -474,97 +419,67 @@ export class QemuDriver implements VmDriver {
     if (this.artifacts.taskDisk !== 'qcow2-overlay')
       throw new VmError('templates need a qcow2 task disk (the qemu profile)', false);
     const { key, inputs } = this.templateFor(spec);
-    const known = (f: NonNullable<ReturnType<typeof findTemplate>>): QemuTemplate => ({
+    const root = this.o.templateDir ?? defaultTemplateRoot();
+    const template = (dir: string, base = this.artifacts.rootfs.path) => ({
       key,
-      dir: f.dir,
+      dir,
       inputs,
-      base: f.meta.base ?? this.artifacts.rootfs.path,
-      ...this.templateFiles(f.dir),
+      base,
+      ...this.templateFiles(dir),
     });
-    const found = findTemplate(this.templateRoot(), key);
-    if (found) return known(found);
-    let p = this.templateBuilds.get(key);
-    if (!p) {
-      p = withTemplateLock(this.templateRoot(), progress, async () => {
-        const again = findTemplate(this.templateRoot(), key);
-        if (again) return known(again);
-        return this.buildTemplate(key, inputs, progress);
-      });
-      this.templateBuilds.set(key, p);
-      p.finally(() => this.templateBuilds.delete(key)).catch(() => {});
-    }
-    return p;
+    return this.templateBuilds.ensure(root, key, progress, {
+      found: (t) => template(t.dir, t.meta.base),
+      build: async () => {
+        const { dir, bootMs } = await buildTemplate({
+          root,
+          key,
+          inputs,
+          progress,
+          logger: this.o.logger,
+          about: `image ${inputs.image.slice(0, 12)}`,
+          meta: { base: this.artifacts.rootfs.path },
+          destroy: (id) => this.destroy(id),
+          boot: (vm, work, say) => this.bootTemplateVm(vm, work, say),
+          snapshot: (id, work, say) => this.snapshotTemplateVm(id, work, say),
+          failure: (id) => this.consoleTail(id),
+        });
+        this.o.logger.info({ key, inputs, bootMs, dir }, 'qemu: template built');
+        return template(dir);
+      },
+    });
   }
 
-  private async buildTemplate(
-    key: string,
-    inputs: TemplateInputs,
-    progress: Progress,
-  ): Promise<QemuTemplate> {
-    const root = this.templateRoot();
-    const id = `tpl-${key.slice(0, 12)}`;
-    const started = Date.now();
-    const say = (m: string) => {
-      const line = `[template ${key.slice(0, 8)}] ${m}`;
-      progress(line);
-      if (!m.includes('waiting for')) this.o.logger.info(line);
-    };
-    say(
-      `building: ${inputs.vcpus} vCPU, ${inputs.memoryMib} MiB, ${inputs.storageGb} GB, image ${inputs.image.slice(0, 12)}`,
-    );
-    await this.destroy(id);
-    const work = fs.mkdtempSync(path.join(root, `.build-${key}-`));
+  /** The template VM runs on the template's own disk, its RAM the template's memory file. */
+  private async bootTemplateVm(spec: VmSpec, work: string, say: Progress): Promise<void> {
+    const id = spec.taskId;
     const t = this.templateFiles(work);
     const f = this.files(id);
-    try {
-      fs.mkdirSync(f.dir, { recursive: true, mode: 0o700 });
-      const uid = this.o.uids?.claim(id);
-      const owner = uid !== undefined ? { uid, gid: uid } : undefined;
-      const spec: VmSpec = {
-        taskId: id,
-        vcpus: inputs.vcpus,
-        memoryMib: inputs.memoryMib,
-        storageGb: inputs.storageGb,
-      };
-      const rec: VmRecord = { spec, profile: this.artifacts.profile, uid, base: this.artifacts.rootfs.path };
-      fs.writeFileSync(f.record, JSON.stringify(rec), { mode: 0o600 });
-      await createTaskDisk('qcow2-overlay', this.artifacts.rootfs.path, t.disk, inputs.storageGb, owner);
-      // The guest's RAM is this file while the template runs (a shared mapping).
-      fs.writeFileSync(t.memory, '', { mode: 0o600 });
-      fs.truncateSync(t.memory, inputs.memoryMib * 2 ** 20);
-      if (owner) fs.chownSync(t.memory, owner.uid, owner.gid);
-      fs.writeFileSync(f.console, '', { mode: 0o600 });
-      say('booting the template VM');
-      await this.launch(id, rec, { disk: t.disk, memory: 'template', memoryFd: fs.openSync(t.memory, 'r+') });
-      await this.waitForSidecar(id, say, 'booting the template');
-      const bootMs = Date.now() - started;
-      say(`sidecar answered after ${(bootMs / 1000).toFixed(1)} s: snapshotting`);
-      const snapStarted = Date.now();
-      await this.writeState(id, t.state, say, true);
-      await this.stopVmm(id);
-      // Read-only from now on: the disk is every task disk's backing file (read by each VM's uid
-      // through the descriptor the worker passes), the memory is read into a sealed memfd.
-      if (owner) for (const file of [t.disk, t.memory, t.state]) fs.chownSync(file, 0, 0);
-      fs.chmodSync(t.disk, 0o644);
-      fs.chmodSync(work, 0o755);
-      const dir = publishTemplate(root, work, {
-        key,
-        inputs,
-        format: TEMPLATE_FORMAT,
-        builtAt: new Date().toISOString(),
-        bootMs,
-        snapshotMs: Date.now() - snapStarted,
-        base: this.artifacts.rootfs.path,
-      });
-      say(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s (${dir})`);
-      this.o.logger.info({ key, inputs, bootMs, dir }, 'qemu: template built');
-      return { key, dir, inputs, base: this.artifacts.rootfs.path, ...this.templateFiles(dir) };
-    } catch (err) {
-      fs.rmSync(work, { recursive: true, force: true });
-      throw new VmError(`building the template: ${(err as Error).message}${this.consoleTail(id)}`);
-    } finally {
-      await this.destroy(id).catch(() => {});
-    }
+    fs.mkdirSync(f.dir, { recursive: true, mode: 0o700 });
+    const uid = this.o.uids?.claim(id);
+    const owner = uid !== undefined ? { uid, gid: uid } : undefined;
+    const rec: VmRecord = { spec, profile: this.artifacts.profile, uid, base: this.artifacts.rootfs.path };
+    fs.writeFileSync(f.record, JSON.stringify(rec), { mode: 0o600 });
+    await createTaskDisk('qcow2-overlay', this.artifacts.rootfs.path, t.disk, spec.storageGb, owner);
+    // The guest's RAM is this file while the template runs (a shared mapping).
+    fs.writeFileSync(t.memory, '', { mode: 0o600 });
+    fs.truncateSync(t.memory, spec.memoryMib * 2 ** 20);
+    if (owner) fs.chownSync(t.memory, owner.uid, owner.gid);
+    fs.writeFileSync(f.console, '', { mode: 0o600 });
+    say('booting the template VM');
+    await this.launch(id, rec, { disk: t.disk, memory: 'template', memoryFd: fs.openSync(t.memory, 'r+') });
+    await this.waitForSidecar(id, say, 'booting the template');
+  }
+
+  /** The machine state without the memory (the template's memory file keeps it). */
+  private async snapshotTemplateVm(id: string, work: string, say: Progress): Promise<void> {
+    const t = this.templateFiles(work);
+    const { uid } = this.readRecord(id);
+    await this.writeState(id, t.state, say, true);
+    await this.stopVmm(id);
+    // Read-only from now on: the disk is every task disk's backing file (read by each VM's uid
+    // through the descriptor the worker passes), the memory is read into a sealed memfd.
+    if (uid !== undefined) for (const file of [t.disk, t.memory, t.state]) fs.chownSync(file, 0, 0);
+    fs.chmodSync(t.disk, 0o644);
   }
 
   /** A sealed in-memory copy of each template's memory, made once per worker (see sealed-memory.ts). */
@@ -588,7 +503,7 @@ export class QemuDriver implements VmDriver {
     };
     if (this.running(spec.taskId) && !fs.existsSync(f.suspended)) {
       await this.waitForSidecar(spec.taskId, progress, 'booting', signal);
-      if (!this.links.get(spec.taskId)?.connected) await this.attachEgress(spec.taskId);
+      if (!this.links.connected(spec.taskId)) await this.links.attach(spec.taskId);
       const rec = this.readRecord(spec.taskId);
       return rec.template ? { from: 'template', template: rec.template.key } : { from: 'cold' };
     }
@@ -616,23 +531,33 @@ export class QemuDriver implements VmDriver {
         false,
       );
     const uid = this.o.uids?.claim(spec.taskId);
-    let coldReason: string | undefined;
-    if (this.o.templates !== false && this.artifacts.taskDisk === 'qcow2-overlay') {
-      try {
-        const key = await this.bootFromTemplate(spec, uid, progress, signal);
-        return { from: 'template', template: key };
-      } catch (err) {
-        if (signal?.aborted) throw err;
-        coldReason = (err as Error).message;
-        this.o.logger.warn(
-          { taskId: spec.taskId, reason: coldReason },
-          'qemu: the template did not start; booting the VM cold',
-        );
-        progress(`booting: the template did not start (${coldReason}); booting cold`);
+    return templateOrCold({
+      templates: this.o.templates !== false && this.artifacts.taskDisk === 'qcow2-overlay',
+      driver: 'qemu',
+      taskId: spec.taskId,
+      progress,
+      signal,
+      logger: this.o.logger,
+      fromTemplate: () => this.bootFromTemplate(spec, uid, progress, signal),
+      undo: async () => {
         await this.stopVmm(spec.taskId);
         fs.rmSync(f.disk, { force: true });
-      }
-    }
+      },
+      cold: () => this.coldBoot(spec, uid, progress, signal),
+    });
+  }
+
+  /** Boots the VM from the image, to its sidecar's hello, with its egress attached. */
+  private async coldBoot(
+    spec: VmSpec,
+    uid: number | undefined,
+    progress: Progress,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const f = this.files(spec.taskId);
+    const step = () => {
+      if (signal?.aborted) throw new VmError('booting: cancelled');
+    };
     step();
     const rec: VmRecord = { spec, profile: this.artifacts.profile, uid, base: this.artifacts.rootfs.path };
     fs.writeFileSync(f.record, JSON.stringify(rec), { mode: 0o600 });
@@ -653,16 +578,13 @@ export class QemuDriver implements VmDriver {
     await this.waitForSidecar(spec.taskId, progress, 'booting', signal);
     step();
     progress('booting: attaching the egress port');
-    await this.attachEgress(spec.taskId).catch((err: Error) => {
+    await this.links.attach(spec.taskId).catch((err: Error) => {
       throw new VmError(`the guest's egress port: ${err.message}${this.consoleTail(spec.taskId)}`);
     });
     this.o.logger.info(
       { taskId: spec.taskId, accel: this.acceleration, uid, profile: this.artifacts.profile },
       'qemu: booted',
     );
-    return coldReason
-      ? { from: 'cold', reason: `the template did not start: ${coldReason}` }
-      : { from: 'cold' };
   }
 
   /**
@@ -711,13 +633,7 @@ export class QemuDriver implements VmDriver {
     // and over in the template, with no host) often loses the first hello, and its answer to the
     // next costs the 3 s hello timeout. The sidecar holds the agent's connections until the link
     // is up (up to 30 s), so the spawn need not wait for it.
-    if (egress)
-      void this.attachEgress(spec.taskId).catch((err: Error) =>
-        this.o.logger.warn(
-          { taskId: spec.taskId, err: err.message },
-          "qemu: the guest's egress port did not answer",
-        ),
-      );
+    if (egress) this.attachLater(spec.taskId);
     this.o.logger.info(
       { taskId: spec.taskId, accel: this.acceleration, uid, template: t.key },
       'qemu: started from the template',
@@ -819,13 +735,7 @@ export class QemuDriver implements VmDriver {
     rec.spec = { ...rec.spec, taskId: spec.taskId };
     fs.writeFileSync(to.record, JSON.stringify(rec), { mode: 0o600 });
     this.o.uids?.rename(spare, spec.taskId);
-    if (!this.handOverEgress(spare, spec.taskId))
-      void this.attachEgress(spec.taskId).catch((err: Error) =>
-        this.o.logger.warn(
-          { taskId: spec.taskId, err: err.message },
-          "qemu: the guest's egress port did not answer",
-        ),
-      );
+    if (!this.links.handOver(spare, spec.taskId)) this.attachLater(spec.taskId);
     void this.refill();
     this.o.logger.info({ taskId: spec.taskId, spare }, 'qemu: took a spare VM');
     return { from: 'template', template: rec.template?.key, pooled: true };
@@ -845,7 +755,7 @@ export class QemuDriver implements VmDriver {
       return { snapshotBytes: fs.statSync(f.state).size };
     if (!this.running(taskId))
       throw new VmError(`task ${taskId}: QEMU is not running, nothing to suspend`, false);
-    this.detachEgress(taskId);
+    this.links.detach(taskId);
     await this.writeState(taskId, f.state, progress);
     fs.writeFileSync(f.suspended, '');
     await this.stopVmm(taskId);
@@ -964,7 +874,7 @@ export class QemuDriver implements VmDriver {
     if (!fs.existsSync(f.suspended)) {
       if (this.running(taskId)) {
         await this.waitForSidecar(taskId, progress, 'restoring', signal);
-        if (!this.links.get(taskId)?.connected) await this.attachEgress(taskId);
+        if (!this.links.connected(taskId)) await this.links.attach(taskId);
         return;
       }
       throw new VmError(`task ${taskId}: the VM is neither suspended nor running on this host`, false);
@@ -994,7 +904,7 @@ export class QemuDriver implements VmDriver {
       throw this.running(taskId) ? err : damaged(this.tail(f.log, 400));
     });
     await this.waitForSidecar(taskId, progress, 'restoring', signal);
-    await this.attachEgress(taskId).catch((err: Error) => {
+    await this.links.attach(taskId).catch((err: Error) => {
       throw new VmError(`the guest's egress port: ${err.message}`);
     });
     fs.rmSync(f.suspended, { force: true });
@@ -1003,7 +913,7 @@ export class QemuDriver implements VmDriver {
 
   async destroy(taskId: string): Promise<void> {
     const f = this.files(taskId);
-    this.detachEgress(taskId);
+    this.links.detach(taskId);
     await this.stopVmm(taskId);
     const cg = this.cgroup(taskId);
     if (cg?.system.exists(cg.rel)) cg.system.remove(cg.rel);
