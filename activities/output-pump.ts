@@ -6,6 +6,7 @@
  * A pump is not tied to one activity: bootVm starts one so the agent's first output reaches the
  * browser while the workflow is still recording the boot, and pumpOutput takes it over.
  */
+import { randomBytes } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { SignalDefinition } from '@temporalio/common';
 import pRetry from 'p-retry';
@@ -197,6 +198,9 @@ export class OutputPump {
     });
 
     conn.send({ type: 'attach', fromSeq: this.stored + 1 });
+    // A VM that runs already may have slept in a snapshot: the clock and randomness of now.
+    if (conn.hello.agent !== 'idle')
+      conn.send({ type: 'refresh', seed: randomBytes(32).toString('hex'), timeMs: Date.now() });
     // A fresh VM's agent is started here, with the pump already listening; input waits for it.
     if (conn.hello.agent === 'idle') await sendStart(d, conn, taskId, this.runtime);
     // Only now: before the start the sidecar has nowhere to put input, and would drop it.

@@ -116,6 +116,12 @@ export type HostMessage =
    * through the proxy; answered by `git-result` with the same id.
    */
   | { type: 'git'; id: number; op: 'push'; branch: string; message: string }
+  /**
+   * On every attach to an agent that already runs (after a restore, a worker restart): the host's
+   * clock and fresh randomness. A restored snapshot wakes with its clock stopped at the suspend
+   * and its random state as it was when written — a second restore of it would repeat it.
+   */
+  | { type: 'refresh'; seed: string; timeMs: number }
   /** The working tree (uncommitted and untracked files too) against the base; answered by `diff-result`. */
   | { type: 'git'; id: number; op: 'diff' };
 

@@ -165,6 +165,8 @@ describe('a shell task in a real VM (qemu)', () => {
 
     // The task's own snapshot; the template is as it was.
     assert.deepEqual(snapshotOf(template), templateBefore, 'suspending a task leaves its template untouched');
+    // Asleep long enough for a stale clock to show after the restore.
+    await new Promise((r) => setTimeout(r, 20_000));
     const r = await s.api('POST', `/api/v1/tasks/${taskId}/resume`, OWNER);
     assert.equal(r.status, 200, JSON.stringify(r.json));
     assert.equal(r.json.status, 'running');
@@ -184,6 +186,11 @@ describe('a shell task in a real VM (qemu)', () => {
     c2.type('echo later=$(cat /tmp/counter)\r');
     await c2.waitForText(/later=\d+/, 60_000);
     assert.ok(lastValue(c2.text(), 'later') > afterValue, 'and keeps counting');
+    // The clock is the host's again, not the snapshot's (the host refreshes it, and the RNG, on attach).
+    c2.type('echo clock=$(date +%s)\r');
+    await c2.waitForText(/clock=\d+/, 60_000);
+    const skew = lastValue(c2.text(), 'clock') - Date.now() / 1000;
+    assert.ok(Math.abs(skew) < 10, `the guest clock is off by ${skew.toFixed(1)} s after the restore`);
     await c2.close();
 
     const d = await s.api('DELETE', `/api/v1/tasks/${taskId}`, OWNER);

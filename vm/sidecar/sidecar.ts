@@ -268,14 +268,23 @@ async function applyIdentity(id: GuestIdentity): Promise<string[]> {
     });
   if (!/^[0-9a-f]{32}$/.test(id.machineId)) problems.push('machine-id: refused');
   else attempt('machine-id', () => fs.writeFileSync('/etc/machine-id', `${id.machineId}\n`, { mode: 0o444 }));
-  if (!/^([0-9a-f]{2}){16,256}$/.test(id.seed) || !Number.isSafeInteger(id.timeMs) || id.timeMs <= 0) {
-    problems.push('seed or clock: refused');
-    return problems;
-  }
+  problems.push(...(await seedAndSetClock(id.seed, id.timeMs)));
+  return problems;
+}
+
+/** Mixes the host's seed into the kernel's pool (credited, then a reseed) and sets the clock. */
+async function seedAndSetClock(seed: string, timeMs: number): Promise<string[]> {
+  if (!/^([0-9a-f]{2}){16,256}$/.test(seed) || !Number.isSafeInteger(timeMs) || timeMs <= 0)
+    return ['seed or clock: refused'];
+  const problems: string[] = [];
   // Mixed in at once by a plain write (uncredited), whatever happens to the helper.
-  attempt('rng', () => fs.writeFileSync('/dev/urandom', Buffer.from(id.seed, 'hex')));
+  try {
+    fs.writeFileSync('/dev/urandom', Buffer.from(seed, 'hex'));
+  } catch (err) {
+    problems.push(`rng: ${(err as Error).message}`);
+  }
   const answer = await askIdentityHelper(
-    `${id.seed} ${Math.floor(id.timeMs / 1000)} ${(id.timeMs % 1000) * 1_000_000}`,
+    `${seed} ${Math.floor(timeMs / 1000)} ${(timeMs % 1000) * 1_000_000}`,
   );
   if (answer !== 'ok') problems.push(answer.replace(/^err /, ''));
   return problems;
@@ -396,6 +405,13 @@ function handle(m: HostMessage, body: Buffer): void {
           },
         );
         repoPending = false;
+      });
+      return;
+    case 'refresh':
+      // Only in a VM, and not while the start's identity is being applied (it sets both).
+      if (!opts['apply-identity'] || startQueue) return;
+      void seedAndSetClock(m.seed, m.timeMs).then((problems) => {
+        if (problems.length) process.stderr.write(`sidecar: refresh: ${problems.join('; ')}\n`);
       });
       return;
     case 'git':
