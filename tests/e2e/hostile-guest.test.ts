@@ -107,6 +107,22 @@ test('a guest that stops reading while the owner types 40 MiB: the host stays bo
   await t.waitStatus(taskId, 'terminated');
 });
 
+test('a guest that sends a bad diff: refused with the reason, nothing stored, the task goes on', async () => {
+  const { taskId } = await t.spawnShell(3600);
+  await t.waitStatus(taskId, 'running');
+  // A task with a repository (the forge itself plays no part here: the diff comes from the guest).
+  await s.pool.query("UPDATE tasks SET repo_owner = 'acme', repo_name = 'widgets' WHERE id = $1", [taskId]);
+  await turnHostile(taskId, 'bad-diff');
+  const r = await s.api('GET', `/api/v1/tasks/${taskId}/diff`, OWNER);
+  assert.equal(r.status, 503, JSON.stringify(r.json));
+  assert.match(r.json.error.message, /the guest sent a bad diff \((base|files\.0\.added)/);
+  const stored = await s.pool.query('SELECT doc, error FROM task_diffs WHERE task_id = $1', [taskId]);
+  assert.equal(stored.rows[0].doc, null, 'nothing of it stored');
+  assert.match(stored.rows[0].error, /bad diff/);
+  assert.equal(await t.statusOf(taskId), 'running', 'the task goes on');
+  await t.stop(taskId);
+});
+
 test('a guest that floods questions: the workflow hears of a paced few, the task goes on', async () => {
   const { taskId } = await t.spawnShell(3600);
   await t.waitStatus(taskId, 'running');
