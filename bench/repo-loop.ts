@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { StreamClient, startTestStack } from '../tests/helpers/stack.js';
-import { startForgeStandin } from '../tests/standins/forge/forge-standin.js';
+import { forgeEnv, startForgeStandin } from '../tests/standins/forge/forge-standin.js';
 
 const rounds = Number(process.argv[2] ?? 10);
 const OWNER = 'bench-user';
@@ -35,10 +35,7 @@ forge.createRepo('acme', 'widgets', files);
 const s = await startTestStack('bench_repo_loop', {
   LIA__LOG__LEVEL: 'error',
   LIA__VM__DRIVER: 'qemu',
-  LIA__FORGE__API_URL: forge.apiUrl,
-  LIA__FORGE__GIT_URL: forge.gitUrl,
-  LIA__FORGE__TOKEN: TOKEN,
-  LIA__FORGE__ALLOW_REPOS: 'acme/widgets',
+  ...forgeEnv(forge, TOKEN, 'acme/widgets'),
 });
 const res = await s.api('POST', '/api/v1/tasks', OWNER, {
   prompt: 'bench',

@@ -4,7 +4,6 @@
  * command; each step prints what it does.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import type { Config } from '../common/config.js';
 import { migrate } from '../common/db/migrate.js';
 import { ensurePrivateCluster } from '../postgres-dev/cluster.js';

@@ -7,7 +7,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
-import { waitFor } from '../helpers/env.js';
 import { StreamClient, startTestStack, type TestStack } from '../helpers/stack.js';
 import { taskOps } from '../helpers/tasks.js';
 

@@ -22,7 +22,7 @@ import { repoRoot, waitFor } from '../helpers/env.js';
 import { StreamClient, startTestStack, type TestStack } from '../helpers/stack.js';
 import { taskOps } from '../helpers/tasks.js';
 import { DiscordStandIn, type InteractionRecord } from '../standins/discord/standin.js';
-import { type ForgeStandin, startForgeStandin } from '../standins/forge/forge-standin.js';
+import { type ForgeStandin, forgeEnv, startForgeStandin } from '../standins/forge/forge-standin.js';
 import { ModelStandIn } from '../standins/model/anthropic-standin.js';
 
 const OWNER = 'u-repo-loop';
@@ -68,10 +68,7 @@ before(async () => {
     // Claude Code (the last test) needs room; a guest's memory is taken only as it is used.
     LIA__VM__MEMORY_MIB: '1024',
     LIA__VM__DEFAULT_STORAGE_GB: '4',
-    LIA__FORGE__API_URL: forge.apiUrl,
-    LIA__FORGE__GIT_URL: forge.gitUrl,
-    LIA__FORGE__TOKEN: TOKEN,
-    LIA__FORGE__ALLOW_REPOS: 'acme/widgets',
+    ...forgeEnv(forge, TOKEN, 'acme/widgets'),
     LIA__FORGE__USER_LOGINS: `${OWNER}=octo-owner`,
   });
   t = taskOps(s, OWNER);

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { pullRequestAfterTurnSignal } from '../../workflows/definitions.js';
 import { waitFor } from '../helpers/env.js';
 import { StreamClient, startTestStack } from '../helpers/stack.js';
-import { startForgeStandin } from '../standins/forge/forge-standin.js';
+import { forgeEnv, startForgeStandin } from '../standins/forge/forge-standin.js';
 
 const FORGE_TOKEN = 'ghs_RecordHistoriesHostOnly0123456789';
 
@@ -154,10 +154,7 @@ if (wants('pull-request')) {
   s = await startTestStack('record_pr', {
     LIA__LOG__LEVEL: 'error',
     LIA__VM__DRIVER: 'qemu',
-    LIA__FORGE__API_URL: forge.apiUrl,
-    LIA__FORGE__GIT_URL: forge.gitUrl,
-    LIA__FORGE__TOKEN: FORGE_TOKEN,
-    LIA__FORGE__ALLOW_REPOS: 'acme/widgets',
+    ...forgeEnv(forge, FORGE_TOKEN, 'acme/widgets'),
   });
   const r = await s.api('POST', '/api/v1/tasks', user, {
     prompt: 'recorded',

@@ -106,6 +106,16 @@ function git(args: string[], cwd?: string): string {
   return r.stdout.trim();
 }
 
+/** Lia's forge settings for a stack that uses this stand-in with `token` on `allowRepos`. */
+export function forgeEnv(forge: ForgeStandin, token: string, allowRepos: string): Record<string, string> {
+  return {
+    LIA__FORGE__API_URL: forge.apiUrl,
+    LIA__FORGE__GIT_URL: forge.gitUrl,
+    LIA__FORGE__TOKEN: token,
+    LIA__FORGE__ALLOW_REPOS: allowRepos,
+  };
+}
+
 export async function startForgeStandin(tokens: Record<string, StandinToken>): Promise<ForgeStandin> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'lia-forge-'));
   const repos = new Map<string, RepoState>();
