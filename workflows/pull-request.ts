@@ -6,7 +6,7 @@
  * can still ask). One at a time: two pushes of one branch would race. Nothing happens unless
  * asked, so histories recorded before this replay unchanged.
  */
-import { ApplicationFailure, condition, log, setHandler } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, condition, log, setHandler } from '@temporalio/workflow';
 import type { PullRequestResult } from '../common/activities.js';
 import { isEnded, type TaskState } from '../common/task.js';
 import { openPullRequestUpdate, pullRequestAfterTurnSignal } from './definitions.js';
@@ -85,6 +85,13 @@ export function handlePullRequests(state: TaskState, d: PullRequestDeps): void {
     try {
       await run({ trigger: 'turn', turn: n });
     } catch (err) {
+      // A turn that changed nothing has nothing to open: not a failure.
+      if (
+        err instanceof ActivityFailure &&
+        err.cause instanceof ApplicationFailure &&
+        err.cause.type === 'NothingToOpen'
+      )
+        return;
       // The host recorded the reason for the thread and the page; the task goes on.
       log.warn('the pull request after a turn failed', { turn: n, error: d.describe(err) });
     }
