@@ -27,6 +27,7 @@ import type { VmDriver } from '../vm/driver.js';
 import { costUsd } from '../vm/egress/pricing.js';
 import type { EgressProxy } from '../vm/egress/proxy.js';
 import type { ModelUsage } from '../vm/egress/usage-meter.js';
+import { takeOverPumps } from './pump-takeover.js';
 import { connectClientTemporal, connectWorkerTemporal } from './temporal-connection.js';
 
 /** At most this many VMs removed by one reconciliation pass. */
@@ -183,7 +184,17 @@ export async function createHostWorker(o: HostWorkerOptions): Promise<HostWorker
   let stopped = false;
   return {
     worker,
-    run: () => worker.run(),
+    run: () => {
+      const running = worker.run();
+      // Once this worker polls: the pumps the worker before held go to it now, not in 30 s.
+      void driver
+        .list()
+        .then((taskIds) =>
+          takeOverPumps({ client, pool, logger, taskIds, identity: worker.options.identity }),
+        )
+        .catch((err) => logger.warn({ err: err.message }, 'pump takeover failed'));
+      return running;
+    },
     reconcile,
     async shutdown() {
       if (stopped) return;
