@@ -7,13 +7,13 @@
  */
 import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 import type { Pool } from '../common/db/pool.js';
 import { taskStatus } from '../common/db/tasks.js';
 import type { Logger } from '../common/logger.js';
 import { TASK_ID_RE } from '../common/task.js';
 
-const STARTED = temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED;
+const STARTED = proto.temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED;
 
 /** Returns the tasks whose pump was handed over. */
 export async function takeOverPumps(o: {
