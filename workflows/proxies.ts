@@ -43,14 +43,18 @@ export function onHost(hostId: string, summary: string) {
       cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
       retry: forever,
     }),
-    /** The output pump runs as long as the VM does; its heartbeat (every 5 s) carries cancellation. */
+    /**
+     * The output pump runs as long as the VM does; its heartbeat (every 5 s) carries cancellation.
+     * Retried every few seconds at most: each host worker restart is an attempt, and the
+     * backoff of the tenth must not keep a task's output waiting for a minute.
+     */
     pump: proxyActivities<HostActivities>({
       taskQueue,
       summary,
       startToCloseTimeout: '3650 days',
       heartbeatTimeout: '30 seconds',
       cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-      retry: forever,
+      retry: { ...forever, maximumInterval: '2 seconds' },
     }),
     /** Pushing a branch and opening its pull request: a few tries, then the reason. */
     forge: proxyActivities<HostActivities>({
