@@ -141,7 +141,7 @@ export class OutputPump {
       this.failed ??= err;
       this.end();
     });
-    // The API's asks for the task's diff (issue 20) come the way input does.
+    // The API's asks for the task's diff (issue 20), woken on their own channel.
     const diffs = new DiffLink(d.pool, conn, taskId, (err) => {
       this.failed ??= err;
       this.end();
@@ -209,8 +209,8 @@ export class OutputPump {
         input: () => {
           void this.deliver();
           void conversation.deliver();
-          void diffs.deliver();
         },
+        diff: () => void diffs.deliver(),
       }),
     );
     void this.deliver();

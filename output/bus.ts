@@ -10,7 +10,7 @@ import { CHANNELS, type Channel, parseNotification } from '../common/db/channels
 import { listenClient } from '../common/db/pool.js';
 import type { Logger } from '../common/logger.js';
 
-export type TaskListener = { output?(seq: number): void; task?(): void; input?(): void };
+export type TaskListener = { output?(seq: number): void; task?(): void; input?(): void; diff?(): void };
 
 export class TaskBus {
   private readonly watchers = new Map<string, Set<TaskListener>>();
@@ -45,6 +45,7 @@ export class TaskBus {
       for (const l of this.watchers.get(m.taskId) ?? []) {
         if (m.channel === CHANNELS.output) l.output?.(m.seq);
         else if (m.channel === CHANNELS.input) l.input?.();
+        else if (m.channel === CHANNELS.diff) l.diff?.();
         else l.task?.();
       }
     });
@@ -71,6 +72,7 @@ export class TaskBus {
             l.output?.(Number.MAX_SAFE_INTEGER);
             l.task?.();
             l.input?.();
+            l.diff?.();
           }
         }
         return;

@@ -116,7 +116,7 @@ export async function createHostWorker(o: HostWorkerOptions): Promise<HostWorker
   await queueWaker(pool, client)().catch((err) =>
     logger.warn({ err: err.message }, 'could not wake the queue'),
   );
-  const inputBus = await TaskBus.start(o.databaseUrl, logger, [CHANNELS.input, CHANNELS.task]);
+  const inputBus = await TaskBus.start(o.databaseUrl, logger, [CHANNELS.input, CHANNELS.task, CHANNELS.diff]);
   const connection = await connectWorkerTemporal(config, o.temporalAddress);
   const handoff = new PumpHandoff<OutputPump>();
   const worker = await Worker.create({

@@ -50,7 +50,7 @@ export function parseGuestDiff(body: Buffer): DiffTaken {
 
 /**
  * In the output pump: answers the API's asks for a fresh diff (written to PostgreSQL, woken on
- * the input channel). One at a time; an ask made while one runs is answered by the next.
+ * the diff channel). One at a time; an ask made while one runs is answered by the next.
  */
 export class DiffLink {
   constructor(

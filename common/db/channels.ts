@@ -11,6 +11,8 @@ export const CHANNELS = {
   input: 'lia_input',
   /** payload: `<taskId>` — the task's row changed (status, error, usage, idle deadline) */
   task: 'lia_task',
+  /** payload: `<taskId>` — someone asks for a fresh diff of the task's working tree (task_diffs) */
+  diff: 'lia_diff',
 } as const;
 
 export type Channel = (typeof CHANNELS)[keyof typeof CHANNELS];
@@ -21,7 +23,7 @@ export const outputPayloadSql = (taskIdParam: string, seqParam: string) =>
 
 export type Notification =
   | { channel: typeof CHANNELS.output; taskId: string; seq: number }
-  | { channel: typeof CHANNELS.input | typeof CHANNELS.task; taskId: string };
+  | { channel: typeof CHANNELS.input | typeof CHANNELS.task | typeof CHANNELS.diff; taskId: string };
 
 /** A notification as the bus receives it, or undefined when it is not one of ours. */
 export function parseNotification(channel: string, payload: string | undefined): Notification | undefined {
@@ -32,6 +34,7 @@ export function parseNotification(channel: string, payload: string | undefined):
     if (i <= 0 || !Number.isSafeInteger(seq)) return undefined;
     return { channel, taskId: payload.slice(0, i), seq };
   }
-  if (channel === CHANNELS.input || channel === CHANNELS.task) return { channel, taskId: payload };
+  if (channel === CHANNELS.input || channel === CHANNELS.task || channel === CHANNELS.diff)
+    return { channel, taskId: payload };
   return undefined;
 }

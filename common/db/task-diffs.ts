@@ -1,6 +1,6 @@
 /**
  * A task's last diff (issue 20) and the API's asks for a fresh one. An ask is written here and
- * wakes the host's pump on the input channel; the pump has the guest take the diff and writes it
+ * wakes the host's pump on a channel of its own (typing never costs a look here); the pump has the guest take the diff and writes it
  * back, which wakes the asker on the task channel.
  */
 import type { GuestDiff } from '../diff.js';
@@ -21,7 +21,7 @@ export async function requestDiff(pool: Pool, taskId: string): Promise<Date> {
     `WITH a AS (INSERT INTO task_diffs (task_id, requested_at) VALUES ($1, clock_timestamp())
                 ON CONFLICT (task_id) DO UPDATE SET requested_at = EXCLUDED.requested_at
                 RETURNING requested_at AS at)
-     SELECT at, pg_notify('${CHANNELS.input}', $1) FROM a`,
+     SELECT at, pg_notify('${CHANNELS.diff}', $1) FROM a`,
     [taskId],
   );
   return rows[0]!.at;
